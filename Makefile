@@ -1,0 +1,48 @@
+# brainmodels: `make demo` and `make test` work on a fresh machine with only Python and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test test-slow test-all lint bench clean help
+
+help:
+	@echo "make demo       run the main job on the embedded synthetic dataset (writes demo_output/)"
+	@echo "make test       install (first time) and run the test suite and notebooks"
+	@echo "make test-slow  run the long checks too"
+	@echo "make lint       ruff + import layering"
+	@echo "make bench      run the side-by-side benchmarks against peer libraries"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/brainmodels demo --out demo_output
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile --durations=15 --nbmake tests notebooks
+
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m slow --durations=15 tests
+
+test-all: $(VENV)/.installed-test
+	$(BIN)/python -m pytest --durations=15 tests
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+bench: $(VENV)/.installed-test
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf demo_output .pytest_cache build *.egg-info

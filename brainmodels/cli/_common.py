@@ -1,0 +1,47 @@
+"""Helpers shared by the subcommands: output folders, progress bars, tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+def add_out_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=Path(default), metavar="DIR",
+        help=f"output folder (created if missing; files are written atomically; default: {default})",
+    )
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def progress(iterable=None, *, total=None, desc: str = "", disable: bool | None = None):
+    """A tqdm progress bar on stderr (silenced when stderr is not a terminal unless forced)."""
+    if disable is None:
+        disable = not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr,
+                dynamic_ncols=True, leave=False)
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".3f") -> str:
+    """Plain-text table of ``rows`` (a list of dicts with the same keys)."""
+    if not rows:
+        return "(empty)"
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""Shared test configuration.
+
+* Strict JAX: rank promotion raises (no silent broadcasting surprises).
+* float64 only where a test asks for it, through the ``x64`` fixture.
+* A ``seed`` fixture that prints its value so a failure can be replayed
+  (override with ``BRAINMODELS_TEST_SEED``).
+* Tests never touch the network or ``$HOME``: nilearn's data folder points at a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_home_data(tmp_path_factory):
+    os.environ.setdefault("NILEARN_DATA", str(tmp_path_factory.mktemp("nilearn_data")))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    yield
+
+
+@pytest.fixture
+def seed() -> int:
+    value = int(os.environ.get("BRAINMODELS_TEST_SEED", "0"))
+    print(f"test seed = {value} (replay with BRAINMODELS_TEST_SEED={value})")
+    return value
+
+
+@pytest.fixture
+def rng(seed) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def x64():
+    """Run the test with 64-bit JAX (for comparisons against float64 references)."""
+    with jax.enable_x64(True):
+        yield
