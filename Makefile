@@ -39,7 +39,7 @@ test-all: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q tests/core/test_layering.py
 
 bench: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -1,0 +1,115 @@
+"""Exponential synapses: current-based and conductance-based channels of a population.
+
+Every population has ``C`` synaptic channels (e.g. ``("e", "i")``). Channel ``c`` holds a
+synaptic variable ``g_c`` per neuron that jumps by the synaptic weight when a presynaptic spike
+arrives (after the transmission delay) and decays exponentially in between:
+
+    dg_c/dt = -g_c / tau_c                                     (Brette et al. 2007, eqs. 2-3)
+
+* current-based (``kind="current"``): ``g_c`` is a current in voltage units (mV, the
+  current times the membrane resistance, as in brian2's ``examples/CUBA.py``) and enters the
+  membrane equation as ``+ g_c``;
+* conductance-based (``kind="conductance"``): ``g_c`` is a conductance relative to the leak
+  conductance (dimensionless) and enters as ``+ g_c (E_c - v)`` with reversal potential ``E_c``
+  in mV (Brette et al. 2007, COBA).
+
+Transmission delays are per synapse and live in the connectivity
+(:mod:`brainmodels.snn.connectivity`); the network keeps a ring buffer of future inputs.
+
+References
+----------
+Brette, R. et al. (2007). Simulation of networks of spiking neurons: a review of tools and
+strategies. J. Comput. Neurosci. 23, 349-398 (appendix: benchmarks 1 and 2, CUBA and COBA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from brainmodels._types import Array, Float
+
+__all__ = ["ExpSynapses", "current_synapses", "conductance_synapses", "SYNAPSE_KINDS"]
+
+#: The coupling kinds and how each turns ``(g, v)`` into a membrane drive (mV).
+SYNAPSE_KINDS = ("current", "conductance")
+
+
+@struct.dataclass
+class ExpSynapses:
+    """Exponentially decaying synaptic channels of one population.
+
+    Parameters
+    ----------
+    tau : array (C,)
+        Decay time constant of each channel, ms (> 0).
+    e_rev : array (C,)
+        Reversal potentials, mV (used only when ``kind == "conductance"``).
+    names : tuple of str
+        Channel names, e.g. ``("e", "i")`` (static).
+    kind : {"current", "conductance"}
+        Coupling (static).
+    """
+
+    tau: Float[Array, " channel"]
+    e_rev: Float[Array, " channel"]
+    names: tuple[str, ...] = struct.field(pytree_node=False, default=("e", "i"))
+    kind: str = struct.field(pytree_node=False, default="current")
+
+    def index(self, name: str) -> int:
+        """Index of channel ``name`` (ValueError listing the channels if unknown)."""
+        if name not in self.names:
+            raise ValueError(f"channel must be one of {list(self.names)}, got {name!r}")
+        return self.names.index(name)
+
+    def decay(self, g: Float[Array, "channel neuron"], dt: float) -> Float[Array, "channel neuron"]:
+        """Exact exponential decay over one step ``dt`` (ms)."""
+        return g * jnp.exp(-dt / jnp.asarray(self.tau))[:, None]
+
+    def drive(self, g: Float[Array, "channel neuron"], v: Float[Array, " neuron"]):
+        """Membrane drive in mV (what is added to ``E_l - v`` in ``tau_m dv/dt``)."""
+        if self.kind == "current":
+            return jnp.sum(g, axis=0)
+        return jnp.sum(g * (jnp.asarray(self.e_rev)[:, None] - v[None, :]), axis=0)
+
+    def validate(self, dt: float) -> None:
+        tau = np.asarray(self.tau, dtype=float)
+        if tau.shape != (len(self.names),):
+            raise ValueError(
+                f"tau must have one value per channel {self.names}, got shape {tau.shape}"
+            )
+        if np.any(tau <= 0):
+            raise ValueError(f"synaptic time constants tau must be > 0 ms, got {tau.tolist()}")
+        if np.any(dt > tau):
+            raise ValueError(
+                f"dt_ms={dt} is larger than a synaptic time constant (tau={tau.tolist()} ms); "
+                "use a smaller dt"
+            )
+        if self.kind not in SYNAPSE_KINDS:
+            raise ValueError(f"kind must be one of {SYNAPSE_KINDS}, got {self.kind!r}")
+
+
+def current_synapses(
+    tau_ms: Sequence[float] = (5.0, 10.0), names: Sequence[str] = ("e", "i")
+) -> ExpSynapses:
+    """Current-based exponential channels (``g`` in mV), e.g. CUBA's ``ge``/``gi``."""
+    tau = np.asarray(tau_ms, dtype=np.float32)
+    return ExpSynapses(tau=tau, e_rev=np.zeros_like(tau), names=tuple(names), kind="current")
+
+
+def conductance_synapses(
+    tau_ms: Sequence[float] = (5.0, 10.0),
+    e_rev_mv: Sequence[float] = (0.0, -80.0),
+    names: Sequence[str] = ("e", "i"),
+) -> ExpSynapses:
+    """Conductance-based channels (``g`` relative to the leak conductance), e.g. COBA."""
+    tau = np.asarray(tau_ms, dtype=np.float32)
+    e_rev = np.asarray(e_rev_mv, dtype=np.float32)
+    if e_rev.shape != tau.shape:
+        raise ValueError(
+            f"e_rev_mv must have one value per channel ({tau.shape[0]}), got {e_rev.shape}"
+        )
+    return ExpSynapses(tau=tau, e_rev=e_rev, names=tuple(names), kind="conductance")
