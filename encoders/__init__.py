@@ -1,1 +1,48 @@
-"""(being built)"""
+"""Voxel encoders: stimulus features -> voxel responses, scores per voxel and per ROI, maps.
+
+Public API
+----------
+RidgeEncoder
+    Ridge regression with one alpha per voxel (K-fold, leave-one-run-out or exact LOO CV).
+Delayer, zscore_runs
+    FIR delays for BOLD time series (with the inverse reshape of coefficients), per-run z-scoring.
+correlation, r2, explainable_variance, noise_ceiling, normalized_score, roi_summary, ...
+    Per-voxel scores, noise ceilings from repeats, chance thresholds, per-ROI summaries.
+"""
+
+from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
+from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
+from brainmodels.encoders.scoring import (
+    SCORES,
+    correlation,
+    correlation_pvalues,
+    explainable_variance,
+    fdr_bh,
+    neg_mse,
+    noise_ceiling,
+    normalized_score,
+    r2,
+    repeats_from_trials,
+    roi_summary,
+)
+
+__all__ = [
+    "CV_STRATEGIES",
+    "SCORES",
+    "SOLVERS",
+    "Delayer",
+    "RidgeEncoder",
+    "correlation",
+    "correlation_pvalues",
+    "explainable_variance",
+    "fdr_bh",
+    "kfold_splits",
+    "neg_mse",
+    "noise_ceiling",
+    "normalized_score",
+    "r2",
+    "repeats_from_trials",
+    "reshape_by_delays",
+    "roi_summary",
+    "zscore_runs",
+]

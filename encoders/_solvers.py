@@ -25,6 +25,7 @@ from brainmodels._types import Array, Float
 __all__ = [
     "DECOMPOSITIONS",
     "FOLD_SCORES",
+    "FOLD_STATS",
     "Decomposition",
     "decompose",
     "kfold_scores_batch",
@@ -47,7 +48,7 @@ def _mask_small(U, s, V):
     tol = jnp.max(s) * max(n, p) * jnp.finfo(s.dtype).eps
     keep = s > tol
     s = jnp.where(keep, s, 0.0)
-    return Decomposition(U * keep, s, V * keep)
+    return Decomposition(U * keep[None, :], s, V * keep[None, :])
 
 
 def _svd(X):
@@ -61,7 +62,7 @@ def _dual(X):
     w, U = w[::-1], U[:, ::-1]
     s = jnp.sqrt(jnp.clip(w, 0.0))
     safe = jnp.where(s > 0, s, 1.0)
-    U, s, V = _mask_small(U, s, (X.T @ U) / safe)
+    U, s, V = _mask_small(U, s, (X.T @ U) / safe[None, :])
     return Decomposition(U, s, V)
 
 
@@ -71,7 +72,7 @@ def _primal(X):
     w, V = w[::-1], V[:, ::-1]
     s = jnp.sqrt(jnp.clip(w, 0.0))
     safe = jnp.where(s > 0, s, 1.0)
-    return _mask_small((X @ V) / safe, s, V)
+    return _mask_small((X @ V) / safe[None, :], s, V)
 
 
 #: Ways to diagonalise the design matrix; all return the same thin SVD (up to signs).
@@ -90,14 +91,14 @@ def decompose(X: Float[Array, "sample feature"], *, method: str = "svd") -> Deco
 def _r2(y, pred):
     """Coefficient of determination per column; 0 where the column of ``y`` is constant."""
     resid = jnp.sum((y - pred) ** 2, axis=0)
-    total = jnp.sum((y - jnp.mean(y, axis=0)) ** 2, axis=0)
+    total = jnp.sum((y - jnp.mean(y, axis=0, keepdims=True)) ** 2, axis=0)
     return jnp.where(total > 0, 1.0 - resid / jnp.where(total > 0, total, 1.0), 0.0)
 
 
 def _correlation(y, pred):
     """Pearson correlation per column; 0 where either column is constant."""
-    yc = y - jnp.mean(y, axis=0)
-    pc = pred - jnp.mean(pred, axis=0)
+    yc = y - jnp.mean(y, axis=0, keepdims=True)
+    pc = pred - jnp.mean(pred, axis=0, keepdims=True)
     den = jnp.sqrt(jnp.sum(yc**2, axis=0) * jnp.sum(pc**2, axis=0))
     return jnp.where(den > 0, jnp.sum(yc * pc, axis=0) / jnp.where(den > 0, den, 1.0), 0.0)
 
@@ -113,37 +114,47 @@ FOLD_SCORES: dict[str, Callable] = {"r2": _r2, "correlation": _correlation, "neg
 # ----------------------------------------------------------------------------- kernels
 
 
-@partial(jax.jit, static_argnames=("score", "fit_intercept"))
+def _sse(y, pred):
+    return jnp.sum((y - pred) ** 2, axis=0)
+
+
+#: Per-fold statistics returned by :func:`kfold_scores_batch` (combined over folds by the caller).
+FOLD_STATS: dict[str, Callable] = {"sse": _sse, "correlation": _correlation}
+
+
+@partial(jax.jit, static_argnames=("statistic", "fit_intercept"))
 def kfold_scores_batch(
     folds: tuple,
     Y: Float[Array, "sample voxel"],
     alphas: Float[Array, " alpha"],
     *,
-    score: str,
+    statistic: str,
     fit_intercept: bool,
-) -> Float[Array, "fold alpha voxel"]:
-    """Held-out score of every alpha in every fold for one batch of voxels.
+) -> tuple[Float[Array, "fold alpha voxel"], Float[Array, "fold voxel"]]:
+    """Held-out statistic of every alpha in every fold for one batch of voxels.
 
     ``folds`` is a tuple of ``(train_idx, test_idx, U, s, A)`` with ``U, s`` the SVD of the
     (train-centred) training design and ``A = X_test V`` the test design in the same basis.
     Cost per fold: one ``n_train x k`` product for ``U^T Y`` and one ``n_test x k`` product
-    per alpha, instead of one ridge solve per alpha.
+    per alpha, instead of one ridge solve per alpha. Returns the statistic
+    (:data:`FOLD_STATS`) and the total sum of squares of each test fold (about its mean).
     """
-    scorer = FOLD_SCORES[score]
-    out = []
+    stat = FOLD_STATS[statistic]
+    out, sst = [], []
     for train, test, U, s, A in folds:
         Ytr, Yte = Y[train], Y[test]
         if fit_intercept:
-            mu = jnp.mean(Ytr, axis=0)
+            mu = jnp.mean(Ytr, axis=0, keepdims=True)
             Ytr, Yte = Ytr - mu, Yte - mu
         B = U.T @ Ytr
 
         def one(alpha, A=A, s=s, B=B, Yte=Yte):
             d = s / (s**2 + alpha)
-            return scorer(Yte, (A * d) @ B)
+            return stat(Yte, (A * d[None, :]) @ B)
 
         out.append(lax.map(one, alphas))
-    return jnp.stack(out)
+        sst.append(jnp.sum((Yte - jnp.mean(Yte, axis=0, keepdims=True)) ** 2, axis=0))
+    return jnp.stack(out), jnp.stack(sst)
 
 
 @partial(jax.jit, static_argnames=("score", "fit_intercept"))
@@ -165,7 +176,7 @@ def loo_scores_batch(
     """
     scorer = FOLD_SCORES[score]
     n = Y.shape[0]
-    Yc = Y - jnp.mean(Y, axis=0) if fit_intercept else Y
+    Yc = Y - jnp.mean(Y, axis=0, keepdims=True) if fit_intercept else Y
     B = U.T @ Yc
     U2 = U * U
     offset = 1.0 / n if fit_intercept else 0.0
@@ -189,7 +200,7 @@ def refit_batch(
     fit_intercept: bool,
 ) -> Float[Array, "feature voxel"]:
     """Coefficients on the whole data with one alpha per voxel (one product for all alphas)."""
-    Yc = Y - jnp.mean(Y, axis=0) if fit_intercept else Y
+    Yc = Y - jnp.mean(Y, axis=0, keepdims=True) if fit_intercept else Y
     B = dec.U.T @ Yc
     d = dec.s[:, None] / (dec.s[:, None] ** 2 + alpha[None, :])
     return dec.V @ (d * B)
@@ -198,4 +209,4 @@ def refit_batch(
 @jax.jit
 def predict_batch(X, coef, intercept):
     """``X @ coef + intercept`` (jitted so predictions on big voxel counts stay fast)."""
-    return X @ coef + intercept
+    return X @ coef + intercept[None, :]

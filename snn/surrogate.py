@@ -26,6 +26,7 @@ IEEE Signal Processing Magazine 36(6), 51-63.
 Zenke & Ganguli (2018). SuperSpike. Neural Computation 30(6), 1514-1541, eq. 4.
 """
 
+# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -97,7 +98,7 @@ _arctan = _make_spike_fn("arctan")
 _triangle = _make_spike_fn("triangle")
 
 
-def fast_sigmoid(x: Float[ArrayLike, "..."], slope: float = 25.0) -> Float[Array, "..."]:
+def fast_sigmoid(x: Float[ArrayLike, "*shape"], slope: float = 25.0) -> Float[Array, "*shape"]:
     """Heaviside spike with the fast-sigmoid surrogate derivative ``1 / (1 + k|x|)^2``.
 
     Parameters
@@ -119,7 +120,7 @@ def fast_sigmoid(x: Float[ArrayLike, "..."], slope: float = 25.0) -> Float[Array
     return _fast_sigmoid(jnp.asarray(x), float(_check_slope(slope)))
 
 
-def arctan(x: Float[ArrayLike, "..."], slope: float = 2.0) -> Float[Array, "..."]:
+def arctan(x: Float[ArrayLike, "*shape"], slope: float = 2.0) -> Float[Array, "*shape"]:
     """Heaviside spike with the arctan surrogate ``(k/2) / (1 + (pi k x / 2)^2)`` (unit area).
 
     References
@@ -129,7 +130,7 @@ def arctan(x: Float[ArrayLike, "..."], slope: float = 2.0) -> Float[Array, "..."
     return _arctan(jnp.asarray(x), float(_check_slope(slope)))
 
 
-def triangle(x: Float[ArrayLike, "..."], slope: float = 1.0) -> Float[Array, "..."]:
+def triangle(x: Float[ArrayLike, "*shape"], slope: float = 1.0) -> Float[Array, "*shape"]:
     """Heaviside spike with the triangular surrogate ``max(0, 1 - |k x|)``.
 
     References
@@ -185,7 +186,7 @@ def _check_name(name: str) -> str:
     return name
 
 
-def surrogate_derivative(name: str, x: Float[ArrayLike, "..."], slope: float | None = None):
+def surrogate_derivative(name: str, x: Float[ArrayLike, "*shape"], slope: float | None = None):
     """The analytic surrogate derivative ``g(x)`` of surrogate ``name`` (for tests and plots)."""
     _check_name(name)
     k = DEFAULT_SLOPES[name] if slope is None else _check_slope(slope)

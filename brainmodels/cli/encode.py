@@ -1,0 +1,334 @@
+"""``brainmodels encode``: fit voxelwise ridge encoders and report per-ROI scores.
+
+The work is done by :func:`run_encode`, which the ``demo`` command calls too:
+
+1. split the stimuli into training and held-out sets (``test_fraction``, by ``seed``),
+2. fit a :class:`~brainmodels.encoders.RidgeEncoder` on the repeat-averaged responses to the
+   training stimuli (one alpha per voxel; ``cv="loo"`` is exact and valid here because the
+   averaged betas of distinct stimuli are independent samples),
+3. score the predictions against the held-out *single-trial* betas (correlation and R^2),
+4. estimate the noise ceiling from the repeats (bias-corrected explainable variance),
+5. call a voxel "above chance" when its held-out correlation passes a one-sided t-test
+   (``r > 0``, ``n`` = held-out trials) at a Benjamini-Hochberg false discovery rate of 5 %,
+6. print the per-ROI table and write the model, scores, alphas (netCDF), the table (CSV) and
+   brain maps (PNG, NIfTI).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from brainmodels.cli._common import add_out_argument, add_seed_argument
+
+#: Chance level used in the table (printed with it).
+CHANCE = ("one-sided t-test of r > 0 over the held-out trials, Benjamini-Hochberg FDR q = 0.05 "
+          "across voxels")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "encode",
+        help="fit voxelwise ridge encoders (features -> voxels) and report per-ROI scores",
+        description=(
+            "Fit one ridge regression per voxel (alpha chosen per voxel by cross-validation) "
+            "from stimulus features to single-trial fMRI betas, score it on held-out stimuli, "
+            "and print a per-ROI table: median held-out correlation, fraction of voxels above "
+            f"chance ({CHANCE}), median noise ceiling and median normalised score. Writes "
+            "model.nc, scores.nc, alphas.nc, roi_table.csv and brain maps (PNG, NIfTI)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  brainmodels encode --data synthetic --features retinotopic,category --out enc\n"
+            "  brainmodels encode --data my_betas.nc --features clip.npy --cv 5 --out enc\n"
+            "A --data file is a netCDF Dataset in the brainmodels convention: betas (trial, "
+            "voxel), stimulus_id (trial), optional features_<name> (stimulus, feature_<name>), "
+            "voxel coords roi and i, j, k with attrs affine/volume_shape for the maps."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
+                        help="netCDF dataset, or 'synthetic' to generate one (default)")
+    parser.add_argument("--features", default="retinotopic,category", metavar="SPACES",
+                        help="comma-separated feature spaces: names of features_<name> variables "
+                             "of the dataset or .npy files of shape (stimulus, feature) "
+                             "(default: retinotopic,category)")
+    parser.add_argument("--cv", default="loo", metavar="loo|K|runs",
+                        help="alpha selection: exact leave-one-out (default), K contiguous folds, "
+                             "or leave-one-run-out")
+    parser.add_argument("--alphas", default="-2,6,17", metavar="LO,HI,N",
+                        help="alphas = logspace(LO, HI, N) (default -2,6,17)")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="fraction of stimuli held out for scoring (default 0.2)")
+    parser.add_argument("--voxel-batch", type=int, default=4096,
+                        help="voxels per jitted batch; lower it to save memory (default 4096)")
+    parser.add_argument("--n-stimuli", type=int, default=1000,
+                        help="stimuli of the synthetic dataset (default 1000)")
+    parser.add_argument("--resolution", type=float, default=4.0, metavar="MM",
+                        help="voxel size of the synthetic dataset in mm (default 4)")
+    parser.add_argument("--no-maps", action="store_true", help="skip the brain maps")
+    add_out_argument(parser, "encode_output")
+    add_seed_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def _parse_alphas(text: str):
+    import numpy as np
+
+    try:
+        lo, hi, n = (float(t) for t in text.split(","))
+    except ValueError as err:
+        raise ValueError(f"--alphas must be 'LO,HI,N' (logspace exponents), got {text!r}") from err
+    return np.logspace(lo, hi, int(n))
+
+
+def _parse_cv(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def run(args) -> int:
+    from brainmodels.data import load_netcdf
+
+    if args.data == "synthetic":
+        from brainmodels.datasets import make_synthetic_fmri
+
+        print("generating the synthetic fMRI dataset ...", flush=True)
+        ds = make_synthetic_fmri(n_stimuli=args.n_stimuli, resolution_mm=args.resolution,
+                                 seed=args.seed)
+    else:
+        ds = load_netcdf(args.data)
+    run_encode(ds, [s for s in args.features.split(",") if s], args.out, cv=_parse_cv(args.cv),
+               alphas=_parse_alphas(args.alphas), seed=args.seed,
+               test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,
+               maps=not args.no_maps)
+    return 0
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def _feature_matrix(ds, spaces) -> tuple[Any, list[str]]:
+    """(stimulus, feature) design from names (``features_<name>``) or .npy paths."""
+    import numpy as np
+
+    n_stim = ds.sizes["stimulus"] if "stimulus" in ds.dims else int(ds["stimulus_id"].max()) + 1
+    blocks, names = [], []
+    for space in spaces:
+        if isinstance(space, str) and f"features_{space}" in ds:
+            block = np.asarray(ds[f"features_{space}"].values, dtype=np.float32)
+        elif isinstance(space, str | Path) and str(space).endswith(".npy"):
+            block = np.load(space).astype(np.float32)
+        else:
+            known = [v[len("features_"):] for v in ds.data_vars if str(v).startswith("features_")]
+            raise ValueError(f"feature space {space!r} is neither a features_<name> variable of "
+                             f"the dataset (known: {known}) nor a .npy file")
+        if block.ndim != 2 or block.shape[0] != n_stim:
+            raise ValueError(f"feature space {space!r} must be (stimulus, feature) with "
+                             f"{n_stim} stimuli, got shape {block.shape}")
+        blocks.append(block)
+        names += [f"{Path(str(space)).stem}:{i}" for i in range(block.shape[1])]
+    if not blocks:
+        raise ValueError("give at least one feature space")
+    return np.concatenate(blocks, axis=1), names
+
+
+def _split(n_stim: int, test_fraction: float, seed: int):
+    import numpy as np
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    perm = np.random.default_rng(seed).permutation(n_stim)
+    n_test = max(1, round(test_fraction * n_stim))
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _fit(ds, X, train, *, cv, alphas, voxel_batch):
+    import numpy as np
+
+    from brainmodels.encoders import RidgeEncoder
+
+    sid = ds["stimulus_id"].values
+    betas = np.asarray(ds["betas"].values, dtype=np.float32)
+    # repeat-averaged responses to the training stimuli (their ids are sorted)
+    sums = np.zeros((X.shape[0], betas.shape[1]), dtype=np.float64)
+    np.add.at(sums, sid, betas)
+    counts = np.bincount(sid, minlength=X.shape[0])
+    Y = (sums[train] / counts[train, None]).astype(np.float32)
+    mu, sd = X[train].mean(0), X[train].std(0)
+    sd[sd == 0] = 1.0
+    runs = None
+    if cv == "runs":  # one "run" per stimulus block is not defined for averaged betas
+        raise ValueError("cv='runs' needs time series; use 'loo' or K folds for betas")
+    enc = RidgeEncoder(alphas=alphas, cv=cv, voxel_batch=voxel_batch, drop_constant=True)
+    enc.fit((X[train] - mu) / sd, Y, runs=runs)
+    return enc, mu, sd
+
+
+def _scores(ds, enc, X, mu, sd, test):
+    import warnings
+
+    import numpy as np
+
+    from brainmodels.encoders import (
+        correlation,
+        correlation_pvalues,
+        explainable_variance,
+        fdr_bh,
+        noise_ceiling,
+        normalized_score,
+        r2,
+        repeats_from_trials,
+    )
+
+    sid = ds["stimulus_id"].values
+    held = np.isin(sid, test)
+    Y = np.asarray(ds["betas"].values[held], dtype=np.float32)
+    pred = enc.predict((X[sid[held]] - mu) / sd)
+    with warnings.catch_warnings():  # constant voxels / tiny ceilings are reported in the table
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = np.nan_to_num(correlation(Y, pred))
+        out = {"correlation": r, "r2": np.nan_to_num(r2(Y, pred))}
+        data, _ = repeats_from_trials(ds["betas"].values, sid)
+        out["noise_ceiling"] = noise_ceiling(explainable_variance(data))
+        out["normalized_score"] = normalized_score(r, out["noise_ceiling"], min_ceiling=0.1)
+    out["pvalue"] = correlation_pvalues(r, int(held.sum()))
+    out["above_chance"] = fdr_bh(out["pvalue"], q=0.05)
+    if "noise_ceiling" in ds:
+        out["true_noise_ceiling"] = np.asarray(ds["noise_ceiling"].values, dtype=np.float64)
+    return out, int(held.sum())
+
+
+def _table(ds, scores) -> list[dict]:
+    import numpy as np
+
+    from brainmodels.encoders import roi_summary
+
+    roi = ds["roi"].values if "roi" in ds.coords or "roi" in ds else np.full(
+        ds.sizes["voxel"], "all")
+    keys = ["correlation", "noise_ceiling", "normalized_score", "true_noise_ceiling"]
+    summary = roi_summary({k: scores[k] for k in keys if k in scores}, roi,
+                          significant=scores["above_chance"])
+    kinds = dict(zip(np.asarray(roi).astype(str), ds["roi_kind"].values.astype(str),
+                     strict=True)) if "roi_kind" in ds.coords else {}
+    order = sorted(summary["roi"].values, key=lambda r: (r == "none", kinds.get(r, ""), r))
+    rows = []
+    for r in order:
+        s = summary.sel(roi=r)
+        row = {"roi": str(r), "voxels": int(s["n_voxels"]),
+               "median_r": float(s["median_correlation"]),
+               "above_chance": float(s["fraction_significant"]),
+               "median_ceiling": float(s["median_noise_ceiling"]),
+               "median_r/ceiling": float(s["median_normalized_score"])}
+        if "median_true_noise_ceiling" in s:
+            row["true_ceiling"] = float(s["median_true_noise_ceiling"])
+        rows.append(row)
+    return rows
+
+
+def _write(ds, enc, scores, rows, out: Path, *, spaces, maps: bool, attrs) -> list[Path]:
+    import numpy as np
+    import xarray as xr
+
+    from brainmodels._io import write_text_atomic
+    from brainmodels.data import save_netcdf
+
+    vcoords = {k: c for k, c in ds.coords.items() if c.dims == ("voxel",)}
+    model = enc.to_dataset().assign_coords(vcoords)
+    model.attrs.update(attrs)
+    files = [save_netcdf(model, out / "model.nc")]
+    sc = xr.Dataset({k: ("voxel", np.asarray(v)) for k, v in scores.items()},
+                    coords=vcoords, attrs=attrs)
+    sc["alphas"] = ("voxel", np.asarray(model["alphas"].values))
+    files.append(save_netcdf(sc, out / "scores.nc"))
+    files.append(save_netcdf(model["alphas"], out / "alphas.nc"))
+    cols = list(rows[0])
+    csv = "\n".join([",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows])
+    files.append(write_text_atomic(out / "roi_table.csv", csv + "\n"))
+    if maps and {"i", "j", "k"} <= set(ds.coords) and "affine" in ds.attrs:
+        files += _maps(ds, scores, np.log10(model["alphas"].values), out, spaces)
+    return files
+
+
+def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from brainmodels import brainmaps
+
+    files = []
+    for name, values in (("correlation", scores["correlation"]),
+                         ("normalized_score", scores["normalized_score"]),
+                         ("log10_alpha", log_alpha)):
+        files.append(brainmaps.save_nifti(brainmaps.to_nifti(values, ds, fill=0.0),
+                                          out / f"{name}.nii.gz"))
+    fig = brainmaps.plot_brain_map(scores["correlation"], ds, kind="stat", cmap="hot",
+                                   title=f"held-out r ({'+'.join(map(str, spaces))})",
+                                   output_file=out / "correlation.png")
+    plt.close(fig)
+    return [*files, out / "correlation.png"]
+
+
+def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = None, seed: int = 0,
+               test_fraction: float = 0.2, voxel_batch: int = 4096, maps: bool = True,
+               verbose: bool = True) -> dict:
+    """Fit voxelwise ridge encoders on ``ds`` and write the model, scores, table and maps.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``betas (trial, voxel)``, ``stimulus_id (trial)``, feature spaces ``features_<name>
+        (stimulus, feature_<name>)``; optional voxel coords ``roi``, ``roi_kind``, ``i, j, k``
+        and attrs ``affine``/``volume_shape`` (for the maps), ``noise_ceiling`` (ground truth).
+    feature_spaces : list of str or path
+        Names (``features_<name>``) or ``.npy`` files (stimulus, feature); concatenated and
+        z-scored on the training stimuli.
+    out_dir : path
+        Output folder (created; every file is written atomically).
+    cv, alphas
+        Passed to :class:`~brainmodels.encoders.RidgeEncoder` (defaults: ``"loo"``,
+        ``logspace(-2, 6, 17)``).
+    seed : int
+        Seeds the train/test split of the stimuli.
+
+    Returns
+    -------
+    dict
+        ``rows`` (per-ROI table rows), ``files`` (written paths), ``table`` (printed text),
+        ``scores`` (per-voxel arrays), ``encoder`` (the fitted RidgeEncoder).
+    """
+    import time
+    import warnings
+
+    import numpy as np
+
+    from brainmodels.cli._common import format_table
+    from brainmodels.data import provenance
+
+    t0 = time.perf_counter()
+    for need in ("betas", "stimulus_id"):
+        if need not in ds:
+            raise ValueError(f"the dataset needs a {need!r} variable; it has {list(ds.variables)}")
+    alphas = np.logspace(-2, 6, 17) if alphas is None else np.asarray(alphas)
+    X, _ = _feature_matrix(ds, feature_spaces)
+    train, test = _split(X.shape[0], test_fraction, seed)
+    say = print if verbose else (lambda *a, **k: None)
+    say(f"fitting ridge on {train.size} repeat-averaged training stimuli, {X.shape[1]} features, "
+        f"{ds.sizes['voxel']} voxels, {alphas.size} alphas, cv={cv!r} ...", flush=True)
+    enc, mu, sd = _fit(ds, X, train, cv=cv, alphas=alphas, voxel_batch=voxel_batch)
+    scores, n_held = _scores(ds, enc, X, mu, sd, test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rows = _table(ds, scores)
+    table = format_table(rows)
+    say(f"held-out scores on {test.size} stimuli ({n_held} single trials); above chance = "
+        f"{CHANCE}; ceiling = sqrt of the bias-corrected explainable variance from repeats; "
+        f"r/ceiling over voxels with ceiling >= 0.1:")
+    say(table)
+    attrs = provenance("RidgeEncoder", seed=seed, params={
+        "feature_spaces": [str(s) for s in feature_spaces], "cv": str(cv),
+        "alphas": alphas, "test_fraction": test_fraction}, chance=CHANCE,
+        test_stimuli=test.tolist())
+    out = Path(out_dir)
+    files = _write(ds, enc, scores, rows, out, spaces=feature_spaces, maps=maps, attrs=attrs)
+    say(f"wrote {len(files)} files to {out}/ in {time.perf_counter() - t0:.1f} s")
+    return {"rows": rows, "files": files, "table": table, "scores": scores, "encoder": enc}

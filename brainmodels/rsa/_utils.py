@@ -1,0 +1,123 @@
+"""Private helpers shared by the RSA modules: RDM layouts, input checks, labelling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from brainmodels.data import unwrap
+
+#: Dimension names of a square RDM.
+RDM_DIMS = ("condition_a", "condition_b")
+
+
+def n_cond_from_pairs(n_pairs: int, *, name: str = "rdm") -> int:
+    """Number of conditions K of a condensed RDM with ``K (K - 1) / 2`` entries."""
+    k = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    if k * (k - 1) // 2 != n_pairs:
+        raise ValueError(
+            f"{name} has {n_pairs} entries, which is not K (K - 1) / 2 for any K; pass a square "
+            "RDM or the upper triangle (row-major, as rsatoolbox and scipy's squareform store it)"
+        )
+    return k
+
+
+def triu_indices(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major upper-triangle indices (the order of rsatoolbox and ``squareform``)."""
+    return np.triu_indices(k, 1)
+
+
+def to_condensed(square: np.ndarray) -> np.ndarray:
+    """(..., K, K) -> (..., K (K - 1) / 2)."""
+    i, j = triu_indices(square.shape[-1])
+    return square[..., i, j]
+
+
+def to_square(vec: np.ndarray) -> np.ndarray:
+    """(..., K (K - 1) / 2) -> (..., K, K) symmetric with a zero diagonal."""
+    k = n_cond_from_pairs(vec.shape[-1])
+    i, j = triu_indices(k)
+    out = np.zeros((*vec.shape[:-1], k, k), dtype=vec.dtype)
+    out[..., i, j] = vec
+    out[..., j, i] = vec
+    return out
+
+
+def _looks_square(values: np.ndarray) -> bool:
+    if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
+        return False
+    diag = np.diagonal(values, axis1=-2, axis2=-1)
+    scale = max(float(np.nanmax(np.abs(values))) if values.size else 0.0, 1e-300)
+    sym = np.allclose(values, np.swapaxes(values, -1, -2), atol=1e-6 * scale, equal_nan=True)
+    return bool(sym and np.all(np.abs(np.nan_to_num(diag)) <= 1e-6 * scale))
+
+
+def rdm_vectors(x: Any, *, name: str) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...] | None,
+                                               dict[str, Any]]:
+    """Normalise RDM input to condensed vectors.
+
+    Returns ``(vectors, lead_shape, lead_dims, lead_coords)``: vectors has shape
+    ``(prod(lead_shape), n_pairs)``; ``lead_dims`` are the names of the leading axes when ``x``
+    was a DataArray (else None).
+
+    Raises
+    ------
+    ValueError
+        For NaN or infinite entries, fewer than 3 conditions, or a malformed layout.
+    """
+    values, template = unwrap(x, name=name)
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {values.dtype}")
+    if values.ndim == 0:
+        raise ValueError(f"{name} must be an RDM (square or condensed), got a scalar")
+    if template is not None and tuple(template.dims[-2:]) == RDM_DIMS:
+        square = True
+    elif template is not None and template.dims[-1] == "pair":
+        square = False
+    else:
+        square = _looks_square(values)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise ValueError(
+            f"{name} contains {bad} NaN/infinite entries; RDM comparisons need finite "
+            "dissimilarities (drop the conditions with missing data first)"
+        )
+    vec = to_condensed(values) if square else values
+    n_lead = values.ndim - (2 if square else 1)
+    lead_shape = values.shape[:n_lead]
+    k = n_cond_from_pairs(vec.shape[-1], name=name)
+    if k < 3:
+        raise ValueError(f"{name} has {k} conditions; RDM comparisons need at least 3")
+    lead_dims = tuple(template.dims[:n_lead]) if template is not None else None
+    lead_coords = {}
+    if template is not None:
+        for d in lead_dims:
+            if d in template.coords:
+                lead_coords[d] = template.coords[d].values
+    return vec.reshape(-1, vec.shape[-1]), lead_shape, lead_dims, lead_coords
+
+
+def label_pairs_matrix(values: np.ndarray, a_info, b_info, attrs: dict[str, Any]):
+    """Shape and label an (m, r) matrix of comparisons following the inputs' leading axes.
+
+    numpy inputs: scalars for single RDMs, arrays otherwise. DataArray inputs: a DataArray with
+    A's leading dims followed by B's (B's names get a ``_b`` suffix... unless distinct).
+    """
+    a_shape, a_dims, a_coords = a_info
+    b_shape, b_dims, b_coords = b_info
+    out = values.reshape((*a_shape, *b_shape))
+    if a_dims is None and b_dims is None:
+        return out.item() if out.ndim == 0 else out
+    a_dims = a_dims if a_dims is not None else tuple(f"model{i or ''}" for i in range(len(a_shape)))
+    b_dims = b_dims if b_dims is not None else tuple(
+        f"reference{i or ''}" for i in range(len(b_shape)))
+    b_dims = tuple(d if d not in a_dims else ("reference" if d in ("model",) else f"{d}_b")
+                   for d in b_dims)
+    coords = {**a_coords}
+    for old, new in zip(b_info[1] or (), b_dims, strict=False):
+        if old in b_coords:
+            coords[new] = b_coords[old]
+    return xr.DataArray(out, dims=(*a_dims, *b_dims), coords=coords, attrs=attrs)

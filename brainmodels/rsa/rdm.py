@@ -1,0 +1,386 @@
+"""Representational dissimilarity matrices (RDMs) from activity patterns.
+
+Every metric has the definition and scaling of rsatoolbox (``rsatoolbox.rdm.calc_rdm``) where
+rsatoolbox has the same name: squared distances are divided by the number of channels, rows
+are first averaged per condition (conditions sorted), crossnobis is leave-one-run-out.
+
+References
+----------
+Kriegeskorte, Mur & Bandettini (2008), "Representational similarity analysis", Front. Syst.
+Neurosci. 2:4.
+Walther et al. (2016), "Reliability of dissimilarity measures for multi-voxel pattern
+analysis", NeuroImage 137: 188-200 (crossnobis, eq. 6).
+Schütt et al. (2023), "Statistical inference on representational geometries", eLife 12:e82566.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from brainmodels._types import ArrayLike, Float
+from brainmodels.data import provenance, unwrap
+from brainmodels.rsa._utils import RDM_DIMS
+
+__all__ = ["rdm", "RDM_METRICS", "noise_precision"]
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _sq_from_kernel(k):
+    """diag(K)_i + diag(K)_j - K_ij - K_ji for a (K, K) kernel matrix."""
+    d = jnp.diagonal(k)
+    return d[:, None] + d[None, :] - k - k.T
+
+
+def _euclidean(m, prec):
+    del prec
+    return _sq_from_kernel(m @ m.T) / m.shape[-1]
+
+
+def _mahalanobis(m, prec):
+    return _sq_from_kernel(m @ prec @ m.T) / m.shape[-1]
+
+
+def _correlation(m, prec):
+    del prec
+    c = m - jnp.mean(m, axis=1, keepdims=True)
+    c = c / jnp.sqrt(jnp.sum(c * c, axis=1, keepdims=True))
+    return 1.0 - c @ c.T
+
+
+def _cosine(m, prec):
+    del prec
+    c = m / jnp.sqrt(jnp.sum(m * m, axis=1, keepdims=True))
+    return 1.0 - c @ c.T
+
+
+def _poisson(m, prior):
+    lam, w = prior[0], prior[1]
+    m = (m + lam * w) / (1.0 + w)
+    return _sq_from_kernel(m @ jnp.log(m).T) / m.shape[-1]
+
+
+def _fold_means(sums, counts):
+    """Leave-one-run-out train means and per-run test means: (R, K, P) each."""
+    tot_s, tot_c = jnp.sum(sums, axis=0), jnp.sum(counts, axis=0)
+    train = (tot_s[None] - sums) / (tot_c[None] - counts)[..., None]
+    test = sums / counts[..., None]
+    return train, test
+
+
+def _crossnobis(sums, counts, prec):
+    train, test = _fold_means(sums, counts)
+    k = jnp.einsum("rkp,pq,rlq->rkl", train, prec, test)
+    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+
+
+def _crossnobis_run_noise(sums, counts, precs):
+    means = sums / counts[..., None]
+    covs = jnp.linalg.inv(precs)
+    i, j = np.triu_indices(sums.shape[0], 1)
+    pair_prec = jnp.linalg.inv((covs[i] + covs[j]) / 2)
+    k = jnp.einsum("akp,apq,alq->akl", means[i], pair_prec, means[j])
+    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+
+
+def _poisson_cv(sums, counts, prior):
+    lam, w = prior[0], prior[1]
+    train, test = _fold_means(sums, counts)
+    train, test = (train + lam * w) / (1.0 + w), (test + lam * w) / (1.0 + w)
+    k = jnp.einsum("rkp,rlp->rkl", train, jnp.log(test))
+    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+
+
+def _batched(fn: Callable) -> Callable:
+    """jit(vmap(fn)) over a leading batch axis of the data; the second argument is shared."""
+    return jax.jit(jax.vmap(fn, in_axes=(0, None)))
+
+
+#: metric name -> (kernel on condition means or run sums, needs runs)
+RDM_METRICS: dict[str, tuple[Callable, bool]] = {
+    "euclidean": (_batched(_euclidean), False),
+    "correlation": (_batched(_correlation), False),
+    "cosine": (_batched(_cosine), False),
+    "mahalanobis": (_batched(_mahalanobis), False),
+    "poisson": (_batched(_poisson), False),
+    "crossnobis": (None, True),  # dispatched on the noise layout below
+    "poisson_cv": (None, True),
+}
+
+_CV_KERNELS = {
+    ("crossnobis", 2): jax.jit(jax.vmap(_crossnobis, in_axes=(0, None, None))),
+    ("crossnobis", 3): jax.jit(jax.vmap(_crossnobis_run_noise, in_axes=(0, None, None))),
+    ("poisson_cv", 1): jax.jit(jax.vmap(_poisson_cv, in_axes=(0, None, None))),
+}
+
+
+# ----------------------------------------------------------------------------- input handling
+
+
+def _labels_from(template: xr.DataArray | None, given, coord_names: tuple[str, ...], obs_dim):
+    if given is not None:
+        return np.asarray(unwrap(given)[0])
+    if template is None:
+        return None
+    for c in coord_names:
+        if c in template.coords and template.coords[c].dims == (obs_dim,):
+            return np.asarray(template.coords[c].values)
+    return None
+
+
+def _group_index(labels: np.ndarray, n_obs: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if labels.shape != (n_obs,):
+        raise ValueError(f"{name} must have one label per observation ({n_obs}), got shape "
+                         f"{labels.shape}")
+    uniq, idx = np.unique(labels, return_inverse=True)
+    return uniq, idx.reshape(-1)
+
+
+def _check_prec(noise, n_channel: int, allow_runs: int | None):
+    prec = np.asarray(unwrap(noise, name="noise")[0], dtype=np.float64)
+    ok2 = prec.shape == (n_channel, n_channel)
+    ok3 = allow_runs is not None and prec.shape == (allow_runs, n_channel, n_channel)
+    if not (ok2 or ok3):
+        expect = f"({n_channel}, {n_channel})"
+        if allow_runs is not None:
+            expect += f" or one per run ({allow_runs}, {n_channel}, {n_channel})"
+        raise ValueError(f"noise must be a precision matrix of shape {expect}, got {prec.shape}")
+    if not np.all(np.isfinite(prec)):
+        raise ValueError("noise contains NaN/infinite entries")
+    return prec
+
+
+def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
+    n_runs = len(runs_u)
+    if n_runs < 2:
+        raise ValueError(f"runs must contain at least 2 distinct runs for cross-validation, got "
+                         f"{n_runs}")
+    counts = np.zeros((n_runs, n_cond))
+    np.add.at(counts, (run_idx, cond_idx), 1.0)
+    missing = np.argwhere(counts == 0)
+    if missing.size:
+        r, k = missing[0]
+        raise ValueError(
+            f"run {runs_u[r]!r} has no observation of condition {conds_u[k]!r} "
+            f"({len(missing)} run/condition cells are empty); every run needs every condition "
+            "for cross-validated distances: drop that condition or that run"
+        )
+    onehot = np.zeros((n_runs, n_cond, x.shape[-2]))
+    onehot[run_idx, cond_idx, np.arange(x.shape[-2])] = 1.0
+    sums = jnp.einsum("rkn,bnp->brkp", jnp.asarray(onehot, x.dtype), x)
+    return sums, jnp.asarray(counts, x.dtype)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def rdm(
+    X: Float[ArrayLike, "*batch observation channel"],
+    metric: str = "euclidean",
+    *,
+    conditions: ArrayLike | None = None,
+    runs: ArrayLike | None = None,
+    noise: ArrayLike | None = None,
+    prior_lambda: float = 1.0,
+    prior_weight: float = 0.1,
+) -> Any:
+    """Representational dissimilarity matrix of activity patterns.
+
+    Parameters
+    ----------
+    X : array-like or DataArray, shape (..., observation, channel)
+        Activity patterns; leading axes (layers, models, subjects) are batched with ``vmap``.
+        A DataArray's last two dims are (observation, channel).
+    metric : str
+        One of :data:`RDM_METRICS`: ``"euclidean"`` (squared distance / channels),
+        ``"correlation"`` (1 - Pearson r), ``"cosine"`` (1 - cosine similarity),
+        ``"mahalanobis"`` (squared, with ``noise`` precision, / channels), ``"crossnobis"``
+        (leave-one-run-out cross-validated Mahalanobis, unbiased), ``"poisson"`` (symmetrised
+        KL divergence of Poisson rates, / channels) and ``"poisson_cv"``.
+    conditions : array-like, shape (observation,), optional
+        Condition label of each row; rows are averaged per condition and the RDM's conditions
+        are the sorted unique labels. Default: coord ``stimulus_id``/``stimulus``/``condition``
+        on the observation dim of a DataArray, else one condition per row.
+    runs : array-like, shape (observation,), optional
+        Run (cross-validation fold) of each row, required by ``crossnobis``/``poisson_cv``.
+        Default: coord ``run`` on the observation dim of a DataArray.
+    noise : array-like, shape (channel, channel) or (run, channel, channel), optional
+        Noise precision for ``mahalanobis``/``crossnobis`` (see :func:`noise_precision`);
+        identity if omitted. With one precision per run, crossnobis averages all run pairs
+        with the precision of the pair's mean, as rsatoolbox does.
+    prior_lambda, prior_weight : float
+        Prior rate and weight that regularise the Poisson metrics (rsatoolbox's defaults).
+
+    Returns
+    -------
+    ndarray or DataArray, shape (..., condition, condition)
+        Square symmetric RDM(s) with a zero diagonal; a DataArray (dims ``condition_a``,
+        ``condition_b`` labelled with the conditions, provenance attrs) for DataArray input.
+
+    Raises
+    ------
+    ValueError
+        Unknown metric; fewer than 3 conditions; NaN input; a run missing a condition;
+        a precision of the wrong shape; negative data for the Poisson metrics.
+
+    Notes
+    -----
+    ``poisson_cv`` averages the estimate over all leave-one-run-out folds; rsatoolbox 0.3.2
+    keeps only the last fold's estimate (its loop overwrites the result).
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((10, 50))
+    >>> rdm(X, "correlation").shape
+    (10, 10)
+    """
+    if metric not in RDM_METRICS:
+        raise ValueError(f"metric must be one of {sorted(RDM_METRICS)}, got {metric!r}")
+    values, template = unwrap(X, name="X")
+    if values.ndim < 2:
+        raise ValueError(f"X must have shape (..., observation, channel), got {values.shape}")
+    if values.dtype.kind not in "fiu":
+        raise TypeError(f"X must hold real numbers, got dtype {values.dtype}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"X contains {int(np.sum(~np.isfinite(values)))} NaN/infinite values; "
+                         "drop or impute them first")
+    n_obs, n_channel = values.shape[-2:]
+    obs_dim = template.dims[-2] if template is not None else None
+    lead = values.shape[:-2]
+    x = jnp.asarray(values.reshape(-1, n_obs, n_channel))
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    cond = _labels_from(template, conditions, ("stimulus_id", "stimulus", "condition"), obs_dim)
+    if cond is None:
+        cond = np.arange(n_obs)
+    conds_u, cond_idx = _group_index(cond, n_obs, "conditions")
+    n_cond = len(conds_u)
+    if n_cond < 3:
+        raise ValueError(f"X has {n_cond} conditions; an RDM needs at least 3")
+    if metric.startswith("poisson") and np.any(values < 0):
+        raise ValueError(f"metric {metric!r} needs non-negative data (rates/counts), X has "
+                         f"negative values (min {values.min():.3g})")
+    kernel, cv = RDM_METRICS[metric]
+    if cv:
+        out = _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise,
+                      (prior_lambda, prior_weight))
+    else:
+        avg = np.zeros((n_cond, n_obs))
+        avg[cond_idx, np.arange(n_obs)] = 1.0
+        avg /= avg.sum(axis=1, keepdims=True)
+        means = jnp.einsum("kn,bnp->bkp", jnp.asarray(avg, x.dtype), x)
+        if metric == "mahalanobis" and noise is not None:
+            arg = jnp.asarray(_check_prec(noise, n_channel, None), x.dtype)
+        elif metric == "mahalanobis":
+            kernel = RDM_METRICS["euclidean"][0]
+            arg = jnp.zeros((), x.dtype)
+        elif metric == "poisson":
+            arg = jnp.asarray([prior_lambda, prior_weight], x.dtype)
+        else:
+            arg = jnp.zeros((), x.dtype)
+        out = kernel(means, arg)
+    out = np.asarray(out).reshape(*lead, n_cond, n_cond)
+    out = (out + np.swapaxes(out, -1, -2)) / 2  # exact symmetry
+    idx = np.arange(n_cond)
+    out[..., idx, idx] = 0.0
+    if template is None:
+        return out
+    attrs = provenance("rdm", params={"metric": metric}, units="dissimilarity",
+                       n_channel=int(n_channel))
+    coords = {d: template.coords[d].values for d in template.dims[:-2] if d in template.coords}
+    coords.update({RDM_DIMS[0]: conds_u, RDM_DIMS[1]: conds_u})
+    return xr.DataArray(out, dims=(*template.dims[:-2], *RDM_DIMS), coords=coords,
+                        name=f"rdm_{metric}", attrs=attrs)
+
+
+def _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise, prior):
+    run_labels = _labels_from(template, runs, ("run",), obs_dim)
+    if run_labels is None:
+        raise ValueError(f"metric {metric!r} is cross-validated over runs: pass runs= (one run "
+                         "label per observation) or a DataArray with a 'run' coord")
+    runs_u, run_idx = _group_index(run_labels, x.shape[-2], "runs")
+    sums, counts = _run_sums(x, cond_idx, run_idx, len(conds_u), runs_u, conds_u)
+    n_channel = x.shape[-1]
+    if metric == "crossnobis":
+        if noise is None:
+            prec = np.eye(n_channel)
+        else:
+            prec = _check_prec(noise, n_channel, len(runs_u))
+        return _CV_KERNELS[("crossnobis", prec.ndim)](sums, counts, jnp.asarray(prec, x.dtype))
+    return _CV_KERNELS[("poisson_cv", 1)](sums, counts, jnp.asarray(prior, x.dtype))
+
+
+def noise_precision(
+    residuals: Float[ArrayLike, "observation channel"],
+    *,
+    shrinkage: str = "diag",
+    dof: int | None = None,
+) -> np.ndarray:
+    """Noise precision matrix from residuals with Ledoit-Wolf-type shrinkage.
+
+    Parameters
+    ----------
+    residuals : array-like, shape (observation, channel)
+        Residuals of a first-level model (e.g. single-trial betas minus condition means).
+    shrinkage : {"diag", "eye"}
+        Shrink the sample covariance towards its diagonal (Schäfer & Strimmer 2005, target D)
+        or towards a scaled identity (Ledoit & Wolf 2004), with the analytic optimal weight.
+    dof : int, optional
+        Degrees of freedom of the covariance estimate (default: observations - 1).
+
+    Returns
+    -------
+    ndarray, shape (channel, channel)
+        The inverse of the shrunk covariance; pass it as ``noise=`` to :func:`rdm`.
+
+    References
+    ----------
+    Ledoit & Wolf (2004), J. Multivar. Anal. 88: 365-411; Schäfer & Strimmer (2005), Stat.
+    Appl. Genet. Mol. Biol. 4(1):32 (target D, eq. in Table 1).
+    """
+    r = np.asarray(unwrap(residuals, name="residuals")[0], dtype=np.float64)
+    if r.ndim != 2 or r.shape[0] < 2:
+        raise ValueError(f"residuals must have shape (observation >= 2, channel), got {r.shape}")
+    if shrinkage not in _SHRINKAGE:
+        raise ValueError(f"shrinkage must be one of {sorted(_SHRINKAGE)}, got {shrinkage!r}")
+    r = r - r.mean(axis=0, keepdims=True)
+    dof = r.shape[0] - 1 if dof is None else int(dof)
+    if np.any(np.all(r == 0, axis=0)):
+        raise ValueError("residuals have channels with zero variance; drop them first")
+    return np.linalg.inv(_SHRINKAGE[shrinkage](r, dof))
+
+
+def _shrink_eye(r, dof):
+    """Ledoit & Wolf (2004) shrinkage towards m I (their Lemma 3.2 estimators m, d^2, b^2)."""
+    n, p = r.shape
+    s = r.T @ r / n
+    b2 = np.sum(np.einsum("ni,nj->ij", r**2, r**2) / n - s * s) / n
+    m = np.trace(s) / p
+    d2 = np.sum((s - m * np.eye(p)) ** 2)
+    b2 = min(b2, d2)
+    shrunk = (b2 / d2) * m * np.eye(p) + ((d2 - b2) / d2) * s
+    return shrunk * n / dof
+
+
+def _shrink_diag(r, dof):
+    """Schäfer & Strimmer (2005) shrinkage of the correlations towards 0 (target D)."""
+    n, _ = r.shape
+    s = r.T @ r / dof
+    var = np.diag(s)
+    std = np.sqrt(var)
+    s_mean = (r.T @ r) / np.outer(std, std) / (n - 1)
+    s2_mean = np.einsum("ni,nj->ij", r**2, r**2) / np.outer(var, var) / (n - 1)
+    var_hat = n / dof**2 * (s2_mean - s_mean**2)
+    off = ~np.eye(len(std), dtype=bool)
+    lam = float(np.clip(np.sum(var_hat[off]) / np.sum(s_mean[off] ** 2), 0.0, 1.0))
+    return s * np.where(off, 1.0 - lam, 1.0)
+
+
+_SHRINKAGE = {"eye": _shrink_eye, "diag": _shrink_diag}

@@ -1,0 +1,294 @@
+"""Stochastic shape metrics: distances between noisy representations (Duong et al. 2023).
+
+Each network's response to stimulus k is a distribution. The Gaussian metric compares means and
+covariances; the energy metric compares samples without a Gaussian assumption. Both align the
+networks by the best orthogonal transform T, found by alternating Procrustes steps with
+restarts (the objective is not convex in T).
+
+References
+----------
+Duong, Zhou, Nassar, Berman, Olieslagers & Williams (2023), "Representational dissimilarity
+metric spaces for stochastic neural networks", ICLR (eq. 5: the Gaussian metric with alpha;
+eq. 6: the energy metric; section 3: alternating / iteratively reweighted Procrustes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from brainmodels._types import PRNGKeyArray
+from brainmodels.data import unwrap
+
+__all__ = ["stochastic_shape_distance", "gaussian_moments", "STOCHASTIC_METHODS"]
+
+
+def _polar(m):
+    """Orthogonal factor of m (maximises tr(T^T m) over orthogonal T)."""
+    u, _, vt = jnp.linalg.svd(m)
+    return u @ vt
+
+
+def _sqrtm_psd(c):
+    lam, v = jnp.linalg.eigh(c)
+    return (v * jnp.sqrt(jnp.maximum(lam, 0.0))[..., None, :]) @ jnp.swapaxes(v, -1, -2)
+
+
+def _nuclear(a):
+    return jnp.sum(jnp.linalg.svd(a, compute_uv=False), axis=-1)
+
+
+def _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha):
+    """d^2(T) = mean_k [alpha |mx - T my|^2 + (2 - alpha) B^2(Sx, T Sy T^T)]."""
+    mean_term = jnp.sum((mx - my @ t.T) ** 2, axis=1)
+    bures = trx + try_ - 2 * _nuclear(sx @ t @ sy)
+    return jnp.mean(alpha * mean_term + (2.0 - alpha) * bures)
+
+
+def _gauss_align(t0, mx, my, sx, sy, alpha, n_iter: int):
+    """Alternating Procrustes: per-stimulus polar factors U_k, then T = polar(M)."""
+    cross_means = mx.T @ my  # sum_k mx_k my_k^T
+
+    def step(t, _):
+        a = sx @ t @ sy  # (k, u, u)
+        u_k = jax.vmap(_polar)(jnp.swapaxes(a, -1, -2))  # maximises tr(U_k A_k)
+        m = alpha * cross_means + (2.0 - alpha) * jnp.sum(
+            sx @ jnp.swapaxes(u_k, -1, -2) @ sy, axis=0)
+        return _polar(m), None
+
+    t, _ = jax.lax.scan(step, t0, None, length=n_iter)
+    return t
+
+
+def _random_orth(key, n, count):
+    q, r = jnp.linalg.qr(jax.random.normal(key, (count, n, n)))
+    return q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
+
+
+def _gauss_distance(key, mx, my, sx, sy, alpha, n_iter: int, n_restarts: int):
+    n = mx.shape[1]
+    inits = jnp.concatenate([jnp.eye(n, dtype=mx.dtype)[None],
+                             _polar(mx.T @ my)[None],
+                             _random_orth(key, n, n_restarts).astype(mx.dtype)])
+    trx = jnp.trace(sx @ sx, axis1=-2, axis2=-1)
+    try_ = jnp.trace(sy @ sy, axis1=-2, axis2=-1)
+
+    def run(t0):
+        t = _gauss_align(t0, mx, my, sx, sy, alpha, n_iter)
+        return _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha), t
+
+    obj, ts = jax.vmap(run)(inits)
+    best = jnp.argmin(obj)
+    return jnp.sqrt(jnp.maximum(obj[best], 0.0)), ts[best]
+
+
+_gauss_jit = jax.jit(_gauss_distance, static_argnums=(6, 7))
+
+
+def _energy_terms(x, y, t):
+    """Per stimulus: E|x - T y|, E|x - x'|, E|y - y'| (distinct sample pairs)."""
+    def mean_dist(a, b, distinct):
+        d = jnp.sqrt(jnp.maximum(jnp.sum((a[:, None] - b[None]) ** 2, -1), 1e-30))
+        if distinct:
+            r = a.shape[0]
+            return (jnp.sum(d) - jnp.sum(jnp.diagonal(d))) / (r * (r - 1))
+        return jnp.mean(d)
+
+    yt = y @ t.T
+    cross = jax.vmap(lambda a, b: mean_dist(a, b, False))(x, yt)
+    wx = jax.vmap(lambda a: mean_dist(a, a, True))(x)
+    wy = jax.vmap(lambda a: mean_dist(a, a, True))(y)
+    return cross, wx, wy
+
+
+def _energy_distance(key, x, y, n_iter: int, n_restarts: int):
+    n = x.shape[-1]
+    mx, my = jnp.mean(x, axis=1), jnp.mean(y, axis=1)
+    inits = jnp.concatenate([jnp.eye(n, dtype=x.dtype)[None], _polar(mx.T @ my)[None],
+                             _random_orth(key, n, n_restarts).astype(x.dtype)])
+
+    def step(t, _):
+        diff = x[:, :, None, :] - (y @ t.T)[:, None, :, :]
+        w = 1.0 / jnp.maximum(jnp.sqrt(jnp.sum(diff**2, -1)), 1e-8)  # (k, r, r')
+        m = jnp.einsum("kij,kiu,kjv->uv", w, x, y)
+        return _polar(m), None
+
+    def run(t0):
+        t, _ = jax.lax.scan(step, t0, None, length=n_iter)
+        cross, wx, wy = _energy_terms(x, y, t)
+        return jnp.mean(cross - 0.5 * wx - 0.5 * wy), t
+
+    obj, ts = jax.vmap(run)(inits)
+    best = jnp.argmin(obj)
+    return jnp.sqrt(jnp.maximum(obj[best], 0.0)), ts[best]
+
+
+_energy_jit = jax.jit(_energy_distance, static_argnums=(3, 4))
+
+#: method name -> what it needs
+STOCHASTIC_METHODS = {"gaussian": "means and covariances (or samples)", "energy": "samples"}
+
+
+def gaussian_moments(samples: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Means (stimulus, unit) and covariances (stimulus, unit, unit) of samples (stimulus,
+    repeat, unit), with the unbiased (repeat - 1) normalisation."""
+    s = np.asarray(unwrap(samples, name="samples")[0], dtype=float)
+    if s.ndim != 3 or s.shape[1] < 2:
+        raise ValueError(f"samples must have shape (stimulus, repeat >= 2, unit), got {s.shape}")
+    mu = s.mean(axis=1)
+    c = s - mu[:, None]
+    return mu, np.einsum("kri,krj->kij", c, c) / (s.shape[1] - 1)
+
+
+def _as_gaussian(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(x, tuple | list) and len(x) == 2:
+        mu = np.asarray(unwrap(x[0], name=f"{name} means")[0], dtype=float)
+        cov = np.asarray(unwrap(x[1], name=f"{name} covariances")[0], dtype=float)
+    else:
+        mu, cov = gaussian_moments(x)
+    if mu.ndim != 2 or cov.shape != (*mu.shape, mu.shape[1]):
+        raise ValueError(f"{name}: means must be (stimulus, unit) and covariances (stimulus, "
+                         f"unit, unit); got {mu.shape} and {cov.shape}")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(cov))):
+        raise ValueError(f"{name} contains NaN/infinite values")
+    return mu, cov
+
+
+def _pad_units(arrs: list[np.ndarray], width: int, unit_axes: tuple[int, ...]) -> list:
+    out = []
+    for a in arrs:
+        pad = [(0, 0)] * a.ndim
+        for ax in unit_axes:
+            pad[ax] = (0, width - a.shape[ax])
+        out.append(np.pad(a, pad))
+    return out
+
+
+def _prep_gaussian(rep, width, name):
+    mu, cov = _as_gaussian(rep, name)
+    mu, = _pad_units([mu], width, (1,))
+    cov, = _pad_units([cov], width, (1, 2))
+    dtype = jnp.result_type(float)
+    return jnp.asarray(mu, dtype), _sqrtm_psd(jnp.asarray(cov, dtype))
+
+
+def _width(rep, kind) -> int:
+    if kind == "gaussian" and isinstance(rep, tuple | list) and len(rep) == 2:
+        return np.shape(rep[0])[-1]
+    return np.shape(unwrap(rep)[0])[-1]
+
+
+def stochastic_shape_distance(
+    X: Any,
+    Y: Any,
+    alpha: float = 1.0,
+    method: str = "gaussian",
+    *,
+    key: PRNGKeyArray | None = None,
+    n_iter: int = 50,
+    n_restarts: int = 2,
+    return_alignment: bool = False,
+):
+    """Stochastic shape distance between two noisy representations (Duong et al. 2023).
+
+    Parameters
+    ----------
+    X, Y : tuple (means, covariances) or array (stimulus, repeat, unit)
+        ``means`` (stimulus, unit) and ``covariances`` (stimulus, unit, unit) of each network's
+        response distribution, or repeated samples (Gaussian moments are then estimated).
+        The ``energy`` method needs samples. Narrower networks are zero-padded.
+    alpha : float in [0, 2]
+        Gaussian metric: ``d^2 = min_T mean_k [alpha |mu_k^X - T mu_k^Y|^2 + (2 - alpha)
+        B^2(Sigma_k^X, T Sigma_k^Y T^T)]`` with B the Bures distance. alpha = 0:
+        covariances only; 1: the 2-Wasserstein distance; 2: means only, i.e. sqrt(2) times
+        the Procrustes Euclidean shape distance of the means. Ignored by ``energy``.
+    method : {"gaussian", "energy"}
+        ``energy``: ``d^2 = min_T mean_k (E|x - T y| - E|x - x'|/2 - E|y - y'|/2)``, with T
+        by iteratively reweighted Procrustes.
+    key : jax PRNG key, optional
+        For the random orthogonal restarts (default ``jax.random.key(0)``).
+    n_iter, n_restarts : int
+        Alternating-Procrustes iterations per start; random starts added to the identity
+        and the means' Procrustes solution.
+    return_alignment : bool
+        Also return T (unit, unit), mapping Y into X's space (``T @ y``).
+
+    Returns
+    -------
+    float or (float, ndarray)
+
+    Raises
+    ------
+    ValueError
+        Unknown method, alpha outside [0, 2], mismatched stimuli, malformed moments, NaNs.
+    """
+    if method not in STOCHASTIC_METHODS:
+        raise ValueError(f"method must be one of {sorted(STOCHASTIC_METHODS)}, got {method!r}")
+    if not 0.0 <= alpha <= 2.0:
+        raise ValueError(f"alpha must be in [0, 2], got {alpha}")
+    if n_iter < 1 or n_restarts < 0:
+        raise ValueError(f"n_iter must be >= 1 and n_restarts >= 0, got {n_iter}, {n_restarts}")
+    key = jax.random.key(0) if key is None else key
+    width = max(_width(X, method), _width(Y, method))
+    if method == "gaussian":
+        (mx, sx), (my, sy) = _prep_gaussian(X, width, "X"), _prep_gaussian(Y, width, "Y")
+        if mx.shape[0] != my.shape[0]:
+            raise ValueError(f"X and Y must describe the same stimuli: {mx.shape[0]} vs "
+                             f"{my.shape[0]}")
+        d, t = _gauss_jit(key, mx, my, sx, sy, jnp.asarray(alpha, mx.dtype), n_iter, n_restarts)
+    else:
+        x, y = (_check_samples(v, n) for v, n in ((X, "X"), (Y, "Y")))
+        x, y = _pad_units([x, y], width, (2,))
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"X and Y must describe the same stimuli: {x.shape[0]} vs "
+                             f"{y.shape[0]}")
+        dtype = jnp.result_type(float)
+        d, t = _energy_jit(key, jnp.asarray(x, dtype), jnp.asarray(y, dtype), n_iter, n_restarts)
+    d = float(d)
+    return (d, np.asarray(t)) if return_alignment else d
+
+
+def _check_samples(v, name):
+    s = np.asarray(unwrap(v, name=name)[0], dtype=float)
+    if s.ndim != 3 or s.shape[1] < 2:
+        raise ValueError(f"{name} must be samples (stimulus, repeat >= 2, unit), got shape "
+                         f"{s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{name} contains NaN/infinite values")
+    return s
+
+
+def _pairwise_stochastic(reps, metric: str, alpha: float, *, key=None, n_iter: int = 50,
+                         n_restarts: int = 2):
+    """All pairs; the Gaussian metric computes each network's covariance square roots once."""
+    key = jax.random.key(0) if key is None else key
+    n = len(reps)
+    out = np.zeros((n, n))
+    if metric == "gaussian":
+        width = max(_width(r, metric) for r in reps)
+        prepped = [_prep_gaussian(r, width, f"representations[{i}]") for i, r in enumerate(reps)]
+        mus = jnp.stack([p[0] for p in prepped])
+        sqs = jnp.stack([p[1] for p in prepped])
+        i, j = np.triu_indices(n, 1)
+        keys = jax.random.split(key, len(i))
+        d = _pairwise_gauss_jit(keys, mus[i], mus[j], sqs[i], sqs[j],
+                                jnp.asarray(alpha, mus.dtype), n_iter, n_restarts)
+        out[i, j] = out[j, i] = np.asarray(d)
+        return out
+    for a in range(n):
+        for b in range(a + 1, n):
+            out[a, b] = out[b, a] = stochastic_shape_distance(
+                reps[a], reps[b], alpha, "energy", key=jax.random.fold_in(key, a * n + b),
+                n_iter=n_iter, n_restarts=n_restarts)
+    return out
+
+
+def _pairwise_gauss(keys, mx, my, sx, sy, alpha, n_iter: int, n_restarts: int):
+    return jax.lax.map(lambda a: _gauss_distance(*a, alpha, n_iter, n_restarts)[0],
+                       (keys, mx, my, sx, sy))
+
+
+_pairwise_gauss_jit = jax.jit(_pairwise_gauss, static_argnums=(6, 7))

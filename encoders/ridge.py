@@ -1,0 +1,451 @@
+"""Voxelwise ridge regression with one regularisation strength per voxel.
+
+:class:`RidgeEncoder` follows the scikit-learn estimator contract (``fit`` / ``predict`` /
+``score``). It picks one alpha per voxel by cross-validation and refits on all the data:
+
+* ``cv=int`` (contiguous K-fold, no shuffling, as :class:`sklearn.model_selection.KFold`),
+  any scikit-learn splitter, ``"runs"`` (leave-one-run-out: the right choice for BOLD time
+  series, whose samples are autocorrelated) or ``"loo"`` (exact leave-one-out in closed form,
+  valid only for independent samples such as single-trial or repeat-averaged betas).
+* One SVD per fold serves every alpha and every voxel; voxels are processed in batches of
+  ``voxel_batch`` under ``jax.jit`` so that memory stays bounded.
+* The dual (kernel) form is used automatically when features outnumber samples.
+
+References
+----------
+Hoerl, A. E. & Kennard, R. W. (1970). Ridge regression. Technometrics 12(1), eq. 2.3.
+Golub, G. H., Heath, M. & Wahba, G. (1979). Generalized cross-validation as a method for
+choosing a good ridge parameter. Technometrics 21(2), eqs. 1.5, 2.2.
+Dupré la Tour, T., Eickenberg, M., Nunez-Elizalde, A. O. & Gallant, J. L. (2022).
+Feature-space selection with banded ridge regression. NeuroImage 264 (himalaya).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from brainmodels._types import ArrayLike, Float
+from brainmodels.data import provenance
+from brainmodels.encoders import _solvers
+from brainmodels.encoders._validation import (
+    check_x,
+    check_xy,
+    constant_columns,
+    format_indices,
+    sample_dim,
+    voxel_coords,
+)
+from brainmodels.encoders.scoring import SCORES
+
+__all__ = ["RidgeEncoder", "CV_STRATEGIES", "SOLVERS", "kfold_splits"]
+
+
+# ----------------------------------------------------------------------------- CV splits
+
+
+def kfold_splits(n_samples: int, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Contiguous K-fold splits without shuffling (the first ``n % k`` folds get one extra)."""
+    if n_folds < 2:
+        raise ValueError(f"cv must be >= 2 folds, got {n_folds}")
+    if n_samples < n_folds:
+        raise ValueError(
+            f"cv={n_folds} folds needs at least {n_folds} samples, got {n_samples}"
+        )
+    sizes = np.full(n_folds, n_samples // n_folds)
+    sizes[: n_samples % n_folds] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    idx = np.arange(n_samples)
+    return [
+        (np.concatenate([idx[:a], idx[b:]]), idx[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _leave_one_run_out(n_samples: int, runs: np.ndarray | None):
+    if runs is None:
+        raise ValueError(
+            'cv="runs" needs the run of every sample: call fit(X, Y, runs=...) or give X a '
+            "`run` coordinate"
+        )
+    labels = np.unique(runs)
+    if labels.size < 2:
+        raise ValueError(f'cv="runs" needs at least 2 distinct runs, got {labels.tolist()}')
+    idx = np.arange(n_samples)
+    return [(idx[runs != r], idx[runs == r]) for r in labels]
+
+
+#: String values of ``cv``; ``"loo"`` is handled by the closed-form solver.
+CV_STRATEGIES: dict[str, Callable | None] = {"runs": _leave_one_run_out, "loo": None}
+
+
+def _resolve_splits(cv: Any, n_samples: int, runs: np.ndarray | None):
+    if isinstance(cv, str):
+        if cv not in CV_STRATEGIES:
+            raise ValueError(
+                f"cv must be an int, a scikit-learn splitter or one of {sorted(CV_STRATEGIES)}, "
+                f"got {cv!r}"
+            )
+        return "loo" if cv == "loo" else CV_STRATEGIES[cv](n_samples, runs)
+    if isinstance(cv, int | np.integer) and not isinstance(cv, bool):
+        return kfold_splits(n_samples, int(cv))
+    if hasattr(cv, "split"):
+        splits = [(np.asarray(a), np.asarray(b))
+                  for a, b in cv.split(np.zeros((n_samples, 1)), groups=runs)]
+        if any(len(a) == 0 or len(b) == 0 for a, b in splits):
+            raise ValueError("cv produced an empty training or validation set")
+        return splits
+    raise TypeError(
+        f"cv must be an int, a scikit-learn splitter, 'runs' or 'loo'; got {type(cv).__name__}"
+    )
+
+
+# ----------------------------------------------------------------------------- solvers
+
+
+def _auto_method(n_samples: int, n_features: int) -> str:
+    """Dual (kernel) form when features outnumber samples, primal eigh when samples are at
+    least twice the features (a p x p eigendecomposition is several times cheaper than the
+    SVD; the ridge weights ``1/(s^2 + alpha)`` keep it well conditioned), else the SVD."""
+    if n_features > n_samples:
+        return "dual"
+    return "primal" if n_samples >= 2 * n_features else "svd"
+
+
+#: ``solver=`` values: the decomposition of the design matrix (``"auto"`` picks one per shape).
+SOLVERS: dict[str, Callable[[int, int], str]] = {
+    "auto": _auto_method,
+    "svd": lambda n, p: "svd",
+    "dual": lambda n, p: "dual",
+    "primal": lambda n, p: "primal",
+}
+
+
+def _batches(n_voxels: int, size: int):
+    for start in range(0, n_voxels, size):
+        yield slice(start, min(start + size, n_voxels))
+
+
+def _padded(Y: np.ndarray, sl: slice, size: int, dtype) -> jax.Array:
+    """Columns ``sl`` of ``Y`` zero-padded to ``size`` so every batch compiles once."""
+    block = np.asarray(Y[:, sl], dtype=dtype)
+    if block.shape[1] < size:
+        block = np.pad(block, ((0, 0), (0, size - block.shape[1])))
+    return jnp.asarray(block)
+
+
+def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype):
+    """(alpha, voxel) mean held-out scores (float64 accumulation over folds)."""
+    n_vox = Y.shape[1]
+    out = np.zeros((len(alphas), n_vox), dtype=np.float64)
+    a = jnp.asarray(alphas, dtype=dtype)
+    if splits == "loo":
+        Xc = X - X.mean(0) if fit_intercept else X
+        dec = _solvers.decompose(jnp.asarray(Xc, dtype=dtype), method=method)
+        for sl in _batches(n_vox, batch):
+            res = _solvers.loo_scores_batch(dec.U, dec.s, _padded(Y, sl, batch, dtype), a,
+                                            score=score, fit_intercept=fit_intercept)
+            out[:, sl] = np.asarray(res, dtype=np.float64)[:, : sl.stop - sl.start]
+        return out
+    folds = []
+    for train, test in splits:
+        Xtr, Xte = X[train], X[test]
+        if fit_intercept:
+            mu = Xtr.mean(0)
+            Xtr, Xte = Xtr - mu, Xte - mu
+        dec = _solvers.decompose(jnp.asarray(Xtr, dtype=dtype), method=method)
+        A = jnp.asarray(Xte, dtype=dtype) @ dec.V
+        folds.append((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A))
+    folds = tuple(folds)
+    n_test = sum(len(t) for _, t in splits)
+    statistic = "correlation" if score == "correlation" else "sse"
+    for sl in _batches(n_vox, batch):
+        stats, sst = _solvers.kfold_scores_batch(folds, _padded(Y, sl, batch, dtype), a,
+                                                 statistic=statistic,
+                                                 fit_intercept=fit_intercept)
+        m = sl.stop - sl.start
+        stats = np.asarray(stats, dtype=np.float64)[:, :, :m]
+        sst = np.asarray(sst, dtype=np.float64)[:, :m].sum(0)
+        out[:, sl] = FOLD_COMBINE[score](stats, sst, n_test)
+    return out
+
+
+def _combine_r2(sse, sst, n_test):
+    """R^2 of the pooled out-of-fold predictions: 1 - sum_f SSE_f / sum_f SST_f."""
+    total = sse.sum(0)
+    return np.where(sst > 0, 1.0 - total / np.where(sst > 0, sst, 1.0), 0.0)
+
+
+#: How per-fold statistics become one CV score per (alpha, voxel) (float64 accumulation).
+#: ``r2`` and ``neg_mse`` pool squared errors over folds, so both pick the alpha that minimises
+#: the total held-out squared error (as himalaya's default); ``correlation`` is the mean of the
+#: per-fold correlations.
+FOLD_COMBINE: dict[str, Callable] = {
+    "r2": _combine_r2,
+    "neg_mse": lambda sse, sst, n_test: -sse.sum(0) / n_test,
+    "correlation": lambda corr, sst, n_test: corr.mean(0),
+}
+
+
+def _refit(X, Y, best_alphas, *, method, fit_intercept, batch, dtype):
+    Xc = X - X.mean(0) if fit_intercept else X
+    dec = _solvers.decompose(jnp.asarray(Xc, dtype=dtype), method=method)
+    coef = np.zeros((X.shape[1], Y.shape[1]), dtype=dtype)
+    for sl in _batches(Y.shape[1], batch):
+        alpha = np.ones(batch, dtype=dtype)
+        alpha[: sl.stop - sl.start] = best_alphas[sl]
+        res = _solvers.refit_batch(dec, _padded(Y, sl, batch, dtype), jnp.asarray(alpha),
+                                   fit_intercept=fit_intercept)
+        coef[:, sl] = np.asarray(res)[:, : sl.stop - sl.start]
+    return coef
+
+
+def _select(cv_scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Best alpha index per voxel; exact ties go to the larger alpha (as himalaya)."""
+    return np.argmax(cv_scores + 1e-10 * np.log(alphas)[:, None], axis=0)
+
+
+def _dtype(*arrays: np.ndarray):
+    """float64 only when JAX runs in 64-bit mode and an input is float64; else float32."""
+    wide = jax.config.jax_enable_x64 and any(a.dtype == np.float64 for a in arrays)
+    return np.float64 if wide else np.float32
+
+
+# ----------------------------------------------------------------------------- estimator
+
+
+class RidgeEncoder:
+    """Ridge regression from features to voxels with one alpha per voxel chosen by CV.
+
+    Parameters
+    ----------
+    alphas : array of shape (alpha,)
+        Positive regularisation strengths to try (default ``np.logspace(-2, 8, 20)``).
+    cv : int, splitter, ``"runs"`` or ``"loo"``
+        Cross-validation used to pick alphas. An int is a contiguous K-fold (no shuffle, as
+        scikit-learn's ``KFold``); ``"runs"`` is leave-one-run-out (pass ``runs=`` to ``fit``
+        or give ``X`` a ``run`` coordinate): use it for BOLD time series. ``"loo"`` is exact
+        leave-one-out in closed form (one SVD for everything); it is valid only when samples
+        are independent (single-trial or repeat-averaged betas), never for time series.
+    fit_intercept : bool
+        Fit an unpenalised intercept per voxel (X and Y are centred on the training data).
+    scoring : {"r2", "correlation", "neg_mse"}
+        Score used to pick alphas (mean over folds) and returned by :meth:`score`. (Named
+        ``scoring`` as in scikit-learn, because an attribute ``score`` would hide the method.)
+    solver : {"auto", "svd", "dual", "primal"}
+        How the design is diagonalised: thin SVD, eigendecomposition of the kernel
+        ``X X^T`` (dual form, used by ``"auto"`` when features outnumber samples) or of
+        ``X^T X``.
+    voxel_batch : int
+        Voxels processed per jitted call; bounds memory (about
+        ``4 * n_samples * voxel_batch`` bytes per buffer in float32).
+    drop_constant : bool
+        If False (default), constant voxels raise a ``ValueError``. If True they are not fitted:
+        ``coef_ = 0``, ``intercept_`` = their value, ``alphas_`` = the largest alpha (the limit of
+        an infinitely regularised fit) and ``cv_scores_ = 0``; their indices are in
+        ``constant_voxels_``. Constant *features* are harmless (they get zero weight).
+
+    Attributes
+    ----------
+    alphas_ : (voxel,) selected alpha per voxel.
+    coef_ : (feature, voxel) coefficients refit on all data with ``alphas_``.
+    intercept_ : (voxel,)
+    cv_scores_ : (alpha, voxel) mean cross-validated score of every alpha.
+    best_cv_scores_ : (voxel,) the cross-validated score of the selected alpha.
+    n_features_in_ : int
+    solver_ : str, the decomposition used.
+
+    Numpy in gives numpy out; a DataArray ``Y`` gives DataArray attributes that keep its voxel
+    coordinates (``roi``, ``i, j, k`` ...). Computation is float32 unless JAX runs in 64-bit mode
+    and the inputs are float64.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 5)); Y = X @ rng.standard_normal((5, 3))
+    >>> enc = RidgeEncoder(alphas=np.logspace(-3, 3, 7), cv=5).fit(X, Y)
+    >>> enc.coef_.shape
+    (5, 3)
+    """
+
+    def __init__(self, alphas: ArrayLike = np.logspace(-2, 8, 20), cv: Any = 5,
+                 fit_intercept: bool = True, scoring: str = "r2", solver: str = "auto",
+                 voxel_batch: int = 4096, drop_constant: bool = False):
+        self.alphas = alphas
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.scoring = scoring
+        self.solver = solver
+        self.voxel_batch = voxel_batch
+        self.drop_constant = drop_constant
+
+    # -- sklearn plumbing
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("alphas", "cv", "fit_intercept", "scoring",
+                                              "solver", "voxel_batch", "drop_constant")}
+
+    def set_params(self, **params: Any) -> RidgeEncoder:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"unknown parameter {key!r}; known: {sorted(self.get_params())}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"RidgeEncoder(cv={self.cv!r}, scoring={self.scoring!r}, solver={self.solver!r})"
+
+    def _check_params(self) -> np.ndarray:
+        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(
+            alphas <= 0
+        ):
+            raise ValueError(f"alphas must be a 1-D array of positive numbers, got {self.alphas!r}")
+        if self.scoring not in SCORES or self.scoring not in _solvers.FOLD_SCORES:
+            raise ValueError(f"scoring must be one of {sorted(_solvers.FOLD_SCORES)}, got "
+                             f"{self.scoring!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
+        if int(self.voxel_batch) < 1:
+            raise ValueError(f"voxel_batch must be a positive int, got {self.voxel_batch!r}")
+        return alphas
+
+    def _runs(self, runs, Xt, Yt, n):
+        if runs is None:
+            for t in (Xt, Yt):
+                if t is not None and "run" in t.coords and t.coords["run"].dims == t.dims[:1]:
+                    runs = t.coords["run"].values
+                    break
+        if runs is None:
+            return None
+        runs = np.asarray(runs)
+        if runs.shape != (n,):
+            raise ValueError(f"runs must have one entry per sample, shape ({n},); got shape "
+                             f"{runs.shape}")
+        return runs
+
+    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],
+            runs: ArrayLike | None = None) -> RidgeEncoder:
+        """Pick one alpha per voxel by cross-validation, then refit on all the data.
+
+        Raises
+        ------
+        ValueError
+            NaN/inf values, mismatched lengths, constant voxels (unless ``drop_constant``),
+            all features constant, fewer samples than folds, ``runs`` of the wrong length.
+        """
+        alphas = self._check_params()
+        X, Y, Xt, Yt, y1d = check_xy(X, Y)
+        n, p = X.shape
+        runs = self._runs(runs, Xt, Yt, n)
+        splits = _resolve_splits(self.cv, n, runs)
+        if np.all(np.ptp(X, axis=0) == 0):
+            raise ValueError(f"all {p} features of X are constant; there is nothing to fit")
+        const = constant_columns(Y)
+        if const.size and not self.drop_constant:
+            raise ValueError(
+                f"Y has {const.size} voxel(s) with zero variance (indices {format_indices(const)}); "
+                "drop them or pass drop_constant=True"
+            )
+        dtype = _dtype(X, Y)
+        keep = np.setdiff1d(np.arange(Y.shape[1]), const)
+        Yfit = Y if keep.size == Y.shape[1] else Y[:, keep]
+        method = SOLVERS[self.solver](n if splits == "loo" else min(len(a) for a, _ in splits), p)
+        batch = max(1, min(int(self.voxel_batch), max(Yfit.shape[1], 1)))
+        kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
+        cv = _cv_scores(X, Yfit, alphas, splits, score=self.scoring, **kw)
+        best = _select(cv, alphas)
+        coef_fit = _refit(X, Yfit, alphas[best].astype(dtype), **kw)
+        self._store(X, Y, alphas, keep, cv, best, coef_fit, dtype, method)
+        self._label(Xt, Yt, y1d, alphas)
+        return self
+
+    def _store(self, X, Y, alphas, keep, cv, best, coef_fit, dtype, method):
+        v = Y.shape[1]
+        self._coef = np.zeros((X.shape[1], v), dtype=dtype)
+        self._coef[:, keep] = coef_fit
+        if self.fit_intercept:
+            self._intercept = (Y.mean(0) - X.mean(0) @ self._coef).astype(dtype)
+        else:
+            self._intercept = np.zeros(v, dtype=dtype)
+        self._alphas = np.full(v, alphas.max())
+        self._alphas[keep] = alphas[best]
+        self._cv = np.zeros((alphas.size, v))
+        self._cv[:, keep] = cv
+        self._best_cv = np.zeros(v)
+        self._best_cv[keep] = cv[best, np.arange(keep.size)]
+        self.constant_voxels_ = np.setdiff1d(np.arange(v), keep)
+        self.n_features_in_ = X.shape[1]
+        self.solver_ = method
+
+    def _label(self, Xt, Yt, y1d, alphas):
+        """Expose the fitted arrays as numpy or (if Y was a DataArray) labelled DataArrays."""
+        self._y1d = y1d
+        self._vcoords = voxel_coords(Yt)
+        self._feature_coords = (
+            {"feature": Xt.coords[Xt.dims[1]].values}
+            if Xt is not None and Xt.dims[1] in Xt.coords else {}
+        )
+        if y1d:
+            self.coef_, self.intercept_ = self._coef[:, 0], float(self._intercept[0])
+            self.alphas_, self.cv_scores_ = self._alphas[0], self._cv[:, 0]
+            self.best_cv_scores_ = float(self._best_cv[0])
+            return
+        if Yt is None:
+            self.coef_, self.intercept_, self.alphas_ = self._coef, self._intercept, self._alphas
+            self.cv_scores_, self.best_cv_scores_ = self._cv, self._best_cv
+            return
+        ds = self.to_dataset()
+        self.coef_, self.intercept_, self.alphas_ = ds["coef"], ds["intercept"], ds["alphas"]
+        self.cv_scores_, self.best_cv_scores_ = ds["cv_scores"], ds["best_cv_score"]
+
+    def _check_fitted(self):
+        if not hasattr(self, "_coef"):
+            raise RuntimeError("this RidgeEncoder is not fitted yet; call fit(X, Y) first")
+
+    def to_dataset(self) -> xr.Dataset:
+        """The fitted model as a labelled Dataset (coef, intercept, alphas, cv scores)."""
+        self._check_fitted()
+        coords = {**self._vcoords, **self._feature_coords,
+                  "alpha": np.asarray(self.alphas, dtype=np.float64).ravel()}
+        ds = xr.Dataset(
+            {
+                "coef": (("feature", "voxel"), self._coef),
+                "intercept": (("voxel",), self._intercept),
+                "alphas": (("voxel",), self._alphas),
+                "cv_scores": (("alpha", "voxel"), self._cv),
+                "best_cv_score": (("voxel",), self._best_cv),
+            },
+            coords=coords,
+        )
+        ds.attrs = provenance("RidgeEncoder", params={k: v for k, v in self.get_params().items()
+                                                      if k != "cv" or not hasattr(v, "split")},
+                              solver=self.solver_, cv_description=str(self.cv))
+        return ds
+
+    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:
+        """Predicted responses ``X @ coef_ + intercept_`` (sample, voxel)."""
+        self._check_fitted()
+        Xv, Xt = check_x(X)
+        if Xv.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Xv.shape[1]} features, but this encoder was fitted with "
+                             f"{self.n_features_in_}")
+        pred = Xv.astype(self._coef.dtype, copy=False) @ self._coef + self._intercept
+        if self._y1d:
+            pred = pred[:, 0]
+        if Xt is None or self._y1d:
+            return pred
+        dim = sample_dim(Xt)
+        coords = {k: c for k, c in Xt.coords.items() if c.dims == (dim,)}
+        return xr.DataArray(pred, dims=(dim, "voxel"), coords={**coords, **self._vcoords},
+                            name="prediction")
+
+    def score(self, X: Float[ArrayLike, "sample feature"],
+              Y: Float[ArrayLike, "sample voxel"]) -> Any:
+        """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``."""
+        pred = self.predict(X)
+        return SCORES[self.scoring](Y, pred)

@@ -1,0 +1,342 @@
+"""Connectivity: who connects to whom, with which weight and delay; sparse or dense kernels.
+
+A :class:`Connectivity` is a plain list of synapses (``pre``, ``post``, ``weight``,
+``delay_ms``) built on the host with numpy:
+
+* :func:`fixed_probability` - each pair connected independently with probability ``p``
+  (brian2 ``connect(p=...)``; autapses allowed unless ``autapses=False``);
+* :func:`fixed_in_degree` - every postsynaptic neuron receives exactly ``k`` inputs;
+* :func:`from_indices` - explicit index lists;
+* :func:`dense` - every pair, from a weight matrix (zeros dropped).
+
+For the simulation the network turns all projections leaving one population into one
+*kernel* (:func:`build_kernel`):
+
+``"event"`` (sparse, event-driven)
+    per presynaptic neuron a padded list of targets (``K`` = its largest out-degree). Each
+    step takes the indices of at most ``M`` spiking neurons (``jnp.nonzero(size=M)``), gathers
+    their ``M x K`` target lists and scatter-adds the weights. Cost ``O(M K)`` per step: it
+    grows with the number of spikes, not with ``N^2``. ``M`` is a bound: a step with more spikes
+    takes an exact full-scatter branch (``lax.cond``); under ``vmap`` (where ``cond`` would run
+    both branches) the simulator counts overflows and reruns with a larger bound, so no spike
+    is ever dropped.
+``"dense"``
+    a weight matrix per distinct delay, ``spikes @ W``: ``O(N_pre N_post)`` per step, the
+    faster choice for small or densely connected networks.
+
+``mode="auto"`` picks ``"event"`` when ``M K`` is below :data:`EVENT_COST_RATIO` times the
+dense cost; the threshold comes from the crossover measured by ``benchmarks/snn.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+__all__ = [
+    "Connectivity",
+    "fixed_probability",
+    "fixed_in_degree",
+    "from_indices",
+    "dense",
+    "EventKernel",
+    "DenseKernel",
+    "build_kernel",
+    "EVENT_COST_RATIO",
+]
+
+#: Use the event-driven kernel when ``M * K < EVENT_COST_RATIO * n_pre * n_targets``. A dense
+#: multiply-add is ~5-10x cheaper per element than a gather/scatter on CPU (benchmarks/snn.py
+#: ``--crossover``), so event-driven pays off below about a tenth of the dense work.
+EVENT_COST_RATIO = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Connectivity:
+    """Synapses of one projection (host-side numpy arrays).
+
+    Attributes
+    ----------
+    n_pre, n_post : int
+        Sizes of the pre- and postsynaptic populations.
+    pre, post : int32 (synapse,)
+        Indices of each synapse's source and target neuron.
+    weight : float32 (synapse,)
+        Weights in the units of the target channel (mV current or relative conductance).
+    delay_ms : float32 (synapse,)
+        Transmission delays, ms (>= 0).
+    """
+
+    n_pre: int
+    n_post: int
+    pre: np.ndarray
+    post: np.ndarray
+    weight: np.ndarray
+    delay_ms: np.ndarray
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.pre.shape[0])
+
+    @property
+    def density(self) -> float:
+        return self.n_synapses / max(1, self.n_pre * self.n_post)
+
+    def to_dense(self) -> np.ndarray:
+        """Weight matrix (n_pre, n_post) (multiple synapses between a pair add up)."""
+        w = np.zeros((self.n_pre, self.n_post), np.float64)
+        np.add.at(w, (self.pre, self.post), self.weight)
+        return w
+
+
+def _as_sizes(n_pre, n_post) -> tuple[int, int]:
+    for name, n in (("n_pre", n_pre), ("n_post", n_post)):
+        if int(n) != n or n <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n_pre), int(n_post)
+
+
+def from_indices(
+    pre: Sequence[int], post: Sequence[int], weight=1.0, *, n_pre: int, n_post: int,
+    delay_ms=0.0,
+) -> Connectivity:
+    """Connectivity from explicit index lists (one entry per synapse).
+
+    Raises
+    ------
+    ValueError
+        If ``pre``/``post`` differ in length or index outside the populations, if ``weight``
+        or ``delay_ms`` has the wrong length, or a delay is negative.
+    """
+    n_pre, n_post = _as_sizes(n_pre, n_post)
+    pre = np.asarray(pre, dtype=np.int64).ravel()
+    post = np.asarray(post, dtype=np.int64).ravel()
+    if pre.shape != post.shape:
+        raise ValueError(f"pre and post must have the same length, got {pre.size} and {post.size}")
+    for name, idx, n in (("pre", pre, n_pre), ("post", post, n_post)):
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(
+                f"{name} indices must lie in [0, {n}), got values in [{idx.min()}, {idx.max()}]"
+            )
+    arrays = {}
+    for name, value in (("weight", weight), ("delay_ms", delay_ms)):
+        arr = np.asarray(value, dtype=np.float32)
+        if arr.ndim == 0:
+            arr = np.full(pre.shape, arr, np.float32)
+        if arr.shape != pre.shape:
+            raise ValueError(
+                f"{name} must be a scalar or have one value per synapse ({pre.size}), "
+                f"got shape {arr.shape}"
+            )
+        arrays[name] = arr
+    if np.any(arrays["delay_ms"] < 0) or not np.all(np.isfinite(arrays["delay_ms"])):
+        raise ValueError(f"delay_ms must be finite and >= 0, got min {arrays['delay_ms'].min()}")
+    if not np.all(np.isfinite(arrays["weight"])):
+        raise ValueError("weight must be finite (got NaN or inf)")
+    order = np.lexsort((post, pre))
+    return Connectivity(
+        n_pre, n_post, pre[order].astype(np.int32), post[order].astype(np.int32),
+        arrays["weight"][order], arrays["delay_ms"][order],
+    )
+
+
+def fixed_probability(
+    n_pre: int, n_post: int, p: float, weight=1.0, *, seed: int, delay_ms=0.0,
+    pre_indices: Sequence[int] | None = None, autapses: bool = True,
+) -> Connectivity:
+    """Each (pre, post) pair is connected independently with probability ``p``.
+
+    ``pre_indices`` restricts the sources to a subset (e.g. the excitatory neurons of a
+    population: brian2's ``connect('i < 3200', p=0.02)``). ``autapses=False`` excludes ``i == j``
+    (meaningful when pre and post are the same population).
+    """
+    n_pre, n_post = _as_sizes(n_pre, n_post)
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    rng = np.random.default_rng(seed)
+    sources = np.arange(n_pre) if pre_indices is None else np.asarray(pre_indices, np.int64)
+    mask = rng.random((sources.size, n_post)) < p
+    if not autapses:
+        mask &= sources[:, None] != np.arange(n_post)[None, :]
+    rows, cols = np.nonzero(mask)
+    return from_indices(sources[rows], cols, weight, n_pre=n_pre, n_post=n_post, delay_ms=delay_ms)
+
+
+def fixed_in_degree(
+    n_pre: int, n_post: int, k: int, weight=1.0, *, seed: int, delay_ms=0.0,
+    autapses: bool = True,
+) -> Connectivity:
+    """Every postsynaptic neuron receives exactly ``k`` inputs, drawn without replacement."""
+    n_pre, n_post = _as_sizes(n_pre, n_post)
+    limit = n_pre if autapses else n_pre - 1
+    if int(k) != k or not 0 <= k <= limit:
+        raise ValueError(f"k must be an integer in [0, {limit}], got {k!r}")
+    rng = np.random.default_rng(seed)
+    pre = np.empty((n_post, int(k)), np.int64)
+    for j in range(n_post):
+        pool = np.arange(n_pre) if autapses else np.delete(np.arange(n_pre), j)
+        pre[j] = rng.choice(pool, size=int(k), replace=False)
+    post = np.repeat(np.arange(n_post), int(k))
+    return from_indices(pre.ravel(), post, weight, n_pre=n_pre, n_post=n_post, delay_ms=delay_ms)
+
+
+def dense(weights, *, delay_ms=0.0) -> Connectivity:
+    """All nonzero entries of a weight matrix ``(n_pre, n_post)`` become synapses."""
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be a 2-D matrix (n_pre, n_post), got shape {w.shape}")
+    rows, cols = np.nonzero(w)
+    d = np.asarray(delay_ms, np.float32)
+    d = d[rows, cols] if d.ndim == 2 else d
+    return from_indices(rows, cols, w[rows, cols], n_pre=w.shape[0], n_post=w.shape[1],
+                        delay_ms=d)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@struct.dataclass
+class EventKernel:
+    """Event-driven delivery: padded per-source target lists (row ``n_pre`` is all padding).
+
+    ``targets`` index a flat input vector of length ``n_targets`` (the value ``n_targets`` is
+    the padding sink); ``delay`` is in steps.
+    """
+
+    targets: jax.Array  # (n_pre + 1, K) int32
+    weight: jax.Array  # (n_pre + 1, K)
+    delay: jax.Array  # (n_pre + 1, K) int32
+    n_pre: int = struct.field(pytree_node=False)
+    max_spikes: int = struct.field(pytree_node=False)
+    fallback: bool = struct.field(pytree_node=False, default=True)
+
+    def deliver(self, buffer, spikes, step):
+        """Scatter-add the weights of this step's spikes into ``buffer`` (L, n + 1).
+
+        With ``fallback`` (the default outside ``vmap``) a step with more than ``max_spikes``
+        spikes takes an exact full-scatter branch (``lax.cond``); without it (under ``vmap``,
+        where both branches would run) the excess is returned as an overflow count.
+        """
+        count = jnp.sum(spikes, dtype=jnp.int32)
+        small = partial(self._scatter, spikes=spikes, step=step, full=False)
+        if not self.fallback:
+            return small(buffer), jnp.maximum(count - self.max_spikes, 0)
+        large = partial(self._scatter, spikes=spikes, step=step, full=True)
+        return jax.lax.cond(count <= self.max_spikes, small, large, buffer), jnp.zeros((), jnp.int32)
+
+    def _scatter(self, buffer, *, spikes, step, full: bool):
+        n_slots, width = buffer.shape
+        if full:
+            idx = jnp.arange(self.n_pre + 1)
+            valid = jnp.concatenate([spikes, jnp.zeros((1,), bool)])
+        else:
+            idx, valid = _first_spikes(spikes, self.max_spikes)
+        tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
+        if n_slots > 1:
+            tgt = ((step + self.delay[idx]) % n_slots) * width + tgt
+        w = self.weight[idx].astype(buffer.dtype)
+        flat = buffer.ravel().at[tgt.ravel()].add(w.ravel(), mode="promise_in_bounds")
+        return flat.reshape(buffer.shape)
+
+
+_BLOCK = 64
+
+
+def _first_spikes(spikes, m: int):
+    """Indices of up to ``m`` spiking neurons and a validity mask, in O(N + m * 64).
+
+    Spikes are grouped in blocks of 64 neurons; ``top_k`` picks the (at most ``m``) blocks that
+    contain spikes and then the spikes inside them. Cheaper than ``jnp.nonzero(size=m)``,
+    which costs a cumulative sum and a full scatter on CPU (measured in benchmarks/snn.py).
+    """
+    n = spikes.shape[0]
+    n_blocks = -(-n // _BLOCK)
+    padded = jnp.zeros((n_blocks * _BLOCK,), bool).at[:n].set(spikes).reshape(n_blocks, _BLOCK)
+    kb = min(m, n_blocks)
+    has, blocks = jax.lax.top_k(jnp.any(padded, axis=1).astype(jnp.float32), kb)
+    sub = (padded[blocks] & (has[:, None] > 0)).reshape(-1)
+    vals, pos = jax.lax.top_k(sub.astype(jnp.float32), min(m, sub.shape[0]))
+    idx = blocks[pos // _BLOCK] * _BLOCK + pos % _BLOCK
+    valid = vals > 0
+    return jnp.where(valid, idx, n).astype(jnp.int32), valid
+
+
+@struct.dataclass
+class DenseKernel:
+    """Dense delivery: one weight matrix per distinct delay (in steps)."""
+
+    weight: jax.Array  # (U, n_pre, n_targets + 1)
+    delays: tuple[int, ...] = struct.field(pytree_node=False)
+
+    def deliver(self, buffer, spikes, step):
+        n_slots = buffer.shape[0]
+        s = spikes.astype(buffer.dtype)
+        for u, d in enumerate(self.delays):
+            slot = (step + d) % n_slots
+            buffer = buffer.at[slot].add(s @ self.weight[u].astype(buffer.dtype))
+        return buffer, jnp.zeros((), jnp.int32)
+
+
+def _padded_lists(n_pre, pre, tgt, w, dsteps, k_min: int = 1):
+    counts = np.bincount(pre, minlength=n_pre)
+    k = max(int(counts.max(initial=0)), k_min)
+    order = np.argsort(pre, kind="stable")
+    pre, tgt, w, dsteps = pre[order], tgt[order], w[order], dsteps[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(pre.size) - starts[pre]
+    return k, (pre, slot, tgt, w, dsteps)
+
+
+def build_kernel(
+    n_pre: int, pre: np.ndarray, targets: np.ndarray, weight: np.ndarray, delay_steps: np.ndarray,
+    n_targets: int, *, mode: str = "auto", max_spikes: int | None = None, k: int | None = None,
+    fallback: bool = True,
+):
+    """Kernel for all synapses leaving one population (targets in a flat input index space).
+
+    Parameters
+    ----------
+    mode : {"auto", "event", "dense"}
+    max_spikes : int, optional
+        Bound ``M`` on spikes per step for the event kernel (default ``max(16, n_pre // 256)``).
+    k : int, optional
+        Pad the target lists to this width (to stack kernels of several networks for vmap).
+    """
+    if mode != "auto" and mode not in KERNEL_MODES:
+        raise ValueError(f"mode must be 'auto' or one of {sorted(KERNEL_MODES)}, got {mode!r}")
+    m = min(n_pre, max(16, n_pre // 256)) if max_spikes is None else min(n_pre, int(max_spikes))
+    kmax, lists = _padded_lists(n_pre, pre, targets, weight, delay_steps)
+    k = kmax if k is None else max(k, kmax)
+    if mode == "auto":
+        mode = "event" if m * k < EVENT_COST_RATIO * n_pre * n_targets else "dense"
+    kernel = KERNEL_MODES[mode](n_pre, lists, n_targets, k, m)
+    return kernel.replace(fallback=fallback) if mode == "event" else kernel
+
+
+def _event(n_pre, lists, n_targets, k, m):
+    pre, slot, tgt, w, d = lists
+    targets = np.full((n_pre + 1, k), n_targets, np.int32)
+    weights = np.zeros((n_pre + 1, k), np.float32)
+    delays = np.zeros((n_pre + 1, k), np.int32)
+    targets[pre, slot], weights[pre, slot], delays[pre, slot] = tgt, w, d
+    return EventKernel(jnp.asarray(targets), jnp.asarray(weights), jnp.asarray(delays), n_pre, m)
+
+
+def _dense(n_pre, lists, n_targets, k, m):
+    pre, _, tgt, w, d = lists
+    uniq = tuple(int(u) for u in np.unique(d)) or (0,)
+    mats = np.zeros((len(uniq), n_pre, n_targets + 1), np.float32)
+    for u, du in enumerate(uniq):
+        sel = d == du
+        np.add.at(mats[u], (pre[sel], tgt[sel]), w[sel])
+    return DenseKernel(jnp.asarray(mats), uniq)
+
+
+#: Kernel constructors by mode name.
+KERNEL_MODES = {"event": _event, "dense": _dense}

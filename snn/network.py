@@ -1,0 +1,517 @@
+"""Networks of spiking populations and projections, simulated with ``lax.scan``.
+
+A :class:`Network` is host-side data: populations (a neuron model, a size, an initial state,
+a constant external current), projections (a :class:`~brainmodels.snn.connectivity.Connectivity`
+into a synaptic channel of the target) and Poisson inputs. :func:`simulate` compiles it into
+a pytree *plan* (one delivery kernel per source population, sparse or dense) and runs one
+jitted ``lax.scan``; :func:`simulate_many` stacks several networks (different seeds or
+parameters, same shapes) and runs them at once under ``jax.vmap``.
+
+Each step follows brian2's schedule (``groups, thresholds, synapses, resets``): integrate
+every population, detect spikes (``v > v_th`` and not refractory), deliver spikes whose delay
+is due (a ring buffer of future inputs, ``round(delay / dt)`` steps; delay 0 arrives in the
+same step and acts from the next update), add Poisson inputs, then reset. Spike times are the
+start of the step (brian2's ``SpikeMonitor`` convention).
+
+Recording is chosen up front (:class:`Recording`): spikes as events (packed bits per step,
+turned into ``(time, neuron)`` events on the host), population rates and state traces of
+selected neurons every ``every_ms``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from flax import struct
+
+from brainmodels.data import provenance
+from brainmodels.snn.connectivity import Connectivity, build_kernel
+from brainmodels.snn.neurons import NEURON_UNITS
+
+__all__ = [
+    "Population", "Projection", "PoissonInput", "Network", "Recording", "simulate",
+    "simulate_many",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """A group of identical-model neurons.
+
+    Parameters
+    ----------
+    name : str
+    size : int
+    model : LIF, AdaptiveLIF or Izhikevich
+        Parameters (scalars or one value per neuron).
+    v0 : float or array (size,), optional
+        Initial membrane potential, mV (default: the model's ``v_rest``).
+    i_ext : float or array (size,)
+        Constant external current, nA.
+    """
+
+    name: str
+    size: int
+    model: object
+    v0: object = None
+    i_ext: object = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    """Synapses from population ``pre`` into channel ``channel`` of population ``post``."""
+
+    pre: str
+    post: str
+    channel: str
+    conn: Connectivity
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PoissonInput:
+    """``n_sources`` independent Poisson sources at ``rate_hz`` per target neuron, each adding
+    ``weight`` to channel ``channel`` (brian2's ``PoissonInput``; counts drawn per step)."""
+
+    target: str
+    channel: str
+    n_sources: int
+    rate_hz: float
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """Populations, projections and inputs; ``seed`` is kept for provenance."""
+
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...] = ()
+    inputs: tuple[PoissonInput, ...] = ()
+    name: str = "network"
+    seed: int | None = None
+
+    @property
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """Global neuron index range ``[start, stop)`` of each population."""
+        out, start = {}, 0
+        for p in self.populations:
+            out[p.name] = (start, start + p.size)
+            start += p.size
+        return out
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations)
+
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise ValueError(
+            f"population must be one of {[p.name for p in self.populations]}, got {name!r}"
+        )
+
+    def validate(self, dt: float) -> None:
+        """Check names, sizes and channels; each model checks its parameters against ``dt``."""
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"population names must be unique and non-empty, got {names}")
+        for p in self.populations:
+            p.model.validate(dt)
+        for pr in self.projections:
+            pre, post = self.population(pr.pre), self.population(pr.post)
+            post.model.syn.index(pr.channel)
+            if (pr.conn.n_pre, pr.conn.n_post) != (pre.size, post.size):
+                raise ValueError(
+                    f"projection {pr.name or (pr.pre, pr.post)} has shape "
+                    f"({pr.conn.n_pre}, {pr.conn.n_post}), expected ({pre.size}, {post.size})"
+                )
+        for inp in self.inputs:
+            self.population(inp.target).model.syn.index(inp.channel)
+            if inp.rate_hz < 0 or inp.n_sources < 0:
+                raise ValueError(f"Poisson input needs rate_hz, n_sources >= 0, got {inp}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """What to record, chosen before the run.
+
+    Parameters
+    ----------
+    spikes : bool
+        Spike events ``(time, neuron)``.
+    traces : tuple of str
+        State variables to trace (``"v"``, ``"g_e"``, ``"w"``, ...).
+    neurons : sequence of int
+        Global indices of the traced neurons.
+    every_ms : float
+        Interval of traces and population-rate bins, ms (a multiple of ``dt``).
+    """
+
+    spikes: bool = True
+    traces: tuple[str, ...] = ()
+    neurons: Sequence[int] = ()
+    every_ms: float = 1.0
+
+
+@struct.dataclass
+class _Plan:
+    models: tuple
+    v0: tuple
+    i_ext: tuple
+    kernels: tuple
+    poisson: tuple  # (lam per step, weight) per input
+    trace_idx: tuple  # local indices per population
+    kernel_pre: tuple[int, ...] = struct.field(pytree_node=False)
+    layout: tuple[tuple[int, int, int], ...] = struct.field(pytree_node=False)  # off, C, n
+    poisson_at: tuple[tuple[int, int], ...] = struct.field(pytree_node=False)  # off, n
+    n_slots: int = struct.field(pytree_node=False)
+    n_inputs: int = struct.field(pytree_node=False)
+    trace_vars: tuple[str, ...] = struct.field(pytree_node=False)
+
+
+def _layout(net: Network):
+    layout, off = [], 0
+    for p in net.populations:
+        c = len(p.model.syn.names)
+        layout.append((off, c, p.size))
+        off += c * p.size
+    return tuple(layout), off
+
+
+def _delay_steps(delay_ms, dt):
+    return np.round(np.asarray(delay_ms, np.float64) / dt).astype(np.int32)
+
+
+def _kernel_inputs(net: Network, dt: float, layout):
+    """Per source population: (pre, flat targets, weight, delay steps)."""
+    names = [p.name for p in net.populations]
+    groups: dict[int, list] = {}
+    for pr in net.projections:
+        post_i = names.index(pr.post)
+        off, _, n_post = layout[post_i]
+        c = net.populations[post_i].model.syn.index(pr.channel)
+        flat = off + c * n_post + pr.conn.post.astype(np.int64)
+        groups.setdefault(names.index(pr.pre), []).append(
+            (pr.conn.pre, flat, pr.conn.weight, _delay_steps(pr.conn.delay_ms, dt))
+        )
+    return {i: tuple(np.concatenate(parts) for parts in zip(*g, strict=True))
+            for i, g in sorted(groups.items())}
+
+
+def _trace_indices(net: Network, neurons) -> tuple:
+    neurons = np.asarray(neurons, np.int64).ravel()
+    if neurons.size and (neurons.min() < 0 or neurons.max() >= net.n_neurons):
+        raise ValueError(
+            f"recording.neurons must be global indices in [0, {net.n_neurons}), got "
+            f"{neurons[(neurons < 0) | (neurons >= net.n_neurons)].tolist()}"
+        )
+    out = []
+    for start, stop in net.offsets.values():
+        sel = neurons[(neurons >= start) & (neurons < stop)] - start
+        out.append(jnp.asarray(sel, jnp.int32))
+    return tuple(out)
+
+
+def _plan(net, dt, recording, *, mode="auto", max_spikes=None, k_pad=None,
+          fallback=True) -> _Plan:
+    net.validate(dt)
+    layout, n_inputs = _layout(net)
+    inputs = _kernel_inputs(net, dt, layout)
+    kernels, kernel_pre, max_delay = [], [], 0
+    for i, (pre, flat, w, d) in inputs.items():
+        n_pre = net.populations[i].size
+        m = None if max_spikes is None else max_spikes.get(i)
+        kp = None if k_pad is None else k_pad.get(i)
+        kernels.append(build_kernel(n_pre, pre, flat, w, d, n_inputs, mode=mode, max_spikes=m,
+                                    k=kp, fallback=fallback))
+        kernel_pre.append(i)
+        max_delay = max(max_delay, int(d.max(initial=0)))
+    names = [p.name for p in net.populations]
+    poisson, poisson_at = [], []
+    for inp in net.inputs:
+        pi = names.index(inp.target)
+        off, _, n = layout[pi]
+        c = net.populations[pi].model.syn.index(inp.channel)
+        poisson.append((np.float32(inp.n_sources * inp.rate_hz * dt / 1000.0),
+                        np.float32(inp.weight)))
+        poisson_at.append((off + c * n, n))
+    for var in recording.traces:
+        _check_trace_var(net, var)
+    return _Plan(
+        models=tuple(p.model for p in net.populations),
+        v0=tuple(_v0(p) for p in net.populations),
+        i_ext=tuple(np.broadcast_to(np.asarray(p.i_ext, np.float32), (p.size,)).copy()
+                    for p in net.populations),
+        kernels=tuple(kernels), poisson=tuple(poisson),
+        trace_idx=_trace_indices(net, recording.neurons),
+        kernel_pre=tuple(kernel_pre), layout=layout, poisson_at=tuple(poisson_at),
+        n_slots=max_delay + 1, n_inputs=n_inputs, trace_vars=tuple(recording.traces),
+    )
+
+
+def _v0(p: Population) -> np.ndarray:
+    v0 = p.model.v_rest if p.v0 is None else p.v0
+    v0 = np.asarray(v0, np.float32)
+    if v0.shape not in ((), (p.size,)):
+        raise ValueError(f"v0 of population {p.name!r} must be a scalar or ({p.size},), "
+                         f"got shape {v0.shape}")
+    return np.broadcast_to(v0, (p.size,)).copy()
+
+
+def _check_trace_var(net: Network, var: str) -> None:
+    for p in net.populations:
+        names = set(p.model.traces(p.model.init_state(1)))
+        if var not in names:
+            raise ValueError(f"recording.traces: population {p.name!r} has no variable "
+                             f"{var!r}; it has {sorted(names)}")
+
+
+def _step(plan: _Plan, dt: float, key, carry, n):
+    states, buffer, overflow = carry
+    states = tuple(m.update(s, i, dt, n) for m, s, i in zip(plan.models, states, plan.i_ext,
+                                                            strict=True))
+    spikes = tuple(m.spikes(s, n, dt) for m, s in zip(plan.models, states, strict=True))
+    for kern, pi in zip(plan.kernels, plan.kernel_pre, strict=True):
+        buffer, ov = kern.deliver(buffer, spikes[pi], n)
+        overflow = overflow + ov
+    slot = n % plan.n_slots
+    row = buffer[slot]
+    buffer = buffer.at[slot].set(0.0)
+    if plan.poisson:
+        keys = jax.random.split(jax.random.fold_in(key, n), len(plan.poisson))
+        for kk, (lam, w), (off, size) in zip(keys, plan.poisson, plan.poisson_at, strict=True):
+            counts = jax.random.poisson(kk, lam, (size,)).astype(row.dtype)
+            row = row.at[off:off + size].add(w * counts)
+    new_states = []
+    for m, s, sp, (off, c, size) in zip(plan.models, states, spikes, plan.layout, strict=True):
+        s = {**s, "g": s["g"] + row[off:off + c * size].reshape(c, size)}
+        new_states.append(m.reset(s, sp, n))
+    all_spikes = jnp.concatenate(spikes)
+    counts = jnp.stack([jnp.sum(sp, dtype=jnp.int32) for sp in spikes])
+    return (tuple(new_states), buffer, overflow), (jnp.packbits(all_spikes), counts)
+
+
+def _read_traces(plan: _Plan, states):
+    out = {}
+    for var in plan.trace_vars:
+        parts = [m.traces(s)[var][idx] for m, s, idx in zip(plan.models, states, plan.trace_idx,
+                                                           strict=True)]
+        out[var] = jnp.concatenate(parts)
+    return out
+
+
+def _run(plan: _Plan, key, *, n_chunks: int, k: int, dt: float):
+    dtype = jnp.asarray(0.0).dtype
+    states = tuple(m.init_state(v0.shape[0], v0, dtype) for m, v0 in zip(plan.models, plan.v0,
+                                                                          strict=True))
+    buffer = jnp.zeros((plan.n_slots, plan.n_inputs + 1), dtype)
+    step = partial(_step, plan, dt, key)
+
+    def chunk(carry, c):
+        traces = _read_traces(plan, carry[0])
+        carry, (bits, counts) = jax.lax.scan(step, carry, c * k + jnp.arange(k))
+        return carry, (bits, jnp.sum(counts, axis=0), traces)
+
+    init = (states, buffer, jnp.zeros((), jnp.int32))
+    (_, _, overflow), (bits, counts, traces) = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
+    return bits, counts, traces, overflow
+
+
+_run_jit = jax.jit(_run, static_argnames=("n_chunks", "k", "dt"))
+_run_many_jit = jax.jit(
+    jax.vmap(_run, in_axes=(0, 0)), static_argnames=("n_chunks", "k", "dt")
+)
+
+
+def _steps(duration_ms: float, dt_ms: float, recording: Recording) -> tuple[int, int]:
+    if not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"dt_ms must be a positive number of ms, got {dt_ms}")
+    if not np.isfinite(duration_ms) or duration_ms <= 0:
+        raise ValueError(f"duration_ms must be a positive number of ms, got {duration_ms}")
+    n_steps = int(round(duration_ms / dt_ms))
+    k = max(1, int(round(recording.every_ms / dt_ms)))
+    if abs(k * dt_ms - recording.every_ms) > 1e-6 * dt_ms or n_steps % k:
+        raise ValueError(
+            f"recording.every_ms={recording.every_ms} must be a multiple of dt_ms={dt_ms} that "
+            f"divides duration_ms={duration_ms} ({n_steps} steps)"
+        )
+    return n_steps, k
+
+
+def _needs_key(nets, key):
+    if key is None and any(n.inputs for n in nets):
+        raise ValueError("this network has Poisson inputs: pass key=jax.random.key(...)")
+    return jax.random.key(0) if key is None else key
+
+
+def simulate(
+    net: Network, duration_ms: float = 1000.0, dt_ms: float = 0.1, *, key=None,
+    recording: Recording | None = None, mode: str = "auto", max_spikes: int | None = None,
+) -> xr.Dataset:
+    """Simulate ``net`` for ``duration_ms`` with time step ``dt_ms``.
+
+    Parameters
+    ----------
+    net : Network
+    duration_ms, dt_ms : float
+        Simulated time and step, ms.
+    key : jax PRNG key, optional
+        Needed when the network has Poisson inputs (keyword-only).
+    recording : Recording, optional
+        Default: spikes and population rates every 1 ms, no traces.
+    mode : {"auto", "event", "dense"}
+        Spike delivery kernel (see :mod:`brainmodels.snn.connectivity`).
+    max_spikes : int, optional
+        Initial bound on spikes per step for event kernels; doubled and rerun on overflow.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``spike_time`` (ms) and ``spike_neuron`` (global index) along ``event``;
+        ``rate_<population>`` (Hz) along ``time``; traces ``(time, neuron)``; attrs with
+        units, parameters, ``dt_ms``, ``duration_ms`` and population index ranges.
+
+    Raises
+    ------
+    ValueError
+        Bad ``dt_ms``/``duration_ms``/parameters, unknown channels or populations, recording
+        of a neuron or variable that does not exist.
+
+    Examples
+    --------
+    >>> from brainmodels import snn
+    >>> res = snn.simulate(snn.cuba(seed=0, n=400), duration_ms=50.0)  # doctest: +SKIP
+    """
+    recording = recording or Recording()
+    n_steps, k = _steps(duration_ms, dt_ms, recording)
+    key = _needs_key([net], key)
+    bounds = None if max_spikes is None else dict.fromkeys(range(len(net.populations)),
+                                                           max_spikes)
+    while True:
+        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds)
+        bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
+                                                  dt=float(dt_ms))
+        if int(overflow) == 0:
+            break
+        bounds = _grow_bounds(net, plan)
+    return _to_dataset(net, dt_ms, n_steps, k, recording, bits, counts, traces, plan)
+
+
+def _grow_bounds(net, plan):
+    return {pi: min(net.populations[pi].size, 2 * getattr(kern, "max_spikes", 1))
+            for kern, pi in zip(plan.kernels, plan.kernel_pre, strict=True)}
+
+
+def simulate_many(
+    nets: Sequence[Network], duration_ms: float = 1000.0, dt_ms: float = 0.1, *, key=None,
+    recording: Recording | None = None, mode: str = "auto", max_spikes: int | None = None,
+) -> xr.Dataset:
+    """Simulate several networks of the same structure at once (``jax.vmap``).
+
+    The networks may differ in connectivity (target lists are padded to a common width),
+    initial state, parameters and seeds; populations, channels and sizes must agree. Returns
+    the :func:`simulate` variables with a leading ``network`` dimension (events carry
+    ``spike_network``).
+    """
+    nets = list(nets)
+    if not nets:
+        raise ValueError("nets must contain at least one Network")
+    recording = recording or Recording()
+    n_steps, k = _steps(duration_ms, dt_ms, recording)
+    key = _needs_key(nets, key)
+    keys = jax.random.split(key, len(nets))
+    bounds = None if max_spikes is None else dict.fromkeys(range(len(nets[0].populations)),
+                                                           max_spikes)
+    while True:
+        plans = [_plan(n, dt_ms, recording, mode=mode, max_spikes=bounds, fallback=False)
+                 for n in nets]
+        k_pad = {pi: max(p.kernels[j].targets.shape[1] if hasattr(p.kernels[j], "targets")
+                         else 0 for p in plans) for j, pi in enumerate(plans[0].kernel_pre)}
+        plans = [_plan(n, dt_ms, recording, mode=mode, max_spikes=bounds, k_pad=k_pad,
+                       fallback=False) for n in nets]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *plans)
+        bits, counts, traces, overflow = _run_many_jit(stacked, keys, n_chunks=n_steps // k,
+                                                       k=k, dt=float(dt_ms))
+        if int(jnp.max(overflow)) == 0:
+            break
+        bounds = _grow_bounds(nets[0], plans[0])
+    parts = [_to_dataset(n, dt_ms, n_steps, k, recording, bits[i], counts[i],
+                         {v: t[i] for v, t in traces.items()}, plans[i])
+             for i, n in enumerate(nets)]
+    return _concat_networks(parts, nets)
+
+
+def _concat_networks(parts, nets) -> xr.Dataset:
+    events = [p[["spike_time", "spike_neuron"]] for p in parts]
+    for i, ev in enumerate(events):
+        events[i] = ev.assign(spike_network=("event", np.full(ev.sizes["event"], i, np.int32)))
+    ev = xr.concat(events, dim="event")
+    rest = xr.concat([p.drop_vars(["spike_time", "spike_neuron"]) for p in parts],
+                     dim="network", combine_attrs="drop_conflicts")
+    out = xr.merge([rest, ev], combine_attrs="override")
+    out.attrs = {**parts[0].attrs, "seeds": [n.seed for n in nets]}
+    out.attrs.pop("seed", None)
+    return out
+
+
+def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> xr.Dataset:
+    n = net.n_neurons
+    spikes = np.unpackbits(np.asarray(bits).reshape(n_steps, -1), axis=1, count=n)
+    steps, neurons = np.nonzero(spikes) if recording.spikes else (np.zeros(0, int),) * 2
+    t = np.arange(n_steps // k) * k * dt
+    data = {
+        "spike_time": ("event", (steps * dt).astype(np.float64), {"units": "ms"}),
+        "spike_neuron": ("event", neurons.astype(np.int32)),
+    }
+    counts = np.asarray(counts)
+    for j, p in enumerate(net.populations):
+        data[f"rate_{p.name}"] = ("time", counts[:, j] / (p.size * k * dt * 1e-3),
+                                  {"units": "Hz"})
+    neuron_ids = np.sort(np.asarray(recording.neurons, np.int64).ravel())
+    for var, values in traces.items():
+        data[var] = (("time", "neuron"), np.asarray(values), {"units": _unit(net, var)})
+    coords = {"time": ("time", t, {"units": "ms"})}
+    if recording.traces:
+        coords["neuron"] = neuron_ids
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs = provenance(
+        f"brainmodels.snn:{net.name}", params=_summary(net), seed=net.seed,
+        units={k_: v for k_, v in NEURON_UNITS.items()},
+        dt_ms=float(dt), duration_ms=float(n_steps * dt), n_neurons=int(n),
+        populations={name: list(r) for name, r in net.offsets.items()},
+        kernels=[type(kern).__name__ for kern in plan.kernels],
+    )
+    return ds
+
+
+def _unit(net, var):
+    if var.startswith("g_"):
+        return NEURON_UNITS["g_" + net.populations[0].model.syn.kind]
+    return NEURON_UNITS.get(var, "")
+
+
+def _summary(net: Network) -> dict:
+    out = {}
+    for p in net.populations:
+        fields = {f.name: getattr(p.model, f.name) for f in dataclasses.fields(p.model)
+                  if f.name != "syn"}
+        fields = {k: (np.asarray(v).tolist() if np.ndim(v) == 0 else "per-neuron")
+                  if not isinstance(v, str) else v for k, v in fields.items()}
+        syn = p.model.syn
+        out[p.name] = {"model": type(p.model).__name__, "size": p.size, **fields,
+                       "syn_kind": syn.kind, "syn_tau": np.asarray(syn.tau).tolist(),
+                       "syn_e_rev": np.asarray(syn.e_rev).tolist()}
+    for pr in net.projections:
+        out[f"proj_{pr.name or pr.pre + '_' + pr.post}"] = {
+            "pre": pr.pre, "post": pr.post, "channel": pr.channel,
+            "n_synapses": pr.conn.n_synapses, "density": pr.conn.density}
+    for i, inp in enumerate(net.inputs):
+        out[f"poisson_{i}"] = dataclasses.asdict(inp)
+    return out

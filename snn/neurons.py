@@ -1,0 +1,350 @@
+"""Spiking neuron models: frozen parameter dataclasses with pure step functions.
+
+Units everywhere: time in ms, voltages in mV, external currents in nA (turned into mV by the
+membrane resistance ``r_m`` in MOhm), rates in Hz. Every parameter may be a scalar or one value
+per neuron (heterogeneous populations); every model can be ``vmap``-ed over its parameters.
+
+A model implements the step of one population in brian2's order (``Network.schedule``:
+groups -> thresholds -> synapses -> resets), split into pure functions:
+
+``init_state(n, v0=None)``
+    state dict: ``v`` (mV), ``g`` (channel, neuron) synaptic variables, ``last_spike`` (the
+    step of the last spike, int32), plus model variables (``w`` nA, ``u`` mV/ms).
+``update(state, i_ext, dt, step)``
+    integrate one step ``dt``; neurons in their refractory period keep ``v`` (brian2's
+    ``(unless refractory)``), the rest integrate. Refractory at step ``n`` means
+    ``n - last_spike < round(t_ref / dt)`` (brian2's ``timestep`` rule).
+``spikes(state, step)``
+    ``v > v_th`` and not refractory (evaluated after the update, as brian2 does).
+``reset(state, spikes, step)``
+    reset to ``v_reset`` (``reset="value"``) or subtract ``v_th - v_reset``
+    (``reset="subtract"``); adaptive models increment their adaptation variable.
+
+Integration: :class:`LIF` with current synapses is linear, so it uses the exact propagator
+(brian2 ``method='exact'``); :class:`LIF` with conductance synapses is linear in ``v`` for
+fixed conductances and uses exponential Euler (brian2 ``method='exponential_euler'``);
+:class:`AdaptiveLIF` and :class:`Izhikevich` use an explicit Runge-Kutta method chosen from
+:data:`INTEGRATORS` (``"euler"``, ``"rk2"``, ``"rk4"`` as brian2's state updaters). Synaptic
+variables always decay exactly.
+
+References
+----------
+Brette, R. et al. (2007). Simulation of networks of spiking neurons. J. Comput. Neurosci. 23,
+349-398 (LIF benchmarks, eqs. 1-3). Rotter & Diesmann (1999). Exact digital simulation of
+time-invariant linear systems. Biol. Cybern. 81, 381-402 (exact propagator).
+Brette & Gerstner (2005). Adaptive exponential integrate-and-fire model. J. Neurophysiol. 94,
+3637-3642 (adaptation: eq. 2). Izhikevich (2003). Simple model of spiking neurons. IEEE TNN 14,
+1569-1572 (eqs. 1-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from brainmodels._types import Array, ArrayLike, Float
+from brainmodels.snn.synapses import ExpSynapses, current_synapses
+
+__all__ = ["LIF", "AdaptiveLIF", "Izhikevich", "INTEGRATORS", "RESETS", "NEURON_UNITS"]
+
+#: Units of the state variables and parameters (stored in result attrs).
+NEURON_UNITS = {
+    "time": "ms", "v": "mV", "g_current": "mV", "g_conductance": "1 (relative to leak)",
+    "i_ext": "nA", "r_m": "MOhm", "w": "nA", "u": "mV/ms", "rate": "Hz",
+}
+_NEVER = -(2**30)  # last_spike before any spike: never refractory
+
+
+def _euler(f, y, dt):
+    return tuple(yi + dt * ki for yi, ki in zip(y, f(y), strict=True))
+
+
+def _rk2(f, y, dt):  # midpoint method, as brian2's 'rk2'
+    k1 = f(y)
+    mid = tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k1, strict=True))
+    return tuple(yi + dt * ki for yi, ki in zip(y, f(mid), strict=True))
+
+
+def _rk4(f, y, dt):
+    k1 = f(y)
+    k2 = f(tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k1, strict=True)))
+    k3 = f(tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k2, strict=True)))
+    k4 = f(tuple(yi + dt * ki for yi, ki in zip(y, k3, strict=True)))
+    return tuple(
+        yi + dt / 6.0 * (a + 2 * b + 2 * c + d)
+        for yi, a, b, c, d in zip(y, k1, k2, k3, k4, strict=True)
+    )
+
+
+#: Explicit integrators for the nonlinear models: ``f(y) -> dy/dt`` on a tuple of arrays.
+INTEGRATORS: dict[str, Callable] = {"euler": _euler, "rk2": _rk2, "rk4": _rk4}
+
+
+def _reset_value(model, v):
+    return jnp.broadcast_to(jnp.asarray(model.v_reset, v.dtype), v.shape)
+
+
+def _reset_subtract(model, v):
+    return v - (jnp.asarray(model.v_th, v.dtype) - jnp.asarray(model.v_reset, v.dtype))
+
+
+#: How ``v`` is reset after a spike.
+RESETS: dict[str, Callable] = {"value": _reset_value, "subtract": _reset_subtract}
+
+
+def _check_positive(name: str, value, *, allow_zero: bool = False) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    bad = arr < 0 if allow_zero else arr <= 0
+    if np.any(bad):
+        kind = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {kind} ms, got {arr.min() if arr.ndim else arr}")
+    return arr
+
+
+def _check_dt(dt: float, **taus) -> None:
+    if not np.isfinite(dt) or dt <= 0:
+        raise ValueError(f"dt_ms must be a positive number of ms, got {dt}")
+    for name, tau in taus.items():
+        arr = _check_positive(name, tau)
+        if np.any(dt > arr):
+            raise ValueError(
+                f"dt_ms={dt} is larger than the time constant {name}={arr.min()} ms; "
+                "use a smaller dt"
+            )
+
+
+class _Base:
+    """Shared state handling (refractoriness, synapses, resets) of the neuron models."""
+
+    def ref_steps(self, dt: float):
+        return jnp.floor(jnp.asarray(self.t_ref) / dt + 1e-3).astype(jnp.int32)
+
+    def not_refractory(self, state, step, dt):
+        return (step - state["last_spike"]) >= self.ref_steps(dt)
+
+    def _common_state(self, n: int, v0: ArrayLike | None, dtype) -> dict:
+        v = jnp.full((n,), self.v_rest if v0 is None else 0.0, dtype)
+        if v0 is not None:
+            v0 = jnp.asarray(v0, dtype)
+            if v0.shape not in ((), (n,)):
+                raise ValueError(f"v0 must be a scalar or have shape ({n},), got {v0.shape}")
+            v = jnp.broadcast_to(v0, (n,)).astype(dtype)
+        return {
+            "v": v,
+            "g": jnp.zeros((len(self.syn.names), n), dtype),
+            "last_spike": jnp.full((n,), _NEVER, jnp.int32),
+        }
+
+    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
+        """Initial state of ``n`` neurons (``v0`` in mV, default ``v_rest``)."""
+        return self._common_state(n, v0, dtype)
+
+    def spikes(self, state, step, dt):
+        """Boolean spike vector: ``v > v_th`` and not refractory."""
+        return (state["v"] > self.v_th) & self.not_refractory(state, step, dt)
+
+    def reset(self, state, spikes, step):
+        """Apply the reset to the neurons that spiked at ``step``."""
+        if self.reset_mode not in RESETS:
+            raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
+        v = jnp.where(spikes, RESETS[self.reset_mode](self, state["v"]), state["v"])
+        last = jnp.where(spikes, step, state["last_spike"]).astype(jnp.int32)
+        return {**state, "v": v, "last_spike": last}
+
+    def traces(self, state) -> dict:
+        """Recordable variables by name (``v``, ``g_<channel>``, model variables)."""
+        out = {k: v for k, v in state.items() if k not in ("g", "last_spike")}
+        for c, name in enumerate(self.syn.names):
+            out[f"g_{name}"] = state["g"][c]
+        return out
+
+
+@struct.dataclass
+class LIF(_Base):
+    """Leaky integrate-and-fire neuron with exponential current or conductance synapses.
+
+    ``tau_m dv/dt = (E_l - v) + r_m i_ext + sum_c g_c`` (current synapses) or
+    ``... + sum_c g_c (E_c - v)`` (conductance synapses; ``g`` relative to the leak);
+    spike when ``v > v_th``; reset to ``v_reset`` (or subtract); refractory ``t_ref`` ms.
+    Brette et al. (2007), eqs. 1-3.
+
+    Parameters
+    ----------
+    tau_m : float or (neuron,)
+        Membrane time constant, ms.
+    v_rest : float or (neuron,)
+        Leak reversal potential ``E_l``, mV.
+    v_th, v_reset : float or (neuron,)
+        Threshold and reset potential, mV.
+    t_ref : float or (neuron,)
+        Absolute refractory period, ms (``v`` is clamped, synapses keep integrating).
+    r_m : float
+        Membrane resistance, MOhm (1 nA of ``i_ext`` drives ``r_m`` mV).
+    syn : ExpSynapses
+        Synaptic channels (:func:`~brainmodels.snn.synapses.current_synapses` by default).
+    reset_mode : {"value", "subtract"}
+        Static.
+    """
+
+    tau_m: ArrayLike = 20.0
+    v_rest: ArrayLike = -60.0
+    v_th: ArrayLike = -50.0
+    v_reset: ArrayLike = -60.0
+    t_ref: ArrayLike = 0.0
+    r_m: ArrayLike = 1.0
+    syn: ExpSynapses = struct.field(default_factory=current_synapses)
+    reset_mode: str = struct.field(pytree_node=False, default="value")
+
+    def validate(self, dt: float) -> None:
+        """Raise ValueError for non-positive time constants or a too large ``dt``."""
+        _check_dt(dt, tau_m=self.tau_m)
+        _check_positive("t_ref", self.t_ref, allow_zero=True)
+        self.syn.validate(dt)
+        if self.reset_mode not in RESETS:
+            raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
+
+    def update(self, state, i_ext, dt: float, step):
+        """Integrate one step (exact for current synapses, exponential Euler otherwise)."""
+        v, g = state["v"], state["g"]
+        if self.syn.kind == "current":
+            v_new = self._exact_current(v, g, i_ext, dt)
+        else:
+            v_new = self._exp_euler_conductance(v, g, i_ext, dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, v)
+        return {**state, "v": v_new, "g": self.syn.decay(g, dt)}
+
+    def _exact_current(self, v, g, i_ext, dt):
+        tau_m = jnp.asarray(self.tau_m, v.dtype)
+        em = jnp.exp(-dt / tau_m)
+        u_inf = jnp.asarray(self.v_rest, v.dtype) + self.r_m * i_ext
+        v_new = u_inf + (v - u_inf) * em
+        for c in range(g.shape[0]):  # propagator of dv/dt = (g_c - u)/tau_m, g_c decaying
+            tau_c = jnp.asarray(self.syn.tau, v.dtype)[c]
+            ec = jnp.exp(-dt / tau_c)
+            same = jnp.abs(tau_c - tau_m) < 1e-6 * tau_m
+            denom = jnp.where(same, 1.0, tau_c - tau_m)
+            coef = jnp.where(same, dt / tau_m * em, tau_c / denom * (ec - em))
+            v_new = v_new + coef * g[c]
+        return v_new
+
+    def _exp_euler_conductance(self, v, g, i_ext, dt):
+        e_rev = jnp.asarray(self.syn.e_rev, v.dtype)[:, None]
+        b = 1.0 + jnp.sum(g, axis=0)
+        a = jnp.asarray(self.v_rest, v.dtype) + self.r_m * i_ext + jnp.sum(g * e_rev, axis=0)
+        v_inf = a / b
+        return v_inf + (v - v_inf) * jnp.exp(-b * dt / jnp.asarray(self.tau_m, v.dtype))
+
+
+@struct.dataclass
+class AdaptiveLIF(_Base):
+    """LIF with a spike-triggered and subthreshold adaptation current ``w`` (nA).
+
+    ``tau_m dv/dt = E_l - v + r_m (i_ext - w) + syn``, ``tau_w dw/dt = a (v - E_l) - w``;
+    at a spike ``v -> v_reset``, ``w -> w + b`` (Brette & Gerstner 2005, eq. 2 without the
+    exponential term). ``a`` in uS, ``b`` in nA. Integrated with ``method`` (static).
+    """
+
+    tau_m: ArrayLike = 20.0
+    v_rest: ArrayLike = -70.0
+    v_th: ArrayLike = -50.0
+    v_reset: ArrayLike = -58.0
+    t_ref: ArrayLike = 0.0
+    r_m: ArrayLike = 100.0
+    tau_w: ArrayLike = 100.0
+    a: ArrayLike = 0.0
+    b: ArrayLike = 0.05
+    syn: ExpSynapses = struct.field(default_factory=current_synapses)
+    reset_mode: str = struct.field(pytree_node=False, default="value")
+    method: str = struct.field(pytree_node=False, default="rk2")
+
+    def validate(self, dt: float) -> None:
+        _check_dt(dt, tau_m=self.tau_m, tau_w=self.tau_w)
+        _check_positive("t_ref", self.t_ref, allow_zero=True)
+        self.syn.validate(dt)
+        if self.method not in INTEGRATORS:
+            raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
+
+    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
+        return {**self._common_state(n, v0, dtype), "w": jnp.zeros((n,), dtype)}
+
+    def update(self, state, i_ext, dt: float, step):
+        syn = self.syn.drive(state["g"], state["v"])
+
+        def f(y):
+            v, w = y
+            dv = (self.v_rest - v + self.r_m * (i_ext - w) + syn) / self.tau_m
+            return dv, (self.a * (v - self.v_rest) - w) / self.tau_w
+
+        v_new, w_new = INTEGRATORS[self.method](f, (state["v"], state["w"]), dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state["v"])
+        return {**state, "v": v_new, "w": w_new, "g": self.syn.decay(state["g"], dt)}
+
+    def reset(self, state, spikes, step):
+        out = _Base.reset(self, state, spikes, step)
+        return {**out, "w": jnp.where(spikes, out["w"] + self.b, out["w"])}
+
+
+@struct.dataclass
+class Izhikevich(_Base):
+    """Izhikevich (2003) neuron, eqs. 1-3 (time in ms, v in mV).
+
+    ``dv/dt = 0.04 v^2 + 5 v + 140 - u + r_m i_ext + syn``, ``du/dt = a (b v - u)``;
+    when ``v > v_th`` (30 mV): ``v -> c`` (``v_reset``), ``u -> u + d``. ``r_m`` turns nA into
+    mV/ms. Defaults are the regular-spiking cell. Integrated with ``method`` (static).
+    """
+
+    a: ArrayLike = 0.02
+    b: ArrayLike = 0.2
+    v_reset: ArrayLike = -65.0
+    d: ArrayLike = 8.0
+    v_th: ArrayLike = 30.0
+    v_rest: ArrayLike = -65.0
+    t_ref: ArrayLike = 0.0
+    r_m: ArrayLike = 1.0
+    syn: ExpSynapses = struct.field(default_factory=current_synapses)
+    reset_mode: str = struct.field(pytree_node=False, default="value")
+    method: str = struct.field(pytree_node=False, default="euler")
+
+    def validate(self, dt: float) -> None:
+        _check_dt(dt)
+        _check_positive("t_ref", self.t_ref, allow_zero=True)
+        self.syn.validate(dt)
+        if self.method not in INTEGRATORS:
+            raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
+
+    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
+        state = self._common_state(n, v0, dtype)
+        return {**state, "u": (self.b * state["v"]).astype(dtype)}
+
+    def update(self, state, i_ext, dt: float, step):
+        syn = self.syn.drive(state["g"], state["v"])
+
+        def f(y):
+            v, u = y
+            dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.r_m * i_ext + syn
+            return dv, self.a * (self.b * v - u)
+
+        v_new, u_new = INTEGRATORS[self.method](f, (state["v"], state["u"]), dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state["v"])
+        return {**state, "v": v_new, "u": u_new, "g": self.syn.decay(state["g"], dt)}
+
+    def reset(self, state, spikes, step):
+        out = _Base.reset(self, state, spikes, step)
+        return {**out, "u": jnp.where(spikes, out["u"] + self.d, out["u"])}
+
+
+def analytic_lif_rate(
+    i_ext_na: float, *, tau_m: float = 20.0, v_rest: float = -60.0, v_th: float = -50.0,
+    v_reset: float = -60.0, t_ref: float = 0.0, r_m: float = 1.0,
+) -> float:
+    """Firing rate (Hz) of a LIF neuron under constant current, from ``v_reset``.
+
+    ``T = t_ref + tau_m ln((E_l + R I - v_reset) / (E_l + R I - v_th))``; 0 if ``E_l + R I <= v_th``.
+    """
+    v_inf = v_rest + r_m * i_ext_na
+    if v_inf <= v_th:
+        return 0.0
+    return 1000.0 / (t_ref + tau_m * float(np.log((v_inf - v_reset) / (v_inf - v_th))))

@@ -1,0 +1,219 @@
+"""AKOrN Kuramoto layer: Lyapunov energy, sphere constraint, gradients, analytic limits.
+
+References: Miyato et al. (2025), eqs. 2-4; the classic Kuramoto model (brainmodels.kuramoto).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from brainmodels import akorn
+from brainmodels.akorn import (
+    ConvCoupling,
+    DenseCoupling,
+    KuramotoLayer,
+    energy,
+    normalize_oscillators,
+)
+
+
+def _unit(rng, shape, n):
+    return np.asarray(normalize_oscillators(jnp.asarray(rng.standard_normal(shape)), n))
+
+
+def _to64(module, *filters):
+    graphdef, *states = nnx.split(module, *filters)
+    return graphdef, *(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), s) for s in states)
+
+
+# ----------------------------------------------------------------------------- energy
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_energy_never_increases_for_symmetric_J(kind, rng, x64):
+    n, shape = 4, (2, 5, 5, 8)
+    units = int(np.prod(shape[1:]))
+    if kind == "dense":
+        w = rng.standard_normal((units, units))
+        J = DenseCoupling.from_matrix(w, symmetric=True)
+        norm_j = np.linalg.norm(0.5 * (w + w.T), 2)
+    else:
+        J = ConvCoupling(8, 3, symmetric=True, rngs=nnx.Rngs(1))
+        J.kernel.set_value(jnp.asarray(rng.standard_normal((3, 3, 8, 8))))
+        norm_j = 9 * 8 * np.abs(np.asarray(J.weights())).max()  # crude bound on ||J||_2
+    c = jnp.asarray(rng.standard_normal(shape))
+    gamma = 0.2 / (norm_j + np.abs(c).max())  # small step: << 1 / Lipschitz const of grad E
+    layer = KuramotoLayer(8, n=n, coupling=J, T=150, gamma=gamma, omega=None,
+                          learn_omega=False, c_norm=False, rngs=nnx.Rngs(0))
+    graphdef, state = _to64(layer)
+    traj = nnx.merge(graphdef, state)(jnp.asarray(rng.standard_normal(shape)), c)
+    e = np.asarray(traj.energy)
+    assert e.dtype == np.float64 and e.shape == (151, 2)
+    # non-increasing up to float64 round-off of a sum of ~10^3 terms of size ~|E|
+    assert np.all(np.diff(e, axis=0) <= 1e-12 * np.abs(e).max())
+    assert np.all(e[-1] < e[0] - 1.0)  # and it actually descends (not a frozen state)
+
+
+def test_symmetric_conv_is_self_adjoint(rng, x64):
+    J = ConvCoupling(6, 5, symmetric=True, rngs=nnx.Rngs(0))
+    J.kernel.set_value(jnp.asarray(rng.standard_normal((5, 5, 6, 6))))
+    x, y = (jnp.asarray(rng.standard_normal((1, 7, 7, 6))) for _ in range(2))
+    # <y, J x> = <J y, x> exactly (zero padding included); float64 round-off tolerance
+    np.testing.assert_allclose(jnp.sum(y * J(x)), jnp.sum(J(y) * x), rtol=1e-12)
+    with pytest.raises(ValueError, match="odd"):
+        ConvCoupling(6, 4, symmetric=True, rngs=nnx.Rngs(0))
+
+
+# ----------------------------------------------------------------------------- sphere
+
+
+@pytest.mark.parametrize("coupling", ["conv", "attn"])
+def test_states_stay_on_the_sphere(coupling, rng):
+    layer = KuramotoLayer(16, n=4, coupling=coupling, T=8, gamma=1.0, omega=0.7,
+                          rngs=nnx.Rngs(0))
+    x = jnp.asarray(3.0 * rng.standard_normal((2, 6, 6, 16)), jnp.float32)
+    c = jnp.asarray(rng.standard_normal((2, 6, 6, 16)), jnp.float32)
+    traj = layer(x, c, return_states=True)
+    norms = np.linalg.norm(np.asarray(traj.states).reshape(9, 2, 6, 6, 4, 4), axis=-1)
+    # float32: a normalisation is exact to a few ulp (eps = 1.2e-7)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    np.testing.assert_array_equal(traj.states[-1], traj.final)
+    assert np.isfinite(np.asarray(traj.energy)).all()
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+def test_gradients_match_finite_differences(rng, x64):
+    ch, T = 8, 6
+    layer = KuramotoLayer(ch, n=4, coupling=ConvCoupling(ch, 3, rngs=nnx.Rngs(2)), T=T,
+                          gamma=0.5, omega=0.3, rngs=nnx.Rngs(0))
+    graphdef, params, rest = _to64(layer, nnx.Param, ...)
+    x0 = jnp.asarray(rng.standard_normal((1, 4, 4, ch)))
+    c = jnp.asarray(rng.standard_normal((1, 4, 4, ch)))
+    w = jnp.asarray(rng.standard_normal((1, 4, 4, ch)))
+
+    def loss(p, c):
+        return jnp.sum(w * nnx.merge(graphdef, p, rest)(x0, c).final)
+
+    g_p, g_c = jax.grad(loss, argnums=(0, 1))(params, c)
+    assert float(jnp.abs(g_p["omega"][...])) > 0  # the frequency receives a gradient
+    d_p = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape)), params)
+    d_c = jnp.asarray(rng.standard_normal(c.shape))
+    h = 1e-6
+
+    def shifted(s):
+        return loss(jax.tree.map(lambda a, d: a + s * d, params, d_p), c + s * d_c)
+
+    fd = (shifted(h) - shifted(-h)) / (2 * h)
+    ad = sum(jnp.sum(a * d) for a, d in zip(jax.tree.leaves(g_p), jax.tree.leaves(d_p),
+                                             strict=True)) + jnp.sum(g_c * d_c)
+    # central differences in float64: truncation O(h^2) ~ 1e-12, round-off ~ 1e-16 / h ~ 1e-10
+    np.testing.assert_allclose(fd, ad, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- analytic limits
+
+
+def test_no_coupling_aligns_with_stimulus(rng, x64):
+    n, shape = 4, (3, 10, 8)
+    c = jnp.asarray(rng.standard_normal(shape))
+    x = jnp.asarray(_unit(rng, shape, n))
+    zero = DenseCoupling.from_matrix(np.zeros((80, 80)))
+    layer = KuramotoLayer(8, n=n, coupling=zero, T=1, gamma=0.3, omega=None,
+                          learn_omega=False, c_norm=False, rngs=nnx.Rngs(0))
+    graphdef, state = _to64(layer)
+    layer = nnx.merge(graphdef, state)
+    # one step, exactly: the angle phi to c obeys tan phi' = sin phi (1 - g|c| cos phi)
+    # / (cos phi + g|c| sin^2 phi) (x + g Proj_x c, written in the plane of x and c)
+    gx, gc = x.reshape(3, 10, 2, 4), c.reshape(3, 10, 2, 4)
+    cn = np.linalg.norm(gc, axis=-1)
+    phi = np.arccos(np.clip(np.sum(gx * gc, -1) / cn, -1, 1))
+    g = 0.3 * cn
+    expected = np.arctan2(np.sin(phi) * (1 - g * np.cos(phi)), np.cos(phi) + g * np.sin(phi) ** 2)
+    x1 = layer(x, c).final.reshape(3, 10, 2, 4)
+    got = np.arccos(np.clip(np.sum(x1 * gc, -1) / cn, -1, 1))
+    np.testing.assert_allclose(got, expected, atol=1e-7)  # arccos near 0 loses ~sqrt(eps)
+    # many steps: every oscillator ends at c_i / |c_i|
+    final = layer(x, c, T=200).final.reshape(3, 10, 2, 4)
+    np.testing.assert_allclose(final, gc / cn[..., None], atol=1e-8)
+
+
+def _akorn_phases(theta0, K, gamma, steps, omega):
+    m = theta0.shape[0]
+    block = np.kron(np.ones((m, m)), np.eye(2)) * K / m  # J_ij = (K/M) I_2 for every pair
+    layer = KuramotoLayer(2 * m, n=2, coupling=DenseCoupling.from_matrix(block), T=steps,
+                          gamma=gamma, omega=omega, learn_omega=False, c_norm=False,
+                          rngs=nnx.Rngs(0))
+    graphdef, state = _to64(layer)
+    x0 = np.stack([np.cos(theta0), np.sin(theta0)], -1).reshape(1, 2 * m)
+    xs = nnx.merge(graphdef, state)(jnp.asarray(x0), jnp.zeros((1, 2 * m)), return_states=True)
+    xs = np.asarray(xs.states).reshape(steps + 1, m, 2)
+    return np.arctan2(xs[..., 1], xs[..., 0])
+
+
+def _classic_phases(theta0, K, dt, steps, omega):
+    from brainmodels import kuramoto
+
+    params = kuramoto.KuramotoParams(coupling=K, omega=np.full(theta0.shape, omega))
+    ds = kuramoto.simulate(params, theta0, dt=dt, steps=steps, method="euler", record_every=1)
+    return ds["phase"].values
+
+
+@pytest.mark.parametrize("omega", [0.0, 0.4])
+def test_reduces_to_classic_kuramoto(omega, rng, x64):
+    theta0 = rng.uniform(-np.pi, np.pi, 6)
+    K, t_end = 1.5, 2.0
+    errs = []
+    for gamma in (2e-2, 1e-2):
+        steps = int(round(t_end / gamma))
+        a = _akorn_phases(theta0, K, gamma, steps, omega)
+        b = _classic_phases(theta0, K, gamma, steps, omega)
+        errs.append(np.abs(np.angle(np.exp(1j * (a - b)))).max())
+    # per step the layer advances the angle by atan(gamma v) instead of gamma v (Euler):
+    # local error O(gamma^3), global O(gamma^2); so < 1e-3 here and halving gamma quarters it
+    assert errs[0] < 1e-3
+    assert 3.0 < errs[0] / errs[1] < 5.0
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="n must be an even"):
+        KuramotoLayer(12, n=3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="multiple of n"):
+        KuramotoLayer(10, n=4, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="coupling must be one of"):
+        KuramotoLayer(8, n=4, coupling="ring", rngs=nnx.Rngs(0))
+    layer = KuramotoLayer(8, n=4, T=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="same shape"):
+        layer(jnp.ones((1, 4, 4, 8)), jnp.ones((1, 4, 5, 8)))
+
+
+# ----------------------------------------------------------------------------- training smoke
+
+
+def test_contrastive_training_step_runs_and_traces_once(rng, caplog):
+    model = akorn.AKOrN(image_size=16, patch=4, channels=16, n=4, T=2, coupling="attn",
+                        heads=2, out_features=8, rngs=nnx.Rngs(0))
+    opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    step = akorn.make_contrastive_step()
+    images = jnp.asarray(rng.uniform(size=(8, 16, 16, 3)), jnp.float32)
+    before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
+    loss = step(model, opt, images, jax.random.key(0))
+    # NT-Xent over 2B = 16 views: 0 < loss, and near log(2B - 1) = 2.7 for an untrained net
+    assert 0.0 < float(loss) < 2 * np.log(15)
+    after = nnx.state(model, nnx.Param)
+    changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before, after)
+    assert all(jax.tree.leaves(changed))  # every parameter received an update
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        step(model, opt, images, jax.random.key(1))
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]

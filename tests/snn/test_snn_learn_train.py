@@ -1,0 +1,71 @@
+"""BPTT training: sequential digits well above chance, one trace, atomic checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brainmodels.datasets.tasks import sequential_digits
+from brainmodels.snn.rsnn import RSNN
+from brainmodels.snn.train import (
+    TRACE_COUNTS,
+    TrainConfig,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+    train_classifier,
+)
+from flax import nnx
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    task = sequential_digits(order="row", repeat=2, seed=0)
+    net = RSNN(task.n_inputs, 64, 10, tau_mem_ms=10.0, tau_out_ms=10.0,
+               tau_distribution="gamma", tau_cv=0.5, in_scale=2.0, rngs=nnx.Rngs(0))
+    before = evaluate(net, task.x_test, task.y_test)["accuracy"]
+    traces = TRACE_COUNTS["train_step"]
+    ckpt = tmp_path_factory.mktemp("ckpt")
+    config = TrainConfig(epochs=3, batch_size=64, learning_rate=5e-3)
+    result = train_classifier(net, task.x_train, task.y_train, config=config,
+                              x_val=task.x_test, y_val=task.y_test, checkpoint_dir=ckpt)
+    return {"task": task, "net": net, "before": before, "result": result, "ckpt": ckpt,
+            "traces": TRACE_COUNTS["train_step"] - traces}
+
+
+def test_rsnn_learns_sequential_digits_well_above_chance(trained):
+    # 3 epochs x 22 steps (~66 Adam steps) on 64 neurons: ~75% measured; chance is 10%
+    hist = trained["result"].history
+    assert trained["before"] < 0.3
+    assert hist[-1]["val_accuracy"] >= 0.5
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+
+
+def test_train_step_traced_once(trained):
+    # ~66 steps with one batch shape: exactly one trace
+    assert trained["traces"] == 1
+
+
+def test_checkpoints_round_trip_atomically(trained, tmp_path):
+    net, task, ckpt = trained["net"], trained["task"], trained["ckpt"]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["best.msgpack", "last.msgpack"]
+    fresh = RSNN(task.n_inputs, 64, 10, tau_mem_ms=10.0, tau_out_ms=10.0,
+                 tau_distribution="gamma", tau_cv=0.5, rngs=nnx.Rngs(9))
+    meta = load_checkpoint(fresh, ckpt / "last.msgpack")
+    assert meta["epoch"] == 3 and meta["config"]["epochs"] == 3
+    x = task.x_test[:32]
+    np.testing.assert_array_equal(np.asarray(fresh(x).readout), np.asarray(net(x).readout))
+    np.testing.assert_array_equal(np.asarray(fresh.tau_mem_ms[...]),
+                                  np.asarray(net.tau_mem_ms[...]))
+    with pytest.raises(ValueError, match="does not match the model"):
+        load_checkpoint(RSNN(8, 32, 10, rngs=nnx.Rngs(0)), ckpt / "last.msgpack")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(fresh, tmp_path / "missing.msgpack")
+    save_checkpoint(net, tmp_path / "a.msgpack", metadata={"note": "x"})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.msgpack"]  # no temp files left
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        TrainConfig(readout="sum")
