@@ -363,9 +363,36 @@ class AKOrNOutput(NamedTuple):
 class AKOrN(nnx.Module):
     """AKOrN network: patch embedding -> blocks of (Kuramoto layer, readout) -> pooled MLP head.
 
-    ``oscillatory=False`` builds the same-size non-oscillatory baseline (:class:`IterativeLayer`
-    blocks, zero initial state). Images are ``(batch, height, width, color)`` in [0, 1].
-    The initial oscillator state is random (``key``), as in the paper's code.
+    The patch embedding (plus a learned position embedding) is the first block's ``c``; each
+    block's readout is the next block's ``c``, its final state the next block's initial state
+    (Miyato et al. 2025, Fig. 2). The head max-pools the last readout and applies a 2-layer MLP
+    (class logits, or a projection for contrastive training).
+
+    Parameters
+    ----------
+    image_size, in_channels, patch : int
+        Square input side, colour channels, patch size of the embedding (stride = patch).
+    channels, n, blocks, T : int
+        Channels per position (``channels // n`` oscillators), oscillator dimension, number
+        of blocks, Kuramoto steps per block.
+    coupling : {"attn", "conv", "dense"}
+        Connectivity ``J`` of every block (see :data:`COUPLINGS`).
+    kernel_size, heads : int
+        For ``"conv"`` and ``"attn"``.
+    gamma, omega : float
+        Step size and initial global frequency (see :class:`KuramotoLayer`).
+    out_features : int
+        Output width of the head (number of classes for classification).
+    oscillatory : bool
+        ``False`` builds the same-size non-oscillatory baseline (:class:`IterativeLayer`
+        blocks, zero initial state, GELU readout).
+    rngs : nnx.Rngs
+
+    Notes
+    -----
+    Call as ``model(images, key=key)`` with images ``(batch, height, width, color)`` in
+    [0, 1]; ``key`` draws the random initial oscillator state (as in the paper's code).
+    Returns an :class:`AKOrNOutput`.
     """
 
     def __init__(self, *, image_size: int = 32, in_channels: int = 3, patch: int = 2,
@@ -495,15 +522,7 @@ def _lloyd(points: Array, centers: Array, iters: int):
     return jnp.argmin(d, axis=1), jnp.sum(jnp.min(d, axis=1)), cen
 
 
-def kmeans(points: Float[ArrayLike, "sample feature"], k: int, *, key: PRNGKeyArray,
-           iters: int = 30, n_init: int = 4) -> tuple[Array, Array]:
-    """k-means (k-means++ seeding, Lloyd iterations, best of ``n_init``) in JAX.
-
-    Returns ``(labels (sample,), inertia)``. Pure and jittable with static ``k``/``iters``/
-    ``n_init``; ``jax.vmap`` it over images.
-    """
-    points = jnp.asarray(points)
-
+def _kmeans_single(points, key, k, iters, n_init):
     def one(kk):
         return _lloyd(points, _kmeans_pp_init(points, k, kk), iters)[:2]
 
@@ -514,7 +533,35 @@ def kmeans(points: Float[ArrayLike, "sample feature"], k: int, *, key: PRNGKeyAr
 
 @partial(jax.jit, static_argnames=("k", "iters", "n_init"))
 def _kmeans_batch(points, keys, k: int, iters: int = 30, n_init: int = 4):
-    return jax.vmap(lambda p, kk: kmeans(p, k, key=kk, iters=iters, n_init=n_init))(points, keys)
+    return jax.vmap(lambda p, kk: _kmeans_single(p, kk, k, iters, n_init))(points, keys)
+
+
+def kmeans(points: Float[ArrayLike, "... sample feature"], k: int, *, key: PRNGKeyArray,
+           iters: int = 30, n_init: int = 4) -> tuple[Array, Array]:
+    """k-means (k-means++ seeding, Lloyd iterations, best of ``n_init`` runs) in JAX.
+
+    Parameters
+    ----------
+    points : array (sample, feature) or (batch, sample, feature)
+        A batch is clustered image by image (one jitted, vmapped call).
+    k, iters, n_init : int
+        Clusters, Lloyd iterations, restarts (static: one compilation per value).
+    key : jax PRNG key
+
+    Returns
+    -------
+    labels : int array (..., sample)
+    inertia : array (...,)
+        Sum of squared distances to the assigned centres.
+    """
+    pts = jnp.asarray(points)
+    if pts.ndim not in (2, 3) or not 1 <= k <= pts.shape[-2]:
+        raise ValueError(f"points must be (sample, feature) or (batch, sample, feature) with "
+                         f">= k={k} samples, got shape {pts.shape}")
+    batch = pts[None] if pts.ndim == 2 else pts
+    labels, inertia = _kmeans_batch(batch, jax.random.split(key, batch.shape[0]), k=k,
+                                    iters=iters, n_init=n_init)
+    return (labels[0], inertia[0]) if pts.ndim == 2 else (labels, inertia)
 
 
 @partial(nnx.jit, static_argnames=("T",))

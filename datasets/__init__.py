@@ -4,23 +4,35 @@
   BOLD time series) on nilearn's MNI152 mask, with known features, weights and noise ceiling.
 * :func:`load_algonauts2023`, :func:`load_nifti_betas`, :func:`betas_from_bids`: real formats,
   returned in the same convention (``betas (trial, voxel)`` + ``stimulus_id (trial)``).
+* :func:`open_dataset` / :func:`describe`: open or summarise any supported dataset path.
 
 This package imports no model code (encoders, snn, rsa).
 """
 
+from .algonauts import ALGONAUTS_ROI_CLASSES, load_algonauts2023
+from .bids import betas_from_bids, find_bids_runs
+from .info import describe, detect_format
+from .nifti import load_nifti_betas
 from .stimuli import SHAPE_CATEGORIES, category_code, gabor_energy, make_stimuli, render_stimuli
 from .synthetic import FEATURE_SPACES, ground_truth_features, make_synthetic_fmri
 from .synthetic_bold import hrf_regressors, make_synthetic_bold
 
 __all__ = [
+    "ALGONAUTS_ROI_CLASSES",
     "FEATURE_SPACES",
     "SHAPE_CATEGORIES",
+    "betas_from_bids",
     "category_code",
+    "describe",
+    "detect_format",
+    "find_bids_runs",
     "gabor_energy",
-    "hrf_regressors",
-    "make_synthetic_bold",
     "ground_truth_features",
+    "hrf_regressors",
+    "load_algonauts2023",
+    "load_nifti_betas",
     "make_stimuli",
+    "make_synthetic_bold",
     "make_synthetic_fmri",
     "render_stimuli",
 ]

@@ -54,7 +54,8 @@ def _triangle(rng, lo, hi):
 
 
 def _diamond(rng, lo, hi):
-    s = rng.integers(lo, hi + 1) | 1  # odd, so the diamond is centred on a pixel
+    s = rng.integers(lo, hi + 1)
+    s -= 1 - s % 2  # odd, so the diamond is centred on a pixel
     r = s // 2
     yy, xx = np.mgrid[:s, :s]
     return np.abs(yy - r) + np.abs(xx - r) <= r
@@ -99,7 +100,7 @@ def _render(rng, size, n_obj, shapes, colors, sizes, min_pixels, max_tries=100):
     for _ in range(max_tries):
         mask = np.zeros((size, size), np.int16)
         for j in range(n_obj):
-            stamp = SHAPES[shapes[rng.integers(len(shapes))]](rng, *sizes)
+            stamp = SHAPES[shapes[rng.integers(len(shapes))]](rng, *sizes)[:size, :size]
             h, w = stamp.shape
             top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
             mask[top:top + h, left:left + w][stamp] = j + 1

@@ -28,7 +28,7 @@ __all__ = [
     "FOLD_STATS",
     "Decomposition",
     "decompose",
-    "kfold_scores_batch",
+    "fold_scores_batch",
     "loo_scores_batch",
     "refit_batch",
 ]
@@ -37,15 +37,20 @@ __all__ = [
 class Decomposition(NamedTuple):
     """Thin SVD of a (centred) design matrix: ``X = U diag(s) V^T``."""
 
-    U: Float[Array, "sample k"]
-    s: Float[Array, " k"]
-    V: Float[Array, "feature k"]
+    U: Float[Array, "sample k"]  # noqa: F722
+    s: Float[Array, " k"]  # noqa: F722
+    V: Float[Array, "feature k"]  # noqa: F722
 
 
-def _mask_small(U, s, V):
-    """Zero the singular triplets below the numerical rank (their ridge weight becomes 0)."""
+def _mask_small(U, s, V, *, squared: bool = False):
+    """Zero the singular triplets below the numerical rank (their ridge weight becomes 0).
+
+    ``squared``: ``s`` came from eigenvalues of ``X X^T`` or ``X^T X``, whose rounding error is
+    ``eps * s_max^2``, so the threshold on ``s`` is ``s_max * sqrt(size * eps)``.
+    """
     n, p = U.shape[0], V.shape[0]
-    tol = jnp.max(s) * max(n, p) * jnp.finfo(s.dtype).eps
+    eps = jnp.finfo(s.dtype).eps
+    tol = jnp.max(s) * (jnp.sqrt(max(n, p) * eps) if squared else max(n, p) * eps)
     keep = s > tol
     s = jnp.where(keep, s, 0.0)
     return Decomposition(U * keep[None, :], s, V * keep[None, :])
@@ -62,7 +67,7 @@ def _dual(X):
     w, U = w[::-1], U[:, ::-1]
     s = jnp.sqrt(jnp.clip(w, 0.0))
     safe = jnp.where(s > 0, s, 1.0)
-    U, s, V = _mask_small(U, s, (X.T @ U) / safe[None, :])
+    U, s, V = _mask_small(U, s, (X.T @ U) / safe[None, :], squared=True)
     return Decomposition(U, s, V)
 
 
@@ -72,7 +77,7 @@ def _primal(X):
     w, V = w[::-1], V[:, ::-1]
     s = jnp.sqrt(jnp.clip(w, 0.0))
     safe = jnp.where(s > 0, s, 1.0)
-    return _mask_small((X @ V) / safe[None, :], s, V)
+    return _mask_small((X @ V) / safe[None, :], s, V, squared=True)
 
 
 #: Ways to diagonalise the design matrix; all return the same thin SVD (up to signs).
@@ -80,7 +85,7 @@ DECOMPOSITIONS: dict[str, Callable] = {"svd": _svd, "dual": _dual, "primal": _pr
 
 
 @partial(jax.jit, static_argnames=("method",))
-def decompose(X: Float[Array, "sample feature"], *, method: str = "svd") -> Decomposition:
+def decompose(X: Float[Array, "sample feature"], *, method: str = "svd") -> Decomposition:  # noqa: F722
     """Thin SVD of ``X`` by ``method`` (a key of :data:`DECOMPOSITIONS`)."""
     return DECOMPOSITIONS[method](X)
 
@@ -123,50 +128,48 @@ FOLD_STATS: dict[str, Callable] = {"sse": _sse, "correlation": _correlation}
 
 
 @partial(jax.jit, static_argnames=("statistic", "fit_intercept"))
-def kfold_scores_batch(
-    folds: tuple,
-    Y: Float[Array, "sample voxel"],
-    alphas: Float[Array, " alpha"],
+def fold_scores_batch(
+    fold: tuple,
+    Y: Float[Array, "sample voxel"],  # noqa: F722
+    alphas: Float[Array, " alpha"],  # noqa: F722
     *,
     statistic: str,
     fit_intercept: bool,
-) -> tuple[Float[Array, "fold alpha voxel"], Float[Array, "fold voxel"]]:
-    """Held-out statistic of every alpha in every fold for one batch of voxels.
+) -> tuple[Float[Array, "alpha voxel"], Float[Array, " voxel"]]:  # noqa: F722
+    """Held-out statistic of every alpha in one fold for one batch of voxels.
 
-    ``folds`` is a tuple of ``(train_idx, test_idx, U, s, A)`` with ``U, s`` the SVD of the
-    (train-centred) training design and ``A = X_test V`` the test design in the same basis.
-    Cost per fold: one ``n_train x k`` product for ``U^T Y`` and one ``n_test x k`` product
-    per alpha, instead of one ridge solve per alpha. Returns the statistic
-    (:data:`FOLD_STATS`) and the total sum of squares of each test fold (about its mean).
+    ``fold`` is ``(train_idx, test_idx, U, s, A)`` with ``U, s`` the SVD of the (train-centred)
+    training design and ``A = X_test V`` the test design in the same basis. Cost: one
+    ``n_train x k`` product for ``U^T Y`` and one ``n_test x k`` product per alpha, instead of
+    one ridge solve per alpha. Returns the statistic (:data:`FOLD_STATS`) and the total sum of
+    squares of the test fold (about its mean). Folds of equal size share one compilation.
     """
     stat = FOLD_STATS[statistic]
-    out, sst = [], []
-    for train, test, U, s, A in folds:
-        Ytr, Yte = Y[train], Y[test]
-        if fit_intercept:
-            mu = jnp.mean(Ytr, axis=0, keepdims=True)
-            Ytr, Yte = Ytr - mu, Yte - mu
-        B = U.T @ Ytr
+    train, test, U, s, A = fold
+    Ytr, Yte = Y[train], Y[test]
+    if fit_intercept:
+        mu = jnp.mean(Ytr, axis=0, keepdims=True)
+        Ytr, Yte = Ytr - mu, Yte - mu
+    B = U.T @ Ytr
 
-        def one(alpha, A=A, s=s, B=B, Yte=Yte):
-            d = s / (s**2 + alpha)
-            return stat(Yte, (A * d[None, :]) @ B)
+    def one(alpha):
+        d = s / (s**2 + alpha)
+        return stat(Yte, (A * d[None, :]) @ B)
 
-        out.append(lax.map(one, alphas))
-        sst.append(jnp.sum((Yte - jnp.mean(Yte, axis=0, keepdims=True)) ** 2, axis=0))
-    return jnp.stack(out), jnp.stack(sst)
+    sst = jnp.sum((Yte - jnp.mean(Yte, axis=0, keepdims=True)) ** 2, axis=0)
+    return lax.map(one, alphas), sst
 
 
 @partial(jax.jit, static_argnames=("score", "fit_intercept"))
 def loo_scores_batch(
-    U: Float[Array, "sample k"],
-    s: Float[Array, " k"],
-    Y: Float[Array, "sample voxel"],
-    alphas: Float[Array, " alpha"],
+    U: Float[Array, "sample k"],  # noqa: F722
+    s: Float[Array, " k"],  # noqa: F722
+    Y: Float[Array, "sample voxel"],  # noqa: F722
+    alphas: Float[Array, " alpha"],  # noqa: F722
     *,
     score: str,
     fit_intercept: bool,
-) -> Float[Array, "alpha voxel"]:
+) -> Float[Array, "alpha voxel"]:  # noqa: F722
     """Exact leave-one-out scores for every alpha, from one SVD of the whole design.
 
     The LOO residual of sample ``i`` is ``e_i / (1 - h_ii)`` with ``e`` the in-sample residual
@@ -194,11 +197,11 @@ def loo_scores_batch(
 @partial(jax.jit, static_argnames=("fit_intercept",))
 def refit_batch(
     dec: Decomposition,
-    Y: Float[Array, "sample voxel"],
-    alpha: Float[Array, " voxel"],
+    Y: Float[Array, "sample voxel"],  # noqa: F722
+    alpha: Float[Array, " voxel"],  # noqa: F722
     *,
     fit_intercept: bool,
-) -> Float[Array, "feature voxel"]:
+) -> Float[Array, "feature voxel"]:  # noqa: F722
     """Coefficients on the whole data with one alpha per voxel (one product for all alphas)."""
     Yc = Y - jnp.mean(Y, axis=0, keepdims=True) if fit_intercept else Y
     B = dec.U.T @ Yc

@@ -29,9 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-
-from brainmodels._types import ArrayLike, Float
-from brainmodels.data import provenance
 from brainmodels.encoders import _solvers
 from brainmodels.encoders._validation import (
     check_x,
@@ -42,6 +39,9 @@ from brainmodels.encoders._validation import (
     voxel_coords,
 )
 from brainmodels.encoders.scoring import SCORES
+
+from brainmodels._types import ArrayLike, Float
+from brainmodels.data import provenance
 
 __all__ = ["RidgeEncoder", "CV_STRATEGIES", "SOLVERS", "kfold_splits"]
 
@@ -161,16 +161,15 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
         dec = _solvers.decompose(jnp.asarray(Xtr, dtype=dtype), method=method)
         A = jnp.asarray(Xte, dtype=dtype) @ dec.V
         folds.append((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A))
-    folds = tuple(folds)
     n_test = sum(len(t) for _, t in splits)
     statistic = "correlation" if score == "correlation" else "sse"
     for sl in _batches(n_vox, batch):
-        stats, sst = _solvers.kfold_scores_batch(folds, _padded(Y, sl, batch, dtype), a,
-                                                 statistic=statistic,
-                                                 fit_intercept=fit_intercept)
+        Yb = _padded(Y, sl, batch, dtype)
+        res = [_solvers.fold_scores_batch(f, Yb, a, statistic=statistic,
+                                          fit_intercept=fit_intercept) for f in folds]
         m = sl.stop - sl.start
-        stats = np.asarray(stats, dtype=np.float64)[:, :, :m]
-        sst = np.asarray(sst, dtype=np.float64)[:, :m].sum(0)
+        stats = np.stack([np.asarray(r[0], dtype=np.float64)[:, :m] for r in res])
+        sst = np.stack([np.asarray(r[1], dtype=np.float64)[:m] for r in res]).sum(0)
         out[:, sl] = FOLD_COMBINE[score](stats, sst, n_test)
     return out
 
@@ -328,7 +327,7 @@ class RidgeEncoder:
                              f"{runs.shape}")
         return runs
 
-    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],
+    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],  # noqa: F722
             runs: ArrayLike | None = None) -> RidgeEncoder:
         """Pick one alpha per voxel by cross-validation, then refit on all the data.
 
@@ -354,12 +353,15 @@ class RidgeEncoder:
         dtype = _dtype(X, Y)
         keep = np.setdiff1d(np.arange(Y.shape[1]), const)
         Yfit = Y if keep.size == Y.shape[1] else Y[:, keep]
+        live = np.flatnonzero(np.ptp(X, axis=0) > 0) if self.fit_intercept else np.arange(p)
+        Xfit = X if live.size == p else X[:, live]  # constant features get exactly zero weight
         method = SOLVERS[self.solver](n if splits == "loo" else min(len(a) for a, _ in splits), p)
         batch = max(1, min(int(self.voxel_batch), max(Yfit.shape[1], 1)))
         kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
-        cv = _cv_scores(X, Yfit, alphas, splits, score=self.scoring, **kw)
+        cv = _cv_scores(Xfit, Yfit, alphas, splits, score=self.scoring, **kw)
         best = _select(cv, alphas)
-        coef_fit = _refit(X, Yfit, alphas[best].astype(dtype), **kw)
+        coef_fit = np.zeros((p, keep.size), dtype=dtype)
+        coef_fit[live] = _refit(Xfit, Yfit, alphas[best].astype(dtype), **kw)
         self._store(X, Y, alphas, keep, cv, best, coef_fit, dtype, method)
         self._label(Xt, Yt, y1d, alphas)
         return self
@@ -427,7 +429,7 @@ class RidgeEncoder:
                               solver=self.solver_, cv_description=str(self.cv))
         return ds
 
-    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:
+    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:  # noqa: F722
         """Predicted responses ``X @ coef_ + intercept_`` (sample, voxel)."""
         self._check_fitted()
         Xv, Xt = check_x(X)
@@ -444,8 +446,8 @@ class RidgeEncoder:
         return xr.DataArray(pred, dims=(dim, "voxel"), coords={**coords, **self._vcoords},
                             name="prediction")
 
-    def score(self, X: Float[ArrayLike, "sample feature"],
-              Y: Float[ArrayLike, "sample voxel"]) -> Any:
+    def score(self, X: Float[ArrayLike, "sample feature"],  # noqa: F722
+              Y: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
         """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``."""
         pred = self.predict(X)
         return SCORES[self.scoring](Y, pred)

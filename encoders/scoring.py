@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.stats
 import xarray as xr
+from brainmodels.encoders._validation import format_indices, voxel_coords
 
 from brainmodels._types import ArrayLike, Float
 from brainmodels.data import provenance, unwrap
-from brainmodels.encoders._validation import format_indices, voxel_coords
 
 __all__ = [
     "SCORES",
@@ -68,8 +68,8 @@ def _finish(values: np.ndarray, undefined: np.ndarray, template, what: str):
     return values
 
 
-def correlation(y_true: Float[ArrayLike, "sample voxel"],
-                y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
+def correlation(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
+                y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
     """Pearson correlation between ``y_true`` and ``y_pred`` for every voxel (column)."""
     yt, yp, t = _pair(y_true, y_pred)
     yt = yt - yt.mean(0)
@@ -80,7 +80,7 @@ def correlation(y_true: Float[ArrayLike, "sample voxel"],
     return _finish(r, bad, t, "correlation")
 
 
-def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
+def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
     """Coefficient of determination ``1 - SSE / SST`` per voxel (SST about the mean of y_true)."""
     yt, yp, t = _pair(y_true, y_pred)
     sst = ((yt - yt.mean(0)) ** 2).sum(0)
@@ -89,8 +89,8 @@ def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sampl
     return _finish(out, bad, t, "r2")
 
 
-def neg_mse(y_true: Float[ArrayLike, "sample voxel"],
-            y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
+def neg_mse(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
+            y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
     """Negative mean squared error per voxel."""
     yt, yp, t = _pair(y_true, y_pred)
     out = -((yt - yp) ** 2).mean(0)
@@ -101,7 +101,7 @@ def neg_mse(y_true: Float[ArrayLike, "sample voxel"],
 SCORES: dict[str, Callable] = {"r2": r2, "correlation": correlation, "neg_mse": neg_mse}
 
 
-def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
+def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,  # noqa: F722
                          bias_correction: bool = True) -> Any:
     """Fraction of single-trial variance that is stimulus-driven, from repeated presentations.
 
@@ -138,7 +138,7 @@ def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
     return _finish(ev, np.zeros(np.shape(ev), bool), template, "explainable_variance")
 
 
-def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:
+def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:  # noqa: F722
     """Highest expected correlation of a prediction with the mean of ``n_average`` new trials.
 
     ``sqrt(ev / (ev + (1 - ev) / n_average))`` with ``ev`` the single-trial explainable
@@ -152,7 +152,7 @@ def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:
     return _finish(out, np.zeros(out.shape, bool), template, "noise_ceiling")
 
 
-def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike, " voxel"], *,
+def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike, " voxel"], *,  # noqa: F722
                      kind: str = "correlation", min_ceiling: float = 0.1) -> Any:
     """Score divided by the noise ceiling (``kind="r2"`` divides by the ceiling squared).
 
@@ -179,12 +179,12 @@ def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike
                    "normalized_score")
 
 
-def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: ArrayLike,
+def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: ArrayLike,  # noqa: F722
                         *, n_repeats: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Arrange single-trial betas as (repeat, stimulus, voxel) for :func:`explainable_variance`.
 
-    Stimuli shown fewer than ``n_repeats`` times (default: the smallest count, at least 2) are
-    left out; extra repeats are dropped. Returns ``(data, stimuli)``.
+    Stimuli shown fewer than ``n_repeats`` times (default: the smallest count among stimuli
+    shown at least twice) are left out; extra repeats are dropped. Returns ``(data, stimuli)``.
     """
     values, _ = unwrap(betas, name="betas")
     ids = np.asarray(stimulus_id)
@@ -192,7 +192,12 @@ def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: Arr
         raise ValueError(f"stimulus_id must have one entry per trial ({values.shape[0]}), got "
                          f"shape {ids.shape}")
     stimuli, counts = np.unique(ids, return_counts=True)
-    r = int(counts.min()) if n_repeats is None else int(n_repeats)
+    if n_repeats is None:
+        if not np.any(counts >= 2):
+            raise ValueError("no stimulus was shown at least twice; repeats are needed")
+        r = int(counts[counts >= 2].min())
+    else:
+        r = int(n_repeats)
     if r < 2:
         raise ValueError(f"need >= 2 repeats per stimulus, got n_repeats={r}")
     stimuli = stimuli[counts >= r]
@@ -202,7 +207,7 @@ def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: Arr
     return values[trial_idx], stimuli
 
 
-def correlation_pvalues(r: Float[ArrayLike, " voxel"], n_samples: int) -> np.ndarray:
+def correlation_pvalues(r: Float[ArrayLike, " voxel"], n_samples: int) -> np.ndarray:  # noqa: F722
     """One-sided p-values of ``H0: rho <= 0`` by the t-test ``t = r sqrt((n-2)/(1-r^2))``.
 
     Assumes independent samples (e.g. held-out trials of distinct stimuli).

@@ -278,9 +278,12 @@ def _step(plan: _Plan, dt: float, key, carry, n):
     states = tuple(m.update(s, i, dt, n) for m, s, i in zip(plan.models, states, plan.i_ext,
                                                             strict=True))
     spikes = tuple(m.spikes(s, n, dt) for m, s in zip(plan.models, states, strict=True))
+    excess = []
     for kern, pi in zip(plan.kernels, plan.kernel_pre, strict=True):
         buffer, ov = kern.deliver(buffer, spikes[pi], n)
-        overflow = overflow + ov
+        excess.append(ov)
+    if excess:  # largest excess of spikes over each kernel's bound (0 = nothing dropped)
+        overflow = jnp.maximum(overflow, jnp.stack(excess))
     slot = n % plan.n_slots
     row = buffer[slot]
     buffer = buffer.at[slot].set(0.0)
@@ -319,15 +322,17 @@ def _run(plan: _Plan, key, *, n_chunks: int, k: int, dt: float):
         carry, (bits, counts) = jax.lax.scan(step, carry, c * k + jnp.arange(k))
         return carry, (bits, jnp.sum(counts, axis=0), traces)
 
-    init = (states, buffer, jnp.zeros((), jnp.int32))
+    init = (states, buffer, jnp.zeros((max(1, len(plan.kernels)),), jnp.int32))
     (_, _, overflow), (bits, counts, traces) = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
     return bits, counts, traces, overflow
 
 
 _run_jit = jax.jit(_run, static_argnames=("n_chunks", "k", "dt"))
-_run_many_jit = jax.jit(
-    jax.vmap(_run, in_axes=(0, 0)), static_argnames=("n_chunks", "k", "dt")
-)
+def _run_many(plans: _Plan, keys, *, n_chunks: int, k: int, dt: float):
+    return jax.vmap(partial(_run, n_chunks=n_chunks, k=k, dt=dt))(plans, keys)
+
+
+_run_many_jit = jax.jit(_run_many, static_argnames=("n_chunks", "k", "dt"))
 
 
 def _steps(duration_ms: float, dt_ms: float, recording: Recording) -> tuple[int, int]:
@@ -369,7 +374,8 @@ def simulate(
     mode : {"auto", "event", "dense"}
         Spike delivery kernel (see :mod:`brainmodels.snn.connectivity`).
     max_spikes : int, optional
-        Initial bound on spikes per step for event kernels; doubled and rerun on overflow.
+        Bound on spikes per step of the event kernels' fast branch; steps with more spikes
+        take the exact full branch (see :mod:`brainmodels.snn.connectivity`).
 
     Returns
     -------
@@ -398,15 +404,18 @@ def simulate(
         plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds)
         bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
                                                   dt=float(dt_ms))
-        if int(overflow) == 0:
+        if int(jnp.max(overflow)) == 0:
             break
-        bounds = _grow_bounds(net, plan)
+        bounds = _grow_bounds(net, plan, overflow)
     return _to_dataset(net, dt_ms, n_steps, k, recording, bits, counts, traces, plan)
 
 
-def _grow_bounds(net, plan):
-    return {pi: min(net.populations[pi].size, 2 * getattr(kern, "max_spikes", 1))
-            for kern, pi in zip(plan.kernels, plan.kernel_pre, strict=True)}
+def _grow_bounds(net, plan, overflow):
+    """New spike bounds: the old bound plus the largest excess seen, rounded up to 8."""
+    excess = np.asarray(overflow).reshape(-1, len(plan.kernels)).max(axis=0)
+    return {pi: min(net.populations[pi].size,
+                    -(-(getattr(kern, "max_spikes", 0) + int(e)) // 8) * 8)
+            for kern, pi, e in zip(plan.kernels, plan.kernel_pre, excess, strict=True)}
 
 
 def simulate_many(
@@ -441,7 +450,7 @@ def simulate_many(
                                                        k=k, dt=float(dt_ms))
         if int(jnp.max(overflow)) == 0:
             break
-        bounds = _grow_bounds(nets[0], plans[0])
+        bounds = _grow_bounds(nets[0], plans[0], overflow)
     parts = [_to_dataset(n, dt_ms, n_steps, k, recording, bits[i], counts[i],
                          {v: t[i] for v, t in traces.items()}, plans[i])
              for i, n in enumerate(nets)]

@@ -26,6 +26,7 @@ for pruning recurrent SNN, ICLR, sec. 2 (HRSNN: gamma-distributed time constants
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -71,12 +72,12 @@ def _tau_gamma(key, n, mean, cv):
 
 
 def _tau_lognormal(key, n, mean, cv):
-    sigma2 = np.log1p(cv**2)
-    return jnp.exp(np.log(mean) - sigma2 / 2 + np.sqrt(sigma2) * jax.random.normal(key, (n,)))
+    sigma2 = jnp.log1p(cv**2)
+    return jnp.exp(jnp.log(mean) - sigma2 / 2 + jnp.sqrt(sigma2) * jax.random.normal(key, (n,)))
 
 
 def _tau_uniform(key, n, mean, cv):
-    half = np.sqrt(3.0) * cv * mean  # uniform with the requested mean and CV
+    half = jnp.sqrt(3.0) * cv * mean  # uniform with the requested mean and CV
     return jax.random.uniform(key, (n,), minval=mean - half, maxval=mean + half)
 
 
@@ -147,8 +148,13 @@ def draw_time_constants(
     if not cv >= 0 or (cv == 0 and distribution != "constant"):
         raise ValueError(f"cv must be > 0 for distribution {distribution!r}, got {cv!r}")
     hi = 10.0 * mean_ms if max_ms is None else _check_positive("max_ms", max_ms)
-    tau = TAU_DISTRIBUTIONS[distribution](key, int(n), mean_ms, float(cv))
-    return jnp.clip(tau, dt_ms, hi).astype(jnp.float32)
+    return _draw_tau(key, mean_ms, float(cv), dt_ms, hi, n=int(n), distribution=distribution)
+
+
+@partial(jax.jit, static_argnames=("n", "distribution"))
+def _draw_tau(key, mean, cv, lo, hi, *, n, distribution):
+    tau = TAU_DISTRIBUTIONS[distribution](key, n, mean, cv)
+    return jnp.clip(tau, lo, hi).astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------- LIF step
@@ -262,6 +268,15 @@ def _make_lif_scan_step(beta, theta, reset, spike_fn):
     return step
 
 
+@partial(jax.jit, static_argnames=("shapes",))
+def _init_rsnn_weights(key, in_scale, rec_scale, *, shapes):
+    n_in, n_hidden, n_out = shapes
+    k_in, k_rec, k_out = jax.random.split(key, 3)
+    return (in_scale / np.sqrt(n_in) * jax.random.normal(k_in, (n_in, n_hidden)),
+            rec_scale / np.sqrt(n_hidden) * jax.random.normal(k_rec, (n_hidden, n_hidden)),
+            jax.random.normal(k_out, (n_hidden, n_out)) / np.sqrt(n_hidden))
+
+
 class RSNNOutput(NamedTuple):
     """What :class:`RSNN` returns: readout potentials and hidden spikes, both batch-major."""
 
@@ -312,14 +327,12 @@ class RSNN(_SpikeFnMixin, nnx.Module):
         self.tau_out_ms = float(tau_out_ms)
         self.tau_mem_ms = TimeConstant(
             _init_tau(n_hidden, tau_mem_ms, tau_distribution, tau_cv, self.dt_ms, rngs))
-        k_in, k_rec, k_out = rngs.params(), rngs.params(), rngs.params()
-        self.w_in = nnx.Param(in_scale / np.sqrt(n_in) * jax.random.normal(k_in, (n_in, n_hidden)))
-        self.w_rec = nnx.Param(
-            rec_scale / np.sqrt(n_hidden) * jax.random.normal(k_rec, (n_hidden, n_hidden)))
-        self.rec_mask = Mask(1.0 - jnp.eye(n_hidden))
-        self.b = nnx.Param(jnp.zeros((n_hidden,)))
-        self.w_out = nnx.Param(jax.random.normal(k_out, (n_hidden, n_out)) / np.sqrt(n_hidden))
-        self.b_out = nnx.Param(jnp.zeros((n_out,)))
+        w_in, w_rec, w_out = _init_rsnn_weights(rngs.params(), float(in_scale), float(rec_scale),
+                                                shapes=(self.n_in, self.n_hidden, self.n_out))
+        self.w_in, self.w_rec, self.w_out = nnx.Param(w_in), nnx.Param(w_rec), nnx.Param(w_out)
+        self.rec_mask = Mask(jnp.asarray(1.0 - np.eye(n_hidden, dtype=np.float32)))
+        self.b = nnx.Param(jnp.asarray(np.zeros(n_hidden, np.float32)))
+        self.b_out = nnx.Param(jnp.asarray(np.zeros(n_out, np.float32)))
 
     @property
     def beta(self) -> Float[Array, " neuron"]:
@@ -378,10 +391,8 @@ def select_neurons(model: RSNN, keep: ArrayLike) -> RSNN:
                          f"[0, {model.n_hidden}), got {keep.size} indices "
                          f"(range {keep.min() if keep.size else None}.."
                          f"{keep.max() if keep.size else None})")
-    new = RSNN(model.n_in, keep.size, model.n_out, tau_mem_ms=model.tau_out_ms,
-               tau_out_ms=model.tau_out_ms, dt_ms=model.dt_ms, threshold=model.threshold,
-               reset=model.reset, surrogate=model.surrogate,
-               surrogate_slope=model.surrogate_slope, rngs=nnx.Rngs(0))
+    new = nnx.clone(model)
+    new.n_hidden = int(keep.size)
     ix = jnp.asarray(keep)
     new.tau_mem_ms = TimeConstant(model.tau_mem_ms[...][ix])
     new.w_in = nnx.Param(model.w_in[...][:, ix])
@@ -389,5 +400,4 @@ def select_neurons(model: RSNN, keep: ArrayLike) -> RSNN:
     new.rec_mask = Mask(model.rec_mask[...][ix][:, ix])
     new.b = nnx.Param(model.b[...][ix])
     new.w_out = nnx.Param(model.w_out[...][ix])
-    new.b_out = nnx.Param(model.b_out[...])
     return new

@@ -58,7 +58,8 @@ def register(sub) -> None:
                         help="alpha selection: exact leave-one-out (default), K contiguous folds, "
                              "or leave-one-run-out")
     parser.add_argument("--alphas", default="-2,6,17", metavar="LO,HI,N",
-                        help="alphas = logspace(LO, HI, N) (default -2,6,17)")
+                        help="alphas = logspace(LO, HI, N); write --alphas=-2,6,17 (with =) when LO "
+                             "is negative (default -2,6,17)")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="fraction of stimuli held out for scoring (default 0.2)")
     parser.add_argument("--voxel-batch", type=int, default=4096,

@@ -58,7 +58,8 @@ def _u_center_gram(k):
 
 
 def _centered_grams(xs, kernel: str, debiased: bool, bandwidth):
-    gram = jax.vmap(lambda x: CKA_KERNELS[kernel](x - jnp.mean(x, 0), bandwidth))(xs)
+    gram = jax.vmap(
+        lambda x: CKA_KERNELS[kernel](x - jnp.mean(x, 0, keepdims=True), bandwidth))(xs)
     return jax.vmap(_u_center_gram if debiased else _center_gram)(gram)
 
 
@@ -75,7 +76,7 @@ _cka_jit = jax.jit(_cka_core, static_argnums=(2, 3))
 
 
 def _stack(x, name: str):
-    values, template = unwrap(x, name=name)
+    template = None
     if isinstance(x, list | tuple):
         shapes = {np.shape(v)[0] for v in x}
         if len(shapes) != 1:
@@ -85,6 +86,8 @@ def _stack(x, name: str):
         width = max(widths)
         values = np.stack([np.pad(np.asarray(v, float), ((0, 0), (0, width - np.shape(v)[1])))
                            for v in x])
+    else:
+        values, template = unwrap(x, name=name)
     if values.ndim < 2:
         raise ValueError(f"{name} must have shape (..., stimulus, unit), got {values.shape}")
     if not np.all(np.isfinite(values)):
@@ -98,8 +101,8 @@ def _stack(x, name: str):
 
 
 def cka(
-    X: Float[ArrayLike, "*batch stimulus unit"],
-    Y: Float[ArrayLike, "*batch stimulus unit2"],
+    X: Float[ArrayLike, "*batch stimulus unit"],  # noqa: F722
+    Y: Float[ArrayLike, "*batch stimulus unit2"],  # noqa: F722
     kernel: str = "linear",
     *,
     debiased: bool = False,

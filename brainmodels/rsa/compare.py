@@ -153,9 +153,17 @@ def _inversions(pi, rho, block: int):
     return within + same_val + jnp.sum(hist * higher, dtype=jnp.int32)
 
 
-def _tau_core(a, b, a_rev: bool, b_rev: bool, block: int):
-    oa = jax.vmap(lambda v: _ordinal(v, a_rev))(a)
-    ob = jax.vmap(lambda v: _ordinal(v, b_rev))(b)
+def _orders(v, ties: bool):
+    fwd = jax.vmap(lambda x: _ordinal(x, False))(v)
+    if not ties:
+        return fwd, 1
+    rev = jax.vmap(lambda x: _ordinal(x, True))(v)
+    return tuple(jnp.concatenate([f, r]) for f, r in zip(fwd, rev, strict=True)), 2
+
+
+def _tau_core(a, b, a_ties: bool, b_ties: bool, block: int):
+    oa, na = _orders(a, a_ties)
+    ob, nb = _orders(b, b_ties)
 
     def one_model(args):
         order_a, rank_a = args
@@ -164,23 +172,23 @@ def _tau_core(a, b, a_rev: bool, b_rev: bool, block: int):
 
     inv = lax.map(one_model, oa).astype(a.dtype)
     n = a.shape[1]
-    return 1.0 - 4.0 * inv / (n * (n - 1))
+    tau = 1.0 - 4.0 * inv / (n * (n - 1))
+    tau = tau.reshape(na, a.shape[0], nb, b.shape[0])
+    return jnp.mean(tau, axis=(0, 2))
 
 
 _tau_jit = jax.jit(_tau_core, static_argnums=(2, 3, 4))
 
 
-def _has_ties(v: np.ndarray) -> bool:
-    s = np.sort(v, axis=1)
+def _has_ties(v) -> bool:
+    if isinstance(v, jax.core.Tracer):  # inside a caller's jit: assume ties (exact anyway)
+        return True
+    s = np.sort(np.asarray(v), axis=1)
     return bool(np.any(s[:, 1:] == s[:, :-1]))
 
 
 def _tau_a(a, b):
-    a_np, b_np = np.asarray(a), np.asarray(b)
-    a_modes = (False, True) if _has_ties(a_np) else (False,)
-    b_modes = (False, True) if _has_ties(b_np) else (False,)
-    taus = [_tau_jit(a, b, ra, rb, _TAU_BLOCK) for ra in a_modes for rb in b_modes]
-    return sum(taus) / len(taus)
+    return _tau_jit(a, b, _has_ties(a), _has_ties(b), _TAU_BLOCK)
 
 
 # ----------------------------------------------------------------------------- registry

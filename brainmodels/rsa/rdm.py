@@ -168,7 +168,7 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
     if missing.size:
         r, k = missing[0]
         raise ValueError(
-            f"run {runs_u[r]!r} has no observation of condition {conds_u[k]!r} "
+            f"run {runs_u[r]} has no observation of condition {conds_u[k]} "
             f"({len(missing)} run/condition cells are empty); every run needs every condition "
             "for cross-validated distances: drop that condition or that run"
         )
@@ -182,7 +182,7 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
 
 
 def rdm(
-    X: Float[ArrayLike, "*batch observation channel"],
+    X: Float[ArrayLike, "*batch observation channel"],  # noqa: F722
     metric: str = "euclidean",
     *,
     conditions: ArrayLike | None = None,
@@ -318,7 +318,7 @@ def _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise, 
 
 
 def noise_precision(
-    residuals: Float[ArrayLike, "observation channel"],
+    residuals: Float[ArrayLike, "observation channel"],  # noqa: F722
     *,
     shrinkage: str = "diag",
     dof: int | None = None,

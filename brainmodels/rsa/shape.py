@@ -32,7 +32,7 @@ _EIG_TOL = 1e-10
 
 def _whiten(x, alpha):
     """Center columns; Z = V diag(alpha + (1 - alpha) lambda^-1/2) V^T from eig(X^T X)."""
-    x = x - jnp.mean(x, axis=0)
+    x = x - jnp.mean(x, axis=0, keepdims=True)
     lam, v = jnp.linalg.eigh(x.T @ x)
     lam = jnp.maximum(lam, _EIG_TOL * jnp.maximum(jnp.max(lam), 1.0))
     d = alpha + (1.0 - alpha) / jnp.sqrt(lam)
@@ -112,8 +112,8 @@ def _prepare(reps: list[np.ndarray], alpha: float):
 
 
 def shape_distance(
-    X: Float[ArrayLike, "stimulus unit"],
-    Y: Float[ArrayLike, "stimulus unit2"],
+    X: Float[ArrayLike, "stimulus unit"],  # noqa: F722
+    Y: Float[ArrayLike, "stimulus unit2"],  # noqa: F722
     alpha: float = 1.0,
     score: str = "angular",
     *,

@@ -19,7 +19,6 @@ from brainmodels.akorn import (
     ConvCoupling,
     DenseCoupling,
     KuramotoLayer,
-    energy,
     normalize_oscillators,
 )
 
@@ -100,6 +99,7 @@ def test_gradients_match_finite_differences(rng, x64):
     c = jnp.asarray(rng.standard_normal((1, 4, 4, ch)))
     w = jnp.asarray(rng.standard_normal((1, 4, 4, ch)))
 
+    @jax.jit
     def loss(p, c):
         return jnp.sum(w * nnx.merge(graphdef, p, rest)(x0, c).final)
 

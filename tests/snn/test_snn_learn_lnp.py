@@ -100,7 +100,7 @@ def lnp_result():
     net = RSNN(4, 40, 3, tau_mem_ms=10.0, tau_distribution="gamma", tau_cv=0.5, rec_scale=1.0,
                rngs=nnx.Rngs(0))
     res = lyapunov_noise_prune(net, key=jax.random.key(0), neuron_fraction=0.5,
-                               synapse_fraction=0.3, n_steps=300, n_exponents=8,
+                               synapse_fraction=0.3, n_steps=200, n_exponents=4,
                                n_candidates=2, horizon=30)
     return net, res
 
@@ -120,7 +120,7 @@ def test_lnp_prunes_to_the_requested_size_and_stabilises(lnp_result):
 
 def test_lnp_keeps_the_most_noise_sensitive_neurons(lnp_result):
     net, res = lnp_result
-    drive = noise_drive(300, 40, key=jax.random.split(jax.random.key(0))[0])
+    drive = noise_drive(200, 40, key=jax.random.split(jax.random.key(0))[0])
     sens = np.asarray(neuron_noise_sensitivity(net, drive, horizon=30))
     dropped = np.setdiff1d(np.arange(40), res.kept_neurons)
     assert sens[res.kept_neurons].min() >= sens[dropped].max()

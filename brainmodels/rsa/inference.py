@@ -1,0 +1,368 @@
+"""Inference for RDM comparisons: bootstrap, permutation tests, noise ceilings, tidy tables.
+
+The bootstrap is vectorised: resampling conditions with replacement is the same as weighting
+each pair (i, j) of the original RDM by c_i c_j, where c counts how often each condition was
+drawn (pairs of a condition with its own copy are dropped, as rsatoolbox does). All samples are
+evaluated at once with ``vmap`` over the weight vectors.
+
+References
+----------
+Nili et al. (2014), PLoS Comput. Biol. 10(4): e1003553 (noise ceiling: lower bound from
+leave-one-subject-out, upper bound from the mean of all subjects).
+Schütt et al. (2023), "Statistical inference on representational geometries", eLife
+12:e82566 (bootstrap over stimuli and subjects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from brainmodels._types import ArrayLike, PRNGKeyArray
+from brainmodels.data import provenance
+from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors
+from brainmodels.rsa.compare import COMPARE_METHODS, _rank_rows
+
+__all__ = [
+    "bootstrap_compare",
+    "permutation_test",
+    "noise_ceiling",
+    "model_comparison_table",
+    "pool_rdms",
+    "BOOTSTRAP_METHODS",
+]
+
+
+# ----------------------------------------------------------------------------- weighted compare
+
+
+def _wcos(a, b, w):
+    num = jnp.einsum("p,mp,sp->ms", w, a, b)
+    na = jnp.sqrt(jnp.einsum("p,mp->m", w, a * a))
+    nb = jnp.sqrt(jnp.einsum("p,sp->s", w, b * b))
+    return num / na[:, None] / nb[None, :]
+
+
+def _wcenter(v, w):
+    return v - (v @ w / jnp.sum(w))[:, None]
+
+
+def _wcorr(a, b, w):
+    return _wcos(_wcenter(a, w), _wcenter(b, w), w)
+
+
+def _wranks(v, w):
+    """Average ranks of each entry in the sample where entry p appears w_p times."""
+    order = jnp.argsort(v)
+    vs, ws = v[order], w[order]
+    cum = jnp.cumsum(ws)
+    new = jnp.concatenate([jnp.ones(1, bool), vs[1:] != vs[:-1]])
+    grp = jnp.cumsum(new) - 1
+    n = v.shape[0]
+    gsum = jax.ops.segment_sum(ws, grp, num_segments=n)
+    gend = jax.ops.segment_max(cum, grp, num_segments=n)
+    rank = gend[grp] - gsum[grp] + (gsum[grp] + 1) / 2
+    return jnp.zeros_like(v).at[order].set(rank)
+
+
+def _wspearman(a, b, w):
+    ra = jax.vmap(_wranks, in_axes=(0, None))(a, w)
+    rb = jax.vmap(_wranks, in_axes=(0, None))(b, w)
+    return _wcorr(ra, rb, w)
+
+
+def _wrho_a(a, b, w):
+    ra = _wcenter(jax.vmap(_wranks, in_axes=(0, None))(a, w), w)
+    rb = _wcenter(jax.vmap(_wranks, in_axes=(0, None))(b, w), w)
+    n = jnp.sum(w)
+    return jnp.einsum("p,mp,sp->ms", w, ra, rb) * 12.0 / (n**3 - n)
+
+
+#: methods with a vectorised weighted form (for the stimulus bootstrap)
+BOOTSTRAP_METHODS: dict[str, Callable] = {
+    "cosine": _wcos, "pearson": _wcorr, "corr": _wcorr, "spearman": _wspearman,
+    "rho-a": _wrho_a,
+}
+
+
+def _pair_weights(counts, i, j):
+    return counts[..., i] * counts[..., j]
+
+
+def _boot_core(models, data, cond_counts, subj_counts, method: str):
+    i, j = np.triu_indices(n_cond_from_pairs(models.shape[1]), 1)
+    fn = BOOTSTRAP_METHODS[method]
+
+    def one(c, s):
+        sims = fn(models, data, _pair_weights(c, i, j))  # (model, subject)
+        return sims @ s / jnp.sum(s)
+
+    return jax.vmap(one)(cond_counts, subj_counts)
+
+
+_boot_jit = jax.jit(_boot_core, static_argnums=4)
+
+
+def _counts_core(key, n: int, n_samples: int, dtype):
+    idx = jax.random.randint(key, (n_samples, n), 0, n)
+    return jax.vmap(lambda r: jnp.zeros(n, dtype).at[r].add(1.0))(idx)
+
+
+_counts = jax.jit(_counts_core, static_argnums=(1, 2, 3))
+
+
+def _names(info, default_prefix: str, n: int) -> list[str]:
+    _, dims, coords = info
+    if dims and dims[0] in coords:
+        return [str(v) for v in coords[dims[0]]]
+    return [f"{default_prefix}{k}" for k in range(n)]
+
+
+def bootstrap_compare(
+    models: ArrayLike,
+    data: ArrayLike,
+    method: str = "corr",
+    *,
+    key: PRNGKeyArray,
+    n_bootstrap: int = 1000,
+    over: str = "stimulus",
+    ci: float = 0.95,
+    model_names: list[str] | None = None,
+    with_noise_ceiling: bool = True,
+) -> xr.Dataset:
+    """Evaluate model RDMs against data RDMs with bootstrap confidence intervals.
+
+    Parameters
+    ----------
+    models : array-like or DataArray, shape (model, K, K) or (model, pairs)
+        Model RDMs (a DataArray's first dim coord names them).
+    data : array-like or DataArray, shape (subject, K, K), (K, K) or condensed
+        Data RDMs; a model's evaluation is its mean comparison over subjects.
+    method : str
+        Comparison with a vectorised bootstrap: one of :data:`BOOTSTRAP_METHODS`.
+    key : jax PRNG key
+        Randomness of the resampling (explicit, keyword-only).
+    n_bootstrap : int
+        Number of bootstrap samples (default 1000).
+    over : {"stimulus", "subject", "both"}
+        Resample conditions (pairs of copies of the same condition are dropped), subjects,
+        or both.
+    ci : float
+        Coverage of the percentile confidence interval.
+    with_noise_ceiling : bool
+        Add the lower/upper noise ceiling (needs >= 2 subjects).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``evaluation (model)``, ``samples (bootstrap, model)``, ``se (model)``,
+        ``ci_low (model)``, ``ci_high (model)`` and, if available, ``noise_ceiling_lower``,
+        ``noise_ceiling_upper``; provenance attrs. :func:`model_comparison_table` turns it
+        into a table.
+
+    Raises
+    ------
+    ValueError
+        Unknown method/over; RDMs of different sizes; fewer than 2 subjects for a subject
+        bootstrap; n_bootstrap < 2.
+    """
+    if method not in BOOTSTRAP_METHODS:
+        raise ValueError(f"method must be one of {sorted(BOOTSTRAP_METHODS)} for the "
+                         f"vectorised bootstrap, got {method!r}")
+    if over not in ("stimulus", "subject", "both"):
+        raise ValueError(f"over must be 'stimulus', 'subject' or 'both', got {over!r}")
+    if n_bootstrap < 2 or not 0 < ci < 1:
+        raise ValueError(f"need n_bootstrap >= 2 and 0 < ci < 1, got {n_bootstrap}, {ci}")
+    vm, *m_info = rdm_vectors(models, name="models")
+    vd, *d_info = rdm_vectors(data, name="data")
+    if vm.shape[1] != vd.shape[1]:
+        raise ValueError(f"models and data must be RDMs of the same conditions: models have "
+                         f"{n_cond_from_pairs(vm.shape[1])}, data {n_cond_from_pairs(vd.shape[1])}")
+    n_subj, k = vd.shape[0], n_cond_from_pairs(vm.shape[1])
+    if over in ("subject", "both") and n_subj < 2:
+        raise ValueError(f"a subject bootstrap needs >= 2 data RDMs, got {n_subj}")
+    dtype = jnp.result_type(float)
+    a, b = jnp.asarray(vm, dtype), jnp.asarray(vd, dtype)
+    k_c, k_s = jax.random.split(key)
+    ones_c, ones_s = jnp.ones((1, k), dtype), jnp.ones((1, n_subj), dtype)
+    cond = _counts(k_c, k, n_bootstrap, dtype) if over != "subject" else \
+        jnp.broadcast_to(ones_c, (n_bootstrap, k))
+    subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
+        jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
+    # row 0: the point estimate (all weights 1), evaluated in the same compiled call
+    both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
+                                jnp.concatenate([ones_s, subj]), method))
+    point, samples = both[0], both[1:]
+    names = model_names or _names(m_info, "model", vm.shape[0])
+    lo, hi = np.nanquantile(samples, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    ds = xr.Dataset(
+        {
+            "evaluation": ("model", point),
+            "samples": (("bootstrap", "model"), samples),
+            "se": ("model", np.nanstd(samples, axis=0, ddof=1)),
+            "ci_low": ("model", lo),
+            "ci_high": ("model", hi),
+        },
+        coords={"model": names},
+        attrs=provenance("bootstrap_compare", params={
+            "method": method, "n_bootstrap": n_bootstrap, "over": over, "ci": ci},
+            units="similarity"),
+    )
+    if with_noise_ceiling and n_subj >= 2:
+        lower, upper = noise_ceiling(vd, method)
+        ds["noise_ceiling_lower"], ds["noise_ceiling_upper"] = lower, upper
+    return ds
+
+
+# ----------------------------------------------------------------------------- noise ceiling
+
+
+def _scale_rows(v):
+    return v / jnp.sqrt(jnp.mean(v**2, axis=1, keepdims=True))
+
+
+def _z_rows(v):
+    return (v - v.mean(axis=1, keepdims=True)) / v.std(axis=1, keepdims=True)
+
+
+def _shift_min(m):
+    return m - jnp.min(m, axis=-1, keepdims=True)
+
+
+def _identity(m):
+    return m
+
+
+#: comparison method -> (per-RDM transform, transform of the mean): pooling several RDMs into
+#: the one that performs best under that comparison (as rsatoolbox's pool_rdm)
+POOLERS: dict[str, tuple[Callable, Callable]] = {
+    "cosine": (_scale_rows, _identity), "cosine_cov": (_scale_rows, _identity),
+    "corr": (_z_rows, _shift_min), "pearson": (_z_rows, _shift_min),
+    "corr_cov": (_z_rows, _shift_min),
+    "spearman": (_rank_rows, _identity), "rho-a": (_rank_rows, _identity),
+    "tau-a": (_rank_rows, _identity),
+}
+
+
+def _pools(v, method: str):
+    """Row 0: pool of all RDMs; row 1 + s: pool of all but subject s."""
+    per, post = POOLERS[method]
+    t = per(v)
+    n = v.shape[0]
+    total = jnp.sum(t, axis=0, keepdims=True)
+    return post(jnp.concatenate([total / n, (total - t) / (n - 1)]))
+
+
+def pool_rdms(rdms: ArrayLike, method: str = "cosine") -> np.ndarray:
+    """The condensed RDM that best represents a group under a comparison method."""
+    if method not in POOLERS:
+        raise ValueError(f"method must be one of {sorted(POOLERS)}, got {method!r}")
+    v, *_ = rdm_vectors(rdms, name="rdms")
+    return np.asarray(_pools(jnp.asarray(v, jnp.result_type(float)), method)[0])
+
+
+def noise_ceiling(data: ArrayLike, method: str = "cosine") -> tuple[float, float]:
+    """Lower and upper noise ceiling of a group of data RDMs (one per subject).
+
+    The upper bound is the mean comparison of each subject's RDM with the pooled RDM of all
+    subjects; the lower bound uses the pool of the other subjects (leave one subject out),
+    as ``rsatoolbox.inference.boot_noise_ceiling``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 subjects or an unknown method.
+    """
+    if method not in POOLERS:
+        raise ValueError(f"method must be one of {sorted(POOLERS)}, got {method!r}")
+    v, *_ = rdm_vectors(data, name="data")
+    n = v.shape[0]
+    if n < 2:
+        raise ValueError(f"a noise ceiling needs RDMs of >= 2 subjects, got {n}")
+    dtype = jnp.result_type(float)
+    sims = np.asarray(_ceiling_jit(jnp.asarray(v, dtype), method))
+    return float(np.mean(np.diagonal(sims[1:]))), float(np.mean(sims[0]))
+
+
+def _ceiling_core(v, method: str):
+    sig = jnp.ones(n_cond_from_pairs(v.shape[1]), v.dtype)
+    return COMPARE_METHODS[method](_pools(v, method), v, sig)
+
+
+_ceiling_jit = jax.jit(_ceiling_core, static_argnums=1)
+
+
+# ----------------------------------------------------------------------------- permutations
+
+
+def permutation_test(
+    model: ArrayLike,
+    data: ArrayLike,
+    method: str = "spearman",
+    *,
+    key: PRNGKeyArray,
+    n_permutations: int = 1000,
+) -> dict[str, Any]:
+    """Test a model-data RDM relation by permuting the model's condition labels.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (observed comparison), ``p_value`` ((1 + #null >= observed) /
+        (1 + n_permutations), one-sided) and ``null`` (the permutation distribution).
+    """
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"method must be one of {sorted(COMPARE_METHODS)}, got {method!r}")
+    vm, *_ = rdm_vectors(model, name="model")
+    vd, *_ = rdm_vectors(data, name="data")
+    if vm.shape != (1, vd.shape[1]) or vd.shape[0] != 1:
+        raise ValueError(f"model and data must be single RDMs of the same size, got "
+                         f"{vm.shape[0]} x {vm.shape[1]} and {vd.shape[0]} x {vd.shape[1]} pairs")
+    k = n_cond_from_pairs(vm.shape[1])
+    i, j = np.triu_indices(k, 1)
+    perms = jax.vmap(lambda kk: jax.random.permutation(kk, k))(
+        jax.random.split(key, n_permutations))
+    square = np.zeros((k, k))
+    square[i, j] = square[j, i] = vm[0]
+    pi, pj = np.asarray(perms)[:, i], np.asarray(perms)[:, j]
+    permuted = square[pi, pj]
+    dtype = jnp.result_type(float)
+    sig = jnp.ones(k, dtype)
+    fn = COMPARE_METHODS[method]
+    stack = jnp.asarray(np.concatenate([vm, permuted]), dtype)
+    sims = np.asarray(fn(stack, jnp.asarray(vd, dtype), sig))[:, 0]
+    observed, null = float(sims[0]), sims[1:]
+    p = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)
+    return {"statistic": observed, "p_value": float(p), "null": null}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def model_comparison_table(result: xr.Dataset) -> pd.DataFrame:
+    """Tidy table (one row per model, best first) from :func:`bootstrap_compare`.
+
+    Columns: model, evaluation, se, ci_low, ci_high, and ``p_gt_zero`` (bootstrap fraction
+    of samples <= 0, a one-sided test of a positive relation); plus the noise ceiling and
+    ``frac_of_lower_ceiling`` when the result has one.
+    """
+    df = pd.DataFrame({
+        "model": result["model"].values,
+        "evaluation": result["evaluation"].values,
+        "se": result["se"].values,
+        "ci_low": result["ci_low"].values,
+        "ci_high": result["ci_high"].values,
+        "p_gt_zero": np.mean(result["samples"].values <= 0, axis=0),
+    })
+    if "noise_ceiling_lower" in result:
+        lower = float(result["noise_ceiling_lower"])
+        df["noise_ceiling_lower"] = lower
+        df["noise_ceiling_upper"] = float(result["noise_ceiling_upper"])
+        df["frac_of_lower_ceiling"] = df["evaluation"] / lower if lower != 0 else np.nan
+    return df.sort_values("evaluation", ascending=False).reset_index(drop=True)

@@ -1,0 +1,122 @@
+"""Object discovery pieces: synthetic multi-object data, FG-ARI and k-means against sklearn."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from brainmodels.datasets.multi_objects import SHAPES, make_multi_objects
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from brainmodels import akorn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multi_objects(24, size=32, objects=(2, 4), seed=3)
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+def test_images_are_deterministic_per_index(data):
+    again = make_multi_objects(30, size=32, objects=(2, 4), seed=3)
+    np.testing.assert_array_equal(again["image"].values[:24], data["image"].values)
+    np.testing.assert_array_equal(again["mask"].values[:24], data["mask"].values)
+    other = make_multi_objects(24, size=32, objects=(2, 4), seed=4)
+    assert not np.array_equal(other["mask"].values, data["mask"].values)
+
+
+def test_masks_match_images(data):
+    img, mask, k = data["image"].values, data["mask"].values, data["n_objects"].values
+    assert img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
+    np.testing.assert_array_equal(img.max(-1) > 0, mask > 0)  # black exactly off the objects
+    for i in range(len(k)):
+        labels, counts = np.unique(mask[i], return_counts=True)
+        np.testing.assert_array_equal(labels, np.arange(k[i] + 1))  # 0 and every object
+        assert counts[1:].min() >= 12  # min_pixels survives occlusion
+        for j in labels[1:]:  # one colour per object
+            assert np.unique(img[i][mask[i] == j], axis=0).shape[0] == 1
+    assert 2 <= k.min() and k.max() <= 4
+
+
+def test_colour_modes_and_errors():
+    same = make_multi_objects(6, colors="same", seed=1)
+    for img, mask in zip(same["image"].values, same["mask"].values, strict=True):
+        assert np.unique(img[mask > 0], axis=0).shape[0] == 1
+    one = make_multi_objects(3, shapes=("disc",), objects=(1, 1), seed=0)
+    assert (one["n_objects"].values == 1).all()
+    with pytest.raises(ValueError, match="shapes must be"):
+        make_multi_objects(2, shapes=("star",))
+    with pytest.raises(ValueError, match="colors must be one of"):
+        make_multi_objects(2, colors="rainbow")
+    with pytest.raises(ValueError, match="could not place"):
+        make_multi_objects(1, size=8, objects=(6, 6), object_size=(6, 8), min_pixels=20)
+    assert set(SHAPES) >= {"square", "disc", "tetromino"}
+
+
+# ----------------------------------------------------------------------------- FG-ARI, k-means
+
+
+def test_fg_ari_matches_sklearn_on_foreground(rng):
+    true = rng.integers(0, 4, (5, 12, 12))
+    pred = np.where(rng.random((5, 12, 12)) < 0.7, true, rng.integers(0, 4, (5, 12, 12)))
+    got = akorn.fg_ari(true, pred)
+    ref = [adjusted_rand_score(t[t > 0], p[t > 0]) for t, p in zip(true, pred, strict=True)]
+    np.testing.assert_allclose(got, ref, rtol=1e-12)  # same integer pair counts
+    # invariances: relabelling the prediction; the background's predicted label is ignored
+    np.testing.assert_allclose(akorn.fg_ari(true, (pred + 2) % 4), got, rtol=1e-12)
+    pred2 = np.where(true == 0, 7, pred)
+    np.testing.assert_allclose(akorn.fg_ari(true, pred2), got, rtol=1e-12)
+    assert akorn.fg_ari(true, true).tolist() == [1.0] * 5
+    with pytest.raises(ValueError, match="no foreground"):
+        akorn.fg_ari(np.zeros((1, 4, 4), int), np.zeros((1, 4, 4), int))
+
+
+def test_kmeans_agrees_with_sklearn(rng):
+    centers = rng.standard_normal((4, 3)) * 6
+    pts = np.concatenate([c + 0.5 * rng.standard_normal((50, 3)) for c in centers])
+    pts = pts.astype(np.float32)
+    lab, inertia = akorn.kmeans(pts, 4, key=jax.random.key(0))
+    ref = KMeans(4, n_init=10, random_state=0).fit(pts)
+    assert adjusted_rand_score(ref.labels_, np.asarray(lab)) == 1.0  # separated blobs
+    # float32 sums of 200 squared distances: relative round-off ~1e-6
+    np.testing.assert_allclose(float(inertia), ref.inertia_, rtol=1e-4)
+
+
+def test_pixel_colours_discover_distinct_objects():
+    # the pipeline's clustering on the true colours of 'distinct' objects is near perfect
+    ds = make_multi_objects(8, colors="distinct", seed=5)
+    img, mask = ds["image"].values, ds["mask"].values
+    lab, _ = akorn.kmeans(img.reshape(8, -1, 3), 5, key=jax.random.key(0))
+    assert akorn.fg_ari(mask, np.asarray(lab).reshape(8, 32, 32)).mean() > 0.95
+
+
+# ----------------------------------------------------------------------------- script smoke
+
+
+@pytest.mark.slow  # trains + evaluates 2 models: ~75 s measured on the shared, loaded CPU
+def test_script_quick_run_writes_results(tmp_path):
+    spec = importlib.util.spec_from_file_location("akorn_objects_script",
+                                                  ROOT / "scripts" / "akorn_objects.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick", "--out", str(tmp_path)]) == 0
+    from brainmodels.data import load_netcdf
+
+    ds = load_netcdf(tmp_path / "results.nc")
+    assert set(ds["model"].values) == {"akorn", "baseline", "pixels"}
+    fg = ds["fg_ari"].values
+    assert np.isfinite(fg).all() and (fg <= 1).all()
+    assert ds.attrs["params"]["coupling"] == "attn"
+    for name in ("masks.png", "phases.png", "loss.png", "summary.txt"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind

@@ -1,0 +1,110 @@
+"""Inference: vectorised bootstrap vs rsatoolbox's resampled RDMs, noise ceilings, tests."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from rsatoolbox.inference import boot_noise_ceiling
+from rsatoolbox.rdm import RDMs, compare
+
+from brainmodels.rsa import (
+    bootstrap_compare,
+    model_comparison_table,
+    noise_ceiling,
+    permutation_test,
+)
+from brainmodels.rsa.inference import _boot_jit
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def group():
+    rng = np.random.default_rng(0)
+    k = 12
+    n = k * (k - 1) // 2
+    truth = rng.random(n)
+    data = truth + 0.3 * rng.standard_normal((6, n))
+    models = np.stack([truth + 0.4 * rng.standard_normal(n), rng.random(n),
+                       np.round(truth * 3)])
+    return models, data, k
+
+
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a"])
+def test_noise_ceiling_matches_rsatoolbox(group, method, x64):
+    _, data, _ = group
+    ref = boot_noise_ceiling(RDMs(data), method=method)
+    np.testing.assert_allclose(noise_ceiling(data, method), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a"])
+def test_weighted_bootstrap_sample_equals_resampled_rdms(group, method, x64):
+    # one bootstrap sample = rsatoolbox's subsample_pattern with the same drawn indices
+    models, data, k = group
+    idx = np.random.default_rng(1).integers(0, k, k)
+    counts = np.bincount(idx, minlength=k).astype(float)
+    desc = {"index": np.arange(k)}
+    ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern("index", idx),
+                  RDMs(data, pattern_descriptors=desc).subsample_pattern("index", idx),
+                  method).mean(axis=1)
+    ours = np.asarray(_boot_jit(models, data, counts[None], np.ones((1, 6)), method))[0]
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+def test_bootstrap_result_and_table(group):
+    models, data, _ = group
+    res = bootstrap_compare(models, data, "corr", key=jax.random.key(0), n_bootstrap=300,
+                            over="both", model_names=["noisy truth", "random", "coarse"])
+    assert res["samples"].shape == (300, 3)
+    assert np.all(res.ci_low <= res.evaluation) and np.all(res.evaluation <= res.ci_high)
+    again = bootstrap_compare(models, data, "corr", key=jax.random.key(0), n_bootstrap=300,
+                              over="both")
+    np.testing.assert_array_equal(res.samples.values, again.samples.values)  # explicit key
+    table = model_comparison_table(res)
+    assert list(table.model) == ["coarse", "noisy truth", "random"]
+    # the random model's CI covers 0; the coarse truth lies near the lower ceiling
+    row = table.set_index("model")
+    assert row.loc["random", "ci_low"] < 0 < row.loc["random", "ci_high"]
+    assert row.loc["coarse", "evaluation"] > row.loc["noisy truth", "evaluation"]
+    assert res.noise_ceiling_lower <= res.noise_ceiling_upper
+
+
+def test_subject_bootstrap_se_matches_analytic(group):
+    # resampling subjects: the SE of a mean over 6 subjects ~ sd / sqrt(6) (within 25%
+    # for 1000 samples, a generous bound for the sd of a bootstrap SE estimate)
+    models, data, _ = group
+    res = bootstrap_compare(models, data, "corr", key=jax.random.key(1), over="subject")
+    per_subject = compare(RDMs(models), RDMs(data), "corr")
+    analytic = per_subject.std(axis=1, ddof=0) / np.sqrt(6)
+    np.testing.assert_allclose(res.se.values, analytic, rtol=0.25)
+
+
+def test_permutation_test(group):
+    models, data, _ = group
+    related = permutation_test(models[0], data[0], "spearman", key=jax.random.key(0),
+                               n_permutations=300)
+    assert related["p_value"] < 0.01
+    unrelated = permutation_test(models[1], data[0], "spearman", key=jax.random.key(0),
+                                 n_permutations=300)
+    assert unrelated["p_value"] > 0.01
+    assert related["null"].shape == (300,)
+
+
+def test_bad_input(group):
+    models, data, _ = group
+    with pytest.raises(ValueError, match="vectorised bootstrap"):
+        bootstrap_compare(models, data, "tau-a", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="same conditions"):
+        bootstrap_compare(models[:, :10], data, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=">= 2 data RDMs"):
+        bootstrap_compare(models, data[0], key=jax.random.key(0), over="subject")
+    with pytest.raises(ValueError, match=">= 2 subjects"):
+        noise_ceiling(data[:1])
+
+
+def test_noise_ceiling_tau_a_runs_inside_jit(group):
+    # tau-a pooling averages ranks (rsatoolbox); the comparison runs inside a jitted function
+    _, data, _ = group
+    lower, upper = noise_ceiling(data, "tau-a")
+    assert -1 <= lower <= upper <= 1
