@@ -10,7 +10,7 @@
 Timings are medians of ``--repeats`` runs (after one warm-up/compile run for JAX). The CPU may be
 shared, so treat single numbers as noisy. ``--quick`` runs a small size.
 
-Usage: python benchmarks/kuramoto.py [--quick] [--repeats 3] [--sweep-steps 500]
+Usage: python benchmarks/kuramoto.py [--quick] [--repeats 3] [--sweep-steps 500] [--single-core]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def bench_sweep(n, n_couplings, n_seeds, steps, repeats):
     r_end = ds.order_parameter.isel(time=-1).mean("seed")
     err = np.abs(r_end - ds.order_parameter_theory).sel(coupling=ks[ks >= 2.5]).max()
     print(f"\n[2] sweep: {n_couplings} couplings x {n_seeds} seeds, N = {n}, {steps} RK4 steps "
-          f"(dt = 0.1), one vmapped call on {os.cpu_count()} CPU(s), jax {jax.__version__}")
+          f"(dt = 0.1), one vmapped call on {len(os.sched_getaffinity(0))} core(s), jax {jax.__version__}")
     print(f"  first call (incl. compile) {t_first:8.2f} s;  median {t_sweep:8.2f} s   "
           f"({n_couplings * n_seeds * n * steps / t_sweep / 1e6:.1f} M osc-steps/s)")
     print(f"  max |r(T) - theory| for K >= 2.5: {float(err):.4f}")
@@ -113,7 +113,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (median)")
     parser.add_argument("--sweep-steps", type=int, default=500, help="RK4 steps of the sweep")
+    parser.add_argument("--single-core", action="store_true",
+                        help="pin the process (JAX and numpy alike) to one CPU core; fairer on "
+                             "a busy machine, where XLA's intra-op threads wait for cores")
     args = parser.parse_args()
+    if args.single_core:  # before JAX starts its thread pool
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    print(f"CPU cores available to this process: {len(os.sched_getaffinity(0))}")
     if args.quick:
         bench_single(2000, 1000, args.repeats, args.repeats)
         bench_sweep(2000, 11, 2, 100, 1)

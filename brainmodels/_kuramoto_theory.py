@@ -109,10 +109,33 @@ def natural_frequencies(n: int, distribution: str = "lorentzian", *, width: floa
     return center + width * dist.sample(key, (int(n),), dtype)
 
 
+def as_scipy(adjacency):
+    """A dense numpy array, or a scipy CSR matrix for sparse input (BCOO, EdgeList, scipy)."""
+    import scipy.sparse as sp
+
+    from brainmodels._kuramoto import EdgeList
+    from brainmodels.data import to_numpy
+
+    if isinstance(adjacency, EdgeList):
+        return sp.csr_matrix((np.asarray(adjacency.weight), (np.asarray(adjacency.target),
+                                                            np.asarray(adjacency.source))),
+                             shape=(adjacency.n, adjacency.n))
+    if sp.issparse(adjacency):
+        return sp.csr_matrix(adjacency)
+    if hasattr(adjacency, "indices") and hasattr(adjacency, "todense"):  # jax BCOO
+        idx = np.asarray(adjacency.indices)
+        return sp.csr_matrix((np.asarray(adjacency.data), (idx[:, 0], idx[:, 1])),
+                             shape=adjacency.shape)
+    return to_numpy(adjacency, name="adjacency").astype(np.float64)
+
+
 def _lambda_max(adjacency) -> float:
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
+    adjacency = as_scipy(adjacency)
+    if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
+        raise ValueError(f"adjacency must be a square matrix, got shape {adjacency.shape}")
     if sp.issparse(adjacency) and adjacency.shape[0] > 64:
         vals = spla.eigs(adjacency.astype(float), k=1, which="LR", return_eigenvectors=False)
         return float(np.max(vals.real))

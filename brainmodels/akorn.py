@@ -230,6 +230,24 @@ class Trajectory(NamedTuple):
     energy: Array | None
     states: Array | None
 
+    def to_xarray(self, n: int, **attrs):
+        """Labelled copy: ``state (step, stimulus, *space, oscillator, component)`` (if
+        recorded) and ``energy (step, stimulus)``; ``space`` is ``(height, width)`` for
+        images, ``(unit,)`` for token sequences. ``attrs`` are added (e.g. provenance)."""
+        import xarray as xr
+
+        from brainmodels.data import provenance
+
+        data = {}
+        if self.energy is not None:
+            data["energy"] = (("step", "stimulus"), np.asarray(self.energy))
+        if self.states is not None:
+            st = np.asarray(self.states)
+            space = {0: (), 1: ("unit",), 2: ("height", "width")}[st.ndim - 3]
+            st = st.reshape(*st.shape[:-1], st.shape[-1] // n, n)
+            data["state"] = (("step", "stimulus", *space, "oscillator", "component"), st)
+        return xr.Dataset(data, attrs={**provenance("akorn.KuramotoLayer"), **attrs})
+
 
 class KuramotoLayer(nnx.Module):
     """A layer of Kuramoto oscillators run for ``T`` steps (Miyato et al. 2025, eq. 2).
@@ -303,7 +321,9 @@ class IterativeLayer(nnx.Module):
     """Non-oscillatory baseline with the same ``J`` and ``c``: ``x <- x + gamma (J(LN x) + c)``.
 
     With ``coupling="attn"`` this is an iterated (weight-shared) self-attention block, the
-    paper's ItrSA baseline; with ``"conv"`` an iterated residual convolution. No energy.
+    paper's ItrSA baseline; with ``"conv"`` an iterated residual convolution. No energy
+    (``Trajectory.energy`` is None). Oscillator-only arguments (``n``, ``omega``, ...) are
+    accepted and ignored, so the two layer classes are interchangeable in :class:`AKOrN`.
     """
 
     def __init__(self, channels: int, *, coupling="attn", T: int = 8, gamma: float = 1.0,
@@ -329,21 +349,21 @@ class IterativeLayer(nnx.Module):
 class Readout(nnx.Module):
     """Readout: linear map to ``out_channels * n``, L2 norm over each group of ``n``, plus bias.
 
-    ``oscillatory=False`` (baseline) uses a linear map and a GELU instead.
+    ``oscillatory=False`` (baseline, same size) replaces the norm by the mean of a GELU over
+    each group: ``mean_g gelu(W x + b)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, n: int = 4,
                  oscillatory: bool = True, rngs: nnx.Rngs):
-        width = out_channels * n if oscillatory else out_channels
-        self.linear = nnx.Linear(in_channels, width, use_bias=not oscillatory, rngs=rngs)
+        self.linear = nnx.Linear(in_channels, out_channels * n, use_bias=not oscillatory,
+                                 rngs=rngs)
         self.bias = nnx.Param(jnp.zeros(out_channels)) if oscillatory else None
         self.n, self.oscillatory = n, oscillatory
 
     def __call__(self, x: Float[Array, "... channel"]) -> Array:
-        y = self.linear(x)
+        g = _groups(self.linear(x), self.n)
         if not self.oscillatory:
-            return jax.nn.gelu(y)
-        g = _groups(y, self.n)
+            return jnp.mean(jax.nn.gelu(g), axis=-1)
         norm = jnp.sqrt(jnp.sum(g * g, axis=-1) + _EPS)
         return norm + self.bias[...].reshape((1,) * (norm.ndim - 1) + (-1,))
 
@@ -385,7 +405,7 @@ class AKOrN(nnx.Module):
         Output width of the head (number of classes for classification).
     oscillatory : bool
         ``False`` builds the same-size non-oscillatory baseline (:class:`IterativeLayer`
-        blocks, zero initial state, GELU readout).
+        blocks, zero initial state, group-mean GELU readout).
     rngs : nnx.Rngs
 
     Notes
@@ -443,7 +463,7 @@ def count_params(model: nnx.Module) -> int:
 # ----------------------------------------------------------------------------- training
 
 
-def _augment_one(img: Array, key: PRNGKeyArray, shift: int) -> Array:
+def _augment_one(img: Array, key: PRNGKeyArray, shift: int, permute_colors: bool) -> Array:
     k = jax.random.split(key, 5)
     img = jnp.where(jax.random.bernoulli(k[0]), img[:, ::-1], img)
     img = jnp.where(jax.random.bernoulli(k[1]), img[::-1], img)
@@ -451,16 +471,17 @@ def _augment_one(img: Array, key: PRNGKeyArray, shift: int) -> Array:
     padded = jnp.pad(img, ((shift, shift), (shift, shift), (0, 0)))
     off = jax.random.randint(k[2], (2,), 0, 2 * shift + 1)
     img = jax.lax.dynamic_slice(padded, (off[0], off[1], 0), (h, w, img.shape[2]))
-    img = img[..., jax.random.permutation(k[3], img.shape[2])]
+    if permute_colors:
+        img = img[..., jax.random.permutation(k[3], img.shape[2])]
     return jnp.clip(img * jax.random.uniform(k[4], (), img.dtype, 0.6, 1.2), 0.0, 1.0)
 
 
 def augment(images: Float[Array, "batch height width color"], *, key: PRNGKeyArray,
-            shift: int = 4) -> Array:
+            shift: int = 4, permute_colors: bool = False) -> Array:
     """SimCLR-style views: random flips, translation by up to ``shift`` px (zero fill),
-    colour-channel permutation and brightness scaling; one independent draw per image."""
+    brightness scaling and optionally a colour-channel permutation; independent per image."""
     keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(_augment_one, in_axes=(0, 0, None))(images, keys, shift)
+    return jax.vmap(_augment_one, in_axes=(0, 0, None, None))(images, keys, shift, permute_colors)
 
 
 def nt_xent(z1: Float[Array, "batch feature"], z2: Float[Array, "batch feature"],
@@ -475,16 +496,19 @@ def nt_xent(z1: Float[Array, "batch feature"], z2: Float[Array, "batch feature"]
     return optax.softmax_cross_entropy_with_integer_labels(sim, target).mean()
 
 
-def make_contrastive_step(temperature: float = 0.1):
-    """An ``nnx.jit``-ed step ``step(model, optimizer, images, key) -> loss`` (SimCLR objective)."""
+def make_contrastive_step(temperature: float = 0.1, *, shift: int = 4,
+                          permute_colors: bool = False):
+    """An ``nnx.jit``-ed step ``step(model, optimizer, images, key) -> loss`` (SimCLR objective
+    on two :func:`augment` views)."""
 
     @nnx.jit
     def step(model, optimizer, images, key):
         ka, kb, kx1, kx2 = jax.random.split(key, 4)
 
         def loss_fn(m):
-            z1 = m(augment(images, key=ka), key=kx1).out
-            z2 = m(augment(images, key=kb), key=kx2).out
+            views = [augment(images, key=k, shift=shift, permute_colors=permute_colors)
+                     for k in (ka, kb)]
+            z1, z2 = m(views[0], key=kx1).out, m(views[1], key=kx2).out
             return nt_xent(z1, z2, temperature)
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -564,31 +588,57 @@ def kmeans(points: Float[ArrayLike, "... sample feature"], k: int, *, key: PRNGK
     return (labels[0], inertia[0]) if pts.ndim == 2 else (labels, inertia)
 
 
-@partial(nnx.jit, static_argnames=("T",))
-def _features(model, images, key, T=None):
-    return model(images, key=key, T=T).features
+@partial(nnx.jit, static_argnames=("T", "use"))
+def _features(model, images, key, T=None, use="features"):
+    return getattr(model(images, key=key, T=T), use)
+
+
+def _uptiled_features(model, images, key, T, uptile, use="features"):
+    """Features on a grid ``uptile`` times finer than the patches: shifted copies of the image
+    (zero padding) run through the model and interleaved (the paper's "saccades")."""
+    b, h, w, _ = images.shape
+    p = model.patch
+    s = p // uptile
+    padded = jnp.pad(images, ((0, 0), (0, p), (0, p), (0, 0)))
+    rows = []
+    for dy in range(uptile):
+        cols = [_features(model, padded[:, dy * s:dy * s + h, dx * s:dx * s + w], key, T=T,
+                          use=use) for dx in range(uptile)]
+        rows.append(jnp.stack(cols, axis=3))  # (b, hp, wp, dx, ch)
+    f = jnp.stack(rows, axis=2)  # (b, hp, dy, wp, dx, ch)
+    return f.reshape(b, f.shape[1] * uptile, f.shape[3] * uptile, f.shape[-1])
 
 
 def discover_objects(model: AKOrN, images: Float[ArrayLike, "batch height width color"], *,
                      n_clusters: int, key: PRNGKeyArray, T: int | None = None,
+                     uptile: int = 1, use: str = "features",
                      batch_size: int = 64) -> Int[np.ndarray, "batch height width"]:
     """Segment images by k-means on the model's final features (L2-normalised per position).
 
-    Returns integer masks at image resolution (nearest upsampling of the patch grid).
+    ``use="features"`` clusters the last readout (what the paper clusters); ``"states"`` the
+    final oscillator states.
+    ``uptile > 1`` (a divisor of the patch size) evaluates ``uptile**2`` shifted copies to get
+    features every ``patch // uptile`` pixels. Returns integer masks at image resolution
+    (nearest upsampling of the feature grid).
     """
+    if uptile < 1 or model.patch % uptile:
+        raise ValueError(f"uptile must divide the patch size {model.patch}, got {uptile}")
+    if use not in ("features", "states"):
+        raise ValueError(f"use must be 'features' or 'states', got {use!r}")
     images = jnp.asarray(images, jnp.float32)
     kf, kc = jax.random.split(key)
     out = []
     for i in range(0, images.shape[0], batch_size):
-        f = _features(model, images[i:i + batch_size], jax.random.fold_in(kf, i), T=T)
+        f = _uptiled_features(model, images[i:i + batch_size], jax.random.fold_in(kf, i), T,
+                              uptile, use)
         f = f / jnp.sqrt(jnp.sum(f * f, -1, keepdims=True) + _EPS)
         b, h, w, ch = f.shape
         keys = jax.random.split(jax.random.fold_in(kc, i), b)
         lab, _ = _kmeans_batch(f.reshape(b, h * w, ch), keys, k=n_clusters)
         out.append(np.asarray(lab).reshape(b, h, w))
     lab = np.concatenate(out)
-    p = model.patch
-    return np.repeat(np.repeat(lab, p, axis=1), p, axis=2)
+    s = model.patch // uptile
+    return np.repeat(np.repeat(lab, s, axis=1), s, axis=2)
 
 
 def _ari(true: np.ndarray, pred: np.ndarray) -> float:

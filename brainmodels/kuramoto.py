@@ -42,19 +42,21 @@ from brainmodels import _kuramoto as _engine
 from brainmodels._kuramoto import EdgeList
 from brainmodels._kuramoto_theory import (
     DISTRIBUTIONS,
+    as_scipy,
     critical_coupling,
     natural_frequencies,
     ott_antonsen_order_parameter,
     stationary_order_parameter,
 )
 from brainmodels._types import ArrayLike, Float, PRNGKeyArray
-from brainmodels.data import as_dataarray, provenance, to_numpy
+from brainmodels.data import provenance, to_numpy
 
 __all__ = [
     "DISTRIBUTIONS",
     "EdgeList",
     "KuramotoParams",
     "critical_coupling",
+    "edge_list",
     "initial_phases",
     "integrate",
     "local_order",
@@ -185,21 +187,30 @@ def _check_run(dt, steps, record_every, method) -> None:
 # ----------------------------------------------------------------------------- simulation
 
 
-def integrate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *, dt: float,
-              steps: int, method: str = "rk4", record_every: int = 1,
+def integrate(params: KuramotoParams,
+              theta0: Float[ArrayLike, " oscillator"],  # noqa: F722
+              *, dt: float, steps: int, method: str = "rk4", record_every: int = 1,
               key: PRNGKeyArray | None = None, record_phase: bool = True, t0: float = 0.0):
     """Pure-JAX integration (jit/vmap-able): returns ``(phases, r, psi)`` JAX arrays.
 
     ``params`` must hold JAX arrays (and a dense/BCOO/EdgeList adjacency); no validation is
     done. ``phases`` has shape ``(steps // record_every + 1, N)`` (None if ``record_phase`` is
     False), wrapped to [-pi, pi]. See :func:`simulate` for the equations and arguments.
+    Noise is applied only with a ``key`` (a concrete non-zero ``noise`` without one raises).
     """
+    if key is None:
+        try:
+            noisy = float(params.noise) != 0.0
+        except (TypeError, jax.errors.ConcretizationTypeError):  # traced: caller's business
+            noisy = False
+        if noisy:
+            raise ValueError(f"noise={float(params.noise)} > 0 needs an explicit key=")
     return _engine.integrate(params, jnp.asarray(theta0), dt, key, steps=steps,
                              record_every=record_every, method=method,
                              record_phase=record_phase, t0=t0)
 
 
-def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,
+def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,  # noqa: F722
              dt: float = 0.05, steps: int = 2000, method: str = "rk4", record_every: int = 10,
              key: PRNGKeyArray | None = None, record_phase: bool = True,
              t0: float = 0.0) -> xr.Dataset:
@@ -289,7 +300,7 @@ def _scalar_params(p: KuramotoParams, n: int, dt, steps, method) -> dict:
 # ----------------------------------------------------------------------------- measures
 
 
-def order_parameter(theta: Float[ArrayLike, "... oscillator"]):
+def order_parameter(theta: Float[ArrayLike, "... oscillator"]):  # noqa: F722
     """Kuramoto order parameter ``r e^{i psi} = mean_j e^{i theta_j}`` over oscillators.
 
     Parameters
@@ -314,15 +325,7 @@ def order_parameter(theta: Float[ArrayLike, "... oscillator"]):
     return np.abs(z), np.angle(z)
 
 
-def _abs_adjacency(adj):
-    if isinstance(adj, EdgeList):
-        return adj.replace(weight=jnp.abs(adj.weight))
-    if isinstance(adj, _engine.jsparse.BCOO):
-        return _engine.jsparse.BCOO((jnp.abs(adj.data), adj.indices), shape=adj.shape)
-    return jnp.abs(adj)
-
-
-def local_order(theta: Float[ArrayLike, "... oscillator"], adjacency):
+def local_order(theta: Float[ArrayLike, "... oscillator"], adjacency):  # noqa: F722
     """Local order ``r_i = |sum_j A_ij e^{i theta_j}| / sum_j |A_ij|`` of each oscillator.
 
     Parameters
@@ -332,28 +335,33 @@ def local_order(theta: Float[ArrayLike, "... oscillator"], adjacency):
 
     Returns
     -------
-    array (..., oscillator) or DataArray; oscillators without inputs raise a ValueError.
+    numpy array (..., oscillator) or DataArray (float64).
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree or an oscillator has no inputs (an all-zero row).
 
     References
     ----------
     Restrepo, Ott & Hunt (2005), eq. 4 (local mean field of node n).
     """
-    values = to_numpy(theta, name="theta")
+    values = to_numpy(theta, name="theta").astype(np.float64)
     if values.ndim < 1:
         raise ValueError(f"theta must have an oscillator axis, got shape {values.shape}")
     n = values.shape[-1]
-    dtype = jnp.zeros(()).dtype
-    adj = _prepare_adjacency(adjacency, n, dtype)
-    if adj is None:
+    if adjacency is None:
         raise ValueError("local_order needs an adjacency; for all-to-all use order_parameter")
-    degree, _ = _engine.local_field(_abs_adjacency(adj), jnp.zeros(n, dtype))  # sum_j |A_ij|
-    degree = np.asarray(degree)
+    adj = as_scipy(adjacency)
+    if adj.shape != (n, n):
+        raise ValueError(f"adjacency must have shape ({n}, {n}), got {adj.shape}")
+    degree = np.asarray(abs(adj).sum(axis=1)).ravel()
     if np.any(degree == 0):
         raise ValueError(f"local_order: oscillators {np.flatnonzero(degree == 0)[:5].tolist()} "
                          "have no inputs (an all-zero adjacency row)")
-    flat = jnp.asarray(values.reshape(-1, n), dtype)
-    hc, hs = jax.vmap(lambda th: _engine.local_field(adj, th))(flat)
-    out = (np.hypot(np.asarray(hc), np.asarray(hs)) / degree).reshape(values.shape)
+    z = np.exp(1j * values.reshape(-1, n))
+    field = np.asarray(adj @ z.T).T  # (batch, oscillator): sum_j A_ij e^{i theta_j}
+    out = (np.abs(field) / degree).reshape(values.shape)
     if isinstance(theta, xr.DataArray):
         return theta.copy(data=out).rename("local_order")
     return out
@@ -419,8 +427,8 @@ def _sweep_core(base, couplings, keys, dt, r0, width, center, **static):
     return over_couplings(base, couplings, keys, dt, r0, width, center)
 
 
-def sweep(couplings: Float[ArrayLike, " coupling"], *, n: int | None = None,
-          omega: Float[ArrayLike, " oscillator"] | None = None,
+def sweep(couplings: Float[ArrayLike, " coupling"], *, n: int | None = None,  # noqa: F722
+          omega: Float[ArrayLike, " oscillator"] | None = None,  # noqa: F722
           distribution: str = "lorentzian", width: float = 1.0, center: float = 0.0,
           sampling: str = "quantile", seeds=(0,), r0: float = 0.0, adjacency=None,
           lag: float = 0.0, noise: float = 0.0, forcing: float = 0.0,

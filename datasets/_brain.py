@@ -21,6 +21,8 @@ cortex. NeuroImage 39, 647-660 (Gaussian pRF model, eq. 1).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -46,17 +48,26 @@ _POLE = np.array([12.0, -100.0, 2.0])  # right-hemisphere occipital pole; x mirr
 _MIN_Z_RETINOTOPIC = -18.0  # keep the early visual ROIs out of the cerebellum
 
 
+_MASKS = ("brain", "gm")
+
+
 def load_mask(resolution_mm: float, mask: str = "brain"):
     """The MNI152 mask that ships with nilearn, at ``resolution_mm`` (no download)."""
-    from nilearn import datasets as nd
-
-    loaders = {"brain": nd.load_mni152_brain_mask, "gm": nd.load_mni152_gm_mask}
-    if mask not in loaders:
-        raise ValueError(f"mask must be one of {sorted(loaders)}, got {mask!r}")
+    if mask not in _MASKS:
+        raise ValueError(f"mask must be one of {list(_MASKS)}, got {mask!r}")
     res = float(resolution_mm)
     if res <= 0 or res != round(res):
         raise ValueError(f"resolution_mm must be a positive whole number of mm, got {resolution_mm}")
-    return loaders[mask](resolution=int(res))
+    return _cached_mask(int(res), mask)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_mask(resolution: int, mask: str):
+    # resampling the 1 mm template takes ~1 s; the image is only read, never modified
+    from nilearn import datasets as nd
+
+    loaders = {"brain": nd.load_mni152_brain_mask, "gm": nd.load_mni152_gm_mask}
+    return loaders[mask](resolution=resolution)
 
 
 def voxel_table(mask_img) -> tuple[pd.DataFrame, NDArray, tuple[int, int, int]]:

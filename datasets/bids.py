@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,14 @@ def _read_events(path: Path, stimulus_column: str, n_frames: int, tr: float) -> 
     return events
 
 
-def _glm(tr: float, mask, options: dict[str, Any]):
+def _fit_glm(img, events: pd.DataFrame, tr: float, mask, options: dict[str, Any]):
+    """nilearn's FirstLevelModel fitted to one run (events: onset, duration, trial_type)."""
     from nilearn.glm.first_level import FirstLevelModel
 
-    return FirstLevelModel(t_r=tr, mask_img=mask, minimize_memory=True, **options)
+    glm = FirstLevelModel(t_r=tr, mask_img=mask, minimize_memory=True, **options)
+    with warnings.catch_warnings():  # nilearn notes that the given mask is used: it is meant
+        warnings.filterwarnings("ignore", message=".*mask was given at masker creation")
+        return glm.fit(img, events=events[["onset", "duration", "trial_type"]])
 
 
 def _lsa(img, events, is_stim, labels, tr, mask, options, masker):
@@ -112,7 +117,7 @@ def _lsa(img, events, is_stim, labels, tr, mask, options, masker):
     names = {lab: f"s{n:05d}" for n, lab in enumerate(pd.unique(labels[is_stim]))}
     kind = [names[lab] if s else "nuisance" for lab, s in zip(labels, is_stim, strict=True)]
     ev = events.assign(trial_type=kind)
-    glm = _glm(tr, mask, options).fit(img, events=ev[["onset", "duration", "trial_type"]])
+    glm = _fit_glm(img, ev, tr, mask, options)
     betas = [masker.transform(glm.compute_contrast(c, output_type="effect_size")).ravel()
              for c in names.values()]
     onsets = [events["onset"][is_stim & (labels == lab)].min() for lab in names]
@@ -125,8 +130,7 @@ def _lss(img, events, is_stim, labels, tr, mask, options, masker):
     for n in np.flatnonzero(is_stim):
         kind = np.where(is_stim, "others", "nuisance").astype(object)
         kind[n] = "target"
-        ev = events.assign(trial_type=kind)[["onset", "duration", "trial_type"]]
-        glm = _glm(tr, mask, options).fit(img, events=ev)
+        glm = _fit_glm(img, events.assign(trial_type=kind), tr, mask, options)
         betas.append(masker.transform(glm.compute_contrast("target",
                                                            output_type="effect_size")).ravel())
         labs.append(labels[n])
@@ -218,9 +222,8 @@ def betas_from_bids(
         labels = events[stimulus_column].astype(str).to_numpy()
         is_stim = ~np.isin(labels, [str(i) for i in ignore])
         if mask is None:
-            mask = _glm(run_tr, None, options).fit(img, events=events.assign(
-                trial_type="all")[["onset", "duration", "trial_type"]]).masker_.mask_img_
-            mask = _binary_mask(mask)[0]
+            glm = _fit_glm(img, events.assign(trial_type="all"), run_tr, None, options)
+            mask = _binary_mask(glm.masker_.mask_img_)[0]
         masker = _masker(mask)
         betas, labs, onsets = ESTIMATORS[method](img, events, is_stim, labels, run_tr, mask,
                                                  options, masker)

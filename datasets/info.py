@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import _validate as V
+from ._reliability import explainable_variance, repeats_array
 
 __all__ = ["detect_format", "describe", "FORMATS"]
 
@@ -41,7 +42,7 @@ def _is_nifti(p: Path) -> bool:
     return p.is_file() and (p.name.endswith(".nii") or p.name.endswith(".nii.gz"))
 
 
-def _describe_netcdf(p: Path) -> str:
+def _describe_netcdf(p: Path, estimate_ceiling: bool = False) -> str:
     import xarray as xr
 
     with xr.open_dataset(p, engine="h5netcdf") as ds:
@@ -59,18 +60,24 @@ def _describe_netcdf(p: Path) -> str:
                          f"per stimulus: {counts.tolist()}")
         if "run" in ds.coords:
             lines.append(f"runs: {np.unique(ds['run'].values).size}")
+        estimate = None
+        if estimate_ceiling and "betas" in ds and "stimulus_id" in ds.coords:
+            reps = repeats_array(ds["betas"].values, ds["stimulus_id"].values)
+            estimate = np.sqrt(np.clip(explainable_variance(reps), 0, None))
         if "roi" in ds.coords:
-            lines.append(_roi_table(ds))
+            lines.append(_roi_table(ds, estimate))
     return "\n".join(lines)
 
 
-def _roi_table(ds) -> str:
+def _roi_table(ds, estimate: np.ndarray | None) -> str:
     roi = pd.Series(ds["roi"].values.astype(str))
     rows = []
     for name, idx in roi.groupby(roi).groups.items():
         row = {"roi": name, "voxels": len(idx)}
         if "noise_ceiling" in ds:
             row["median true ceiling"] = float(np.median(ds["noise_ceiling"].values[idx]))
+        if estimate is not None:
+            row["median ceiling from repeats"] = float(np.nanmedian(estimate[idx]))
         rows.append(row)
     table = pd.DataFrame(rows).sort_values("voxels", ascending=False)
     return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
@@ -148,7 +155,13 @@ def detect_format(path: str | os.PathLike) -> str:
                      "(a .nc file, a .nii/.nii.gz image, an Algonauts folder, a BIDS folder)")
 
 
-def describe(path: str | os.PathLike) -> str:
-    """A short plain-text summary of the dataset at ``path`` (format detected)."""
+def describe(path: str | os.PathLike, *, estimate_ceiling: bool = False) -> str:
+    """A short plain-text summary of the dataset at ``path`` (format detected).
+
+    With ``estimate_ceiling=True`` a netCDF dataset with repeated stimuli also gets the median
+    noise ceiling per ROI estimated from its repeats (reads the betas).
+    """
     fmt = detect_format(path)
+    if fmt == "netcdf":
+        return _describe_netcdf(Path(path), estimate_ceiling)
     return FORMATS[fmt][1](Path(path))

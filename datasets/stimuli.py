@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import fft as sfft
 
 from brainmodels._types import Float, NDArray
 
@@ -292,8 +293,8 @@ def gabor_energy(
     cell = height // grid
     out = np.empty((n, grid, grid, filt.shape[0]), dtype=np.float32)
     for start in range(0, n, batch):
-        chunk = np.fft.fft2(images[start : start + batch] - 0.5)
-        amp = np.abs(np.fft.ifft2(chunk[:, None] * filt[None]))  # (b, c, h, w)
+        chunk = sfft.fft2(images[start : start + batch] - 0.5, workers=-1)
+        amp = np.abs(sfft.ifft2(chunk[:, None] * filt[None], workers=-1))  # (b, c, h, w)
         pooled = amp.reshape(amp.shape[0], amp.shape[1], grid, cell, grid, cell).mean((3, 5))
         out[start : start + batch] = pooled.transpose(0, 2, 3, 1)
     return out

@@ -20,7 +20,9 @@ signal, the best possible prediction, with a held-out single-trial beta) is ``sq
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +79,7 @@ def _retinotopic_weights(rng, vox, fields, grid, n_ori, wavelengths) -> np.ndarr
     sf = np.stack([short] + [(1 - short) / max(len(wavelengths) - 1, 1)] * (len(wavelengths) - 1), 1)
     chan = (sf[:, :, None] * tuning[:, None, :]).reshape(len(sel), -1)  # wavelength-major
     w = (spatial[:, :, None] * chan[:, None, :]).reshape(len(sel), -1)
-    out = np.zeros((w.shape[1], len(vox)))
+    out = np.zeros((w.shape[1], len(vox)), dtype=np.float32)
     out[:, sel] = w.T
     return out
 
@@ -118,6 +120,11 @@ def _generate(n_stimuli, image_size, resolution_mm, seed, *, categories, grating
     mask_img = _brain.load_mask(resolution_mm, mask)
     vox, affine, shape = _brain.voxel_table(mask_img)
     vox = _brain.assign_rois(vox)
+    absent = [n for n, (cat, _) in _brain.CATEGORY_ROIS.items() if cat not in categories]
+    vox.loc[vox["roi"].isin(absent), ["roi", "roi_kind"]] = "none"  # nothing to respond to
+    if not (stimuli["kind"] == "shape").any():
+        raise ValueError(f"grating_fraction={grating_fraction} leaves no shape stimuli for the "
+                         "category ROIs; use a value < 1 or more stimuli")
     ijk = vox[["i", "j", "k"]].to_numpy()
     fields = _brain.smooth_fields(rng_vox, shape, ijk, 8 + len(categories),
                                   smoothness_mm / float(resolution_mm))
@@ -129,7 +136,10 @@ def _generate(n_stimuli, image_size, resolution_mm, seed, *, categories, grating
     raw = sum(feats[s].astype(np.float64) @ raw_w[s][:, cols] for s in FEATURE_SPACES)
     scale, intercept = np.zeros(len(vox)), np.zeros(len(vox))
     scale[cols], intercept[cols] = _standardise(raw)
-    weights = {s: (w * scale).astype(np.float32) for s, w in raw_w.items()}
+    weights = {}
+    for space, w in raw_w.items():
+        weights[space] = np.zeros(w.shape, dtype=np.float32)
+        weights[space][:, cols] = w[:, cols] * scale[cols]
     signal = np.zeros((len(images), len(vox)), dtype=np.float32)
     signal[:, cols] = raw * scale[cols] + intercept[cols]
     vox["prf_x"], vox["prf_y"], vox["prf_size"] = _prf_columns(vox, fields)
@@ -260,10 +270,9 @@ def make_synthetic_fmri(
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
     trials = _trial_table(n_stimuli, n_repeats, trials_per_run, runs_per_session, rng)
     noise_sd = _noise_sd(gt.signal, gt.target_ev)
-    betas = rng.standard_normal((len(trials), len(noise_sd)), dtype=np.float32)
-    betas *= noise_sd.astype(np.float32)
+    betas = _gaussian_noise((len(trials), len(noise_sd)), noise_sd, seed)
     cols = np.flatnonzero(gt.target_ev > 0)
-    betas[:, cols] += gt.signal[trials["stimulus_id"].to_numpy()][:, cols]
+    betas[:, cols] += gt.signal[:, cols][trials["stimulus_id"].to_numpy()]
     ds = _assemble(gt, noise_sd)
     ds["betas"] = xr.DataArray(betas, dims=("trial", "voxel"), attrs={"units": "a.u."})
     ds = ds.assign_coords({c: ("trial", trials[c].to_numpy()) for c in trials})
@@ -277,6 +286,25 @@ def make_synthetic_fmri(
                     smoothness_mm=smoothness_mm),
         seed=seed, units="a.u. (signal has unit variance over stimuli)"))
     return ds
+
+
+def _gaussian_noise(shape: tuple[int, int], sd: np.ndarray, seed: int, block: int = 256):
+    """float32 N(0, sd**2) noise, filled in row blocks on a thread pool.
+
+    Each block has its own child seed, so the result does not depend on the number of threads.
+    """
+    out = np.empty(shape, dtype=np.float32)
+    children = np.random.SeedSequence([int(seed), 7]).spawn(-(-shape[0] // block))
+    sd32 = sd.astype(np.float32)
+
+    def fill(b: int) -> None:
+        rows = out[b * block : (b + 1) * block]
+        np.random.default_rng(children[b]).standard_normal(rows.shape, dtype=np.float32, out=rows)
+        rows *= sd32
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(fill, range(len(children))))
+    return out
 
 
 def _check_sizes(**sizes) -> None:

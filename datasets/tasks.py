@@ -118,7 +118,10 @@ def sequential_digits(
     ValueError
         For an unknown ``order``, ``repeat < 1`` or ``test_fraction`` outside (0, 1).
     """
-    from sklearn.datasets import load_digits  # lazy: scikit-learn ships the 8x8 digits
+    try:  # lazy: scikit-learn ships the 8x8 digits (no download)
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - scikit-learn is a test/bench extra
+        raise ImportError("sequential_digits needs scikit-learn: pip install scikit-learn") from err
 
     if order not in _DIGIT_ORDERS:
         raise ValueError(f"order must be one of {sorted(_DIGIT_ORDERS)}, got {order!r}")

@@ -8,9 +8,12 @@ Delayer, zscore_runs
     FIR delays for BOLD time series (with the inverse reshape of coefficients), per-run z-scoring.
 correlation, r2, explainable_variance, noise_ceiling, normalized_score, roi_summary, ...
     Per-voxel scores, noise ceilings from repeats, chance thresholds, per-ROI summaries.
+to_nifti, save_nifti, plot_brain_map
+    Per-voxel results back onto the brain (re-exported from brainmodels.brainmaps).
 """
 
 from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
+from brainmodels.encoders.maps import plot_brain_map, save_nifti, to_nifti
 from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
 from brainmodels.encoders.scoring import (
     SCORES,
@@ -40,9 +43,12 @@ __all__ = [
     "neg_mse",
     "noise_ceiling",
     "normalized_score",
+    "plot_brain_map",
     "r2",
     "repeats_from_trials",
     "reshape_by_delays",
     "roi_summary",
+    "save_nifti",
+    "to_nifti",
     "zscore_runs",
 ]

@@ -205,7 +205,20 @@ def _refit(X, Y, best_alphas, *, method, fit_intercept, batch, dtype):
 
 
 def _select(cv_scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """Best alpha index per voxel; exact ties go to the larger alpha (as himalaya)."""
+    """Best alpha index per voxel; exact ties go to the larger alpha (as himalaya).
+
+    A non-finite CV score (an alpha so small that the LOO hat matrix is numerically singular)
+    counts as -inf, so it is never picked; ``cv_scores`` is updated in place.
+    """
+    bad = ~np.isfinite(cv_scores)
+    if bad.any():
+        cv_scores[bad] = -np.inf
+        hopeless = np.flatnonzero(bad.all(axis=0))
+        if hopeless.size:
+            raise ValueError(
+                f"no alpha gives a finite cross-validation score for voxel(s) "
+                f"{format_indices(hopeless)}; use larger alphas"
+            )
     return np.argmax(cv_scores + 1e-10 * np.log(alphas)[:, None], axis=0)
 
 

@@ -37,7 +37,25 @@ class LNPConfig:
     tau_cv: float = 0.5
     learning_rate: float = 5e-3
     repeat: int = 2
+    order: str = "row"
     seed: int = 0
+    seeds: int = 1
+
+
+_HELP = {
+    "hidden": "neurons of the dense random network",
+    "epochs": "training epochs of every network",
+    "finetune_epochs": "extra epochs after activity-based pruning",
+    "neuron_fraction": "fraction of neurons kept",
+    "synapse_fraction": "fraction of the kept neurons' synapses kept by LNP (the others match it)",
+    "tau_ms": "mean membrane time constant (gamma-distributed)",
+    "tau_cv": "coefficient of variation of the time constants",
+    "learning_rate": "Adam step size",
+    "repeat": "steps per digit row (or pixel)",
+    "order": "row (8 steps x 8 pixels) or pixel (64 steps x 1 pixel: needs memory)",
+    "seed": "first seed",
+    "seeds": "number of seeds (seed, seed + 1, ...); the table shows mean and sd",
+}
 
 
 def parse_args(argv=None) -> LNPConfig:
@@ -48,7 +66,7 @@ def parse_args(argv=None) -> LNPConfig:
     for f in dataclasses.fields(LNPConfig):
         if f.name != "out":
             p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
-                           default=f.default, dest=f.name)
+                           default=f.default, dest=f.name, help=_HELP.get(f.name))
     return LNPConfig(**vars(p.parse_args(argv)))
 
 
@@ -78,8 +96,8 @@ def _random_prune(net, n_neurons, n_synapses, seed):
     return small
 
 
-def main(argv=None) -> int:
-    cfg = parse_args(argv)
+def run_seed(cfg: LNPConfig, seed: int) -> dict:
+    """One seed of the comparison: a dict with the LNP summary and one row per method."""
     import jax
     import numpy as np
     from brainmodels.datasets.tasks import sequential_digits
@@ -93,71 +111,85 @@ def main(argv=None) -> int:
     )
     from flax import nnx
 
-    from brainmodels._io import write_text_atomic
-    from brainmodels.cli._common import format_table
-
-    task = sequential_digits(order="row", repeat=cfg.repeat, seed=cfg.seed)
+    task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=seed)
 
     def dense():
         return RSNN(task.n_inputs, cfg.hidden, 10, tau_mem_ms=cfg.tau_ms, tau_out_ms=cfg.tau_ms,
                     tau_distribution="gamma", tau_cv=cfg.tau_cv, in_scale=2.0, rec_scale=1.0,
-                    rngs=nnx.Rngs(cfg.seed))
+                    rngs=nnx.Rngs(seed))
 
     def lam(net):
-        drive = noise_drive(600, net.n_hidden, key=jax.random.key(cfg.seed + 7))
+        drive = noise_drive(600, net.n_hidden, key=jax.random.key(seed + 7))
         return float(rsnn_lyapunov_spectrum(net, drive, n_exponents=min(16, net.n_hidden))[0])
 
-    def n_syn(net):
-        return int(np.count_nonzero(np.asarray(net.effective_w_rec())))
+    def row(method, net, acc, lam_init=float("nan")):
+        return {"method": method, "neurons": net.n_hidden,
+                "synapses": int(np.count_nonzero(np.asarray(net.effective_w_rec()))),
+                "lambda_max_init": lam_init, "lambda_max_trained": lam(net),
+                "test_accuracy": float(acc)}
 
-    rows, t0 = [], time.perf_counter()
-    lnp = lyapunov_noise_prune(dense(), key=jax.random.key(cfg.seed),
+    t0 = time.perf_counter()
+    lnp = lyapunov_noise_prune(dense(), key=jax.random.key(seed),
                                neuron_fraction=cfg.neuron_fraction,
                                synapse_fraction=cfg.synapse_fraction)
     t_lnp = time.perf_counter() - t0
-    print(f"LNP done in {t_lnp:.1f} s: {lnp.summary()}", flush=True)
+    print(f"seed {seed}: LNP in {t_lnp:.1f} s: {lnp.summary()}", flush=True)
     n_keep, s_keep = lnp.n_neurons[1], lnp.n_synapses[1]
-    lam_lnp_init = lam(lnp.model)
-    acc = _train(lnp.model, task, cfg.epochs, cfg)
-    rows.append({"method": "LNP (before training)", "neurons": n_keep, "synapses": s_keep,
-                 "lambda_max_init": lam_lnp_init, "lambda_max_trained": lam(lnp.model),
-                 "test_accuracy": acc})
-
+    lam0 = lam(lnp.model)
+    rows = [row("LNP (before training)", lnp.model, _train(lnp.model, task, cfg.epochs, cfg),
+                lam0)]
     net = dense()
-    lam_dense_init = lam(net)
-    acc = _train(net, task, cfg.epochs, cfg)
-    rows.append({"method": "dense (trained)", "neurons": net.n_hidden, "synapses": n_syn(net),
-                 "lambda_max_init": lam_dense_init, "lambda_max_trained": lam(net),
-                 "test_accuracy": acc})
+    lam0 = lam(net)
+    rows.append(row("dense (trained)", net, _train(net, task, cfg.epochs, cfg), lam0))
     act = activity_prune(net, task.x_train, n_neurons=n_keep, n_synapses=s_keep)
-    lam_act = lam(act)
-    acc0 = evaluate(act, task.x_test, task.y_test)["accuracy"]
-    rows.append({"method": "activity-pruned (no fine-tune)", "neurons": n_keep,
-                 "synapses": n_syn(act), "lambda_max_init": float("nan"),
-                 "lambda_max_trained": lam_act, "test_accuracy": acc0})
-    acc1 = _train(act, task, cfg.finetune_epochs, cfg)
-    rows.append({"method": f"activity-pruned (+{cfg.finetune_epochs} ep fine-tune)",
-                 "neurons": n_keep, "synapses": n_syn(act), "lambda_max_init": float("nan"),
-                 "lambda_max_trained": lam(act), "test_accuracy": acc1})
+    rows.append(row("activity-pruned (no fine-tune)", act,
+                    evaluate(act, task.x_test, task.y_test)["accuracy"]))
+    rows.append(row(f"activity-pruned (+{cfg.finetune_epochs} ep fine-tune)", act,
+                    _train(act, task, cfg.finetune_epochs, cfg)))
+    rnd = _random_prune(dense(), n_keep, s_keep, seed)
+    lam0 = lam(rnd)
+    rows.append(row("random prune (before training)", rnd, _train(rnd, task, cfg.epochs, cfg),
+                    lam0))
+    return {"seed": seed, "lnp": lnp.summary(), "lnp_seconds": t_lnp, "rows": rows}
 
-    rnd = _random_prune(dense(), n_keep, s_keep, cfg.seed)
-    lam_rnd = lam(rnd)
-    acc = _train(rnd, task, cfg.epochs, cfg)
-    rows.append({"method": "random prune (before training)", "neurons": n_keep,
-                 "synapses": n_syn(rnd), "lambda_max_init": lam_rnd,
-                 "lambda_max_trained": lam(rnd), "test_accuracy": acc})
 
-    table = format_table(rows)
-    head = (f"sequential digits (row order, repeat {cfg.repeat}), dense HRSNN of {cfg.hidden} "
-            f"neurons, {cfg.epochs} epochs; lambda_max in 1/ms (smoothed dynamics, white-noise "
-            f"drive); LNP: lambda_max {lnp.lambda_max[0]:.4f} -> {lnp.lambda_max[1]:.4f}, "
-            f"recurrent scale {lnp.rec_scale:.3f}, {t_lnp:.1f} s")
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean (and standard deviation over seeds) of each method's numbers."""
+    import numpy as np
+
+    out = []
+    for i, first in enumerate(runs[0]["rows"]):
+        vals = {k: np.array([r["rows"][i][k] for r in runs], float)
+                for k in ("neurons", "synapses", "lambda_max_init", "lambda_max_trained",
+                          "test_accuracy")}
+        acc = vals["test_accuracy"]
+        out.append({"method": first["method"], "neurons": int(vals["neurons"].mean()),
+                    "synapses": int(round(vals["synapses"].mean())),
+                    "lambda_max_init": float(vals["lambda_max_init"].mean()),
+                    "lambda_max_trained": float(vals["lambda_max_trained"].mean()),
+                    "test_accuracy": f"{acc.mean():.3f} +- {acc.std(ddof=1) if acc.size > 1 else 0:.3f}"})
+    return out
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    from brainmodels._io import write_text_atomic
+    from brainmodels.cli._common import format_table
+
+    runs = [run_seed(cfg, cfg.seed + k) for k in range(cfg.seeds)]
+    lnp = [r["lnp"] for r in runs]
+    table = format_table(summarise(runs))
+    head = (f"sequential digits ({cfg.order} order, repeat {cfg.repeat}); dense HRSNN of {cfg.hidden} "
+            f"neurons; {cfg.epochs} epochs; {cfg.seeds} seed(s) (mean, accuracy +- sd); "
+            "lambda_max in 1/ms (smoothed dynamics, white-noise drive)\nLNP lambda_max "
+            + ", ".join(f"{d['lambda_max_before']:.3f} -> {d['lambda_max_after']:.3f} "
+                        f"(rec. scale {d['rec_scale']:.2f})" for d in lnp))
     print(head + "\n" + table)
     out = Path(cfg.out)
     write_text_atomic(out / "report.txt", head + "\n" + table + "\n")
     write_text_atomic(out / "report.json", json.dumps(
-        {"config": dataclasses.asdict(cfg), "lnp": lnp.summary(), "lnp_seconds": t_lnp,
-         "rows": rows}, indent=2))
+        {"config": dataclasses.asdict(cfg), "runs": runs, "lnp": lnp[0], "rows": runs[0]["rows"]},
+        indent=2))
     return 0
 
 

@@ -71,6 +71,7 @@ from brainmodels.snn.rsnn import (  # noqa: E402, F401
     RSNNOutput,
     draw_time_constants,
     lif_step,
+    record,
     select_neurons,
 )
 from brainmodels.snn.surrogate import (  # noqa: E402, F401
@@ -95,7 +96,7 @@ __all__ = [*__all__,  # extends the simulation half's list
     "LNPResult", "activity_prune", "lyapunov_noise_prune", "lyapunov_spectrum",
     "neuron_noise_sensitivity", "noise_drive", "rsnn_lyapunov_spectrum", "FoldedLIF", "MPBNLIF",
     "fold_mpbn", "RSNN", "TAU_DISTRIBUTIONS", "LIFLayer", "RSNNOutput", "draw_time_constants",
-    "lif_step", "select_neurons", "SURROGATES", "arctan", "fast_sigmoid", "get_surrogate",
+    "lif_step", "record", "select_neurons", "SURROGATES", "arctan", "fast_sigmoid", "get_surrogate",
     "surrogate_derivative", "triangle", "TrainConfig", "TrainResult", "evaluate",
     "load_checkpoint", "save_checkpoint", "train_classifier", "train_step",
 ]

@@ -206,7 +206,7 @@ def _kernel_inputs(net: Network, dt: float, layout):
 
 
 def _trace_indices(net: Network, neurons) -> tuple:
-    neurons = np.asarray(neurons, np.int64).ravel()
+    neurons = np.unique(np.asarray(neurons, np.int64).ravel())  # traces in sorted order
     if neurons.size and (neurons.min() < 0 or neurons.max() >= net.n_neurons):
         raise ValueError(
             f"recording.neurons must be global indices in [0, {net.n_neurons}), got "
@@ -421,20 +421,41 @@ def _grow_bounds(net, plan, overflow):
 def simulate_many(
     nets: Sequence[Network], duration_ms: float = 1000.0, dt_ms: float = 0.1, *, key=None,
     recording: Recording | None = None, mode: str = "auto", max_spikes: int | None = None,
+    method: str = "union",
 ) -> xr.Dataset:
-    """Simulate several networks of the same structure at once (``jax.vmap``).
+    """Simulate several networks of the same structure at once.
 
-    The networks may differ in connectivity (target lists are padded to a common width),
-    initial state, parameters and seeds; populations, channels and sizes must agree. Returns
-    the :func:`simulate` variables with a leading ``network`` dimension (events carry
-    ``spike_network``).
+    The networks may differ in connectivity, initial state, neuron parameters and seeds;
+    populations, channels, sizes and synaptic time constants must agree.
+
+    Parameters
+    ----------
+    method : {"union", "vmap"}
+        ``"union"`` (default) simulates the disjoint union of the networks as one network
+        (parameters become per-neuron arrays), so the event-driven kernel's work follows the
+        total number of spikes; ``"vmap"`` stacks the compiled plans and maps one simulation
+        over them with ``jax.vmap`` (one spike bound for all steps: every ``lax.switch``
+        branch would run under ``vmap``), the better choice for dense kernels and on GPUs.
+        Both give the same spikes.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`simulate`'s variables with a leading ``network`` dimension; events carry
+        ``spike_network``.
     """
     nets = list(nets)
     if not nets:
         raise ValueError("nets must contain at least one Network")
+    if method not in _MANY_METHODS:
+        raise ValueError(f"method must be one of {sorted(_MANY_METHODS)}, got {method!r}")
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
     key = _needs_key(nets, key)
+    return _MANY_METHODS[method](nets, n_steps, k, dt_ms, key, recording, mode, max_spikes)
+
+
+def _many_vmap(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
     keys = jax.random.split(key, len(nets))
     bounds = None if max_spikes is None else dict.fromkeys(range(len(nets[0].populations)),
                                                            max_spikes)
@@ -457,6 +478,121 @@ def simulate_many(
     return _concat_networks(parts, nets)
 
 
+def _stack_models(models, size: int):
+    """One model with per-neuron parameters for the union of ``len(models)`` populations."""
+    first = models[0]
+    fields = {}
+    for f in dataclasses.fields(first):
+        values = [getattr(m, f.name) for m in models]
+        if f.name == "syn" or not f.metadata.get("pytree_node", True):
+            if any(not _same(v, values[0]) for v in values):
+                raise ValueError(f"simulate_many needs equal {type(first).__name__}.{f.name} "
+                                 f"in all networks, got {values}")
+            continue
+        if all(_same(v, values[0]) for v in values):
+            continue
+        fields[f.name] = np.concatenate(
+            [np.broadcast_to(np.asarray(v, np.float32), (size,)) for v in values])
+    return first.replace(**fields)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(
+        np.shape(x) == np.shape(y) and np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(leaves_a, leaves_b, strict=True))
+
+
+def _union(nets: list[Network]) -> Network:
+    first, b = nets[0], len(nets)
+    pops = []
+    for j, p in enumerate(first.populations):
+        group = [n.populations[j] for n in nets]
+        if any((q.name, q.size, type(q.model)) != (p.name, p.size, type(p.model)) for q in group):
+            raise ValueError("simulate_many needs networks with the same populations "
+                             f"(names, sizes, models); population {j} differs")
+        pops.append(Population(
+            p.name, p.size * b, _stack_models([q.model for q in group], p.size),
+            v0=np.concatenate([_v0(q) for q in group]),
+            i_ext=np.concatenate([np.broadcast_to(np.asarray(q.i_ext, np.float32), (p.size,))
+                                  for q in group])))
+    projections = []
+    for r, pr in enumerate(first.projections):
+        conns = [n.projections[r].conn for n in nets]
+        cat = [np.concatenate([getattr(c, a) + (i * getattr(c, f"n_{a}") if a in ("pre", "post")
+                                                else 0) for i, c in enumerate(conns)])
+               for a in ("pre", "post", "weight", "delay_ms")]
+        conn = Connectivity(pr.conn.n_pre * b, pr.conn.n_post * b, cat[0].astype(np.int32),
+                            cat[1].astype(np.int32), cat[2], cat[3])
+        projections.append(dataclasses.replace(pr, conn=conn))
+    return Network(tuple(pops), tuple(projections), first.inputs, name=first.name)
+
+
+def _many_union(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
+    union = _union(nets)
+    sizes = [p.size for p in nets[0].populations]
+    neurons = np.asarray(recording.neurons, np.int64).ravel()
+    _trace_indices(nets[0], neurons)  # validates the indices
+    union_neurons = np.concatenate([_to_union(neurons, b, sizes, len(nets))
+                                    for b in range(len(nets))]) if neurons.size else neurons
+    rec = dataclasses.replace(recording, neurons=union_neurons)
+    res = simulate(union, n_steps * dt_ms, dt_ms, key=key, recording=rec, mode=mode,
+                   max_spikes=max_spikes)
+    return _split_union(res, nets, sizes, recording, k, dt_ms)
+
+
+def _to_union(idx, b, sizes, n_nets):
+    """Global indices of network ``b`` -> global indices in the union network."""
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    j = np.searchsorted(starts, idx, side="right") - 1
+    return starts[j] * n_nets + b * np.asarray(sizes)[j] + (idx - starts[j])
+
+
+def _split_union(res, nets, sizes, recording, k, dt_ms) -> xr.Dataset:
+    b = len(nets)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    u = res["spike_neuron"].values.astype(np.int64)
+    j = np.searchsorted(starts * b, u, side="right") - 1
+    local = u - starts[j] * b
+    net_id = local // np.asarray(sizes)[j]
+    neuron = starts[j] + local % np.asarray(sizes)[j]
+    order = np.lexsort((neuron, res["spike_time"].values, net_id))
+    n_bins = res.sizes["time"]
+    data = {
+        "spike_time": ("event", res["spike_time"].values[order], {"units": "ms"}),
+        "spike_neuron": ("event", neuron[order].astype(np.int32)),
+        "spike_network": ("event", net_id[order].astype(np.int32)),
+    }
+    bins = np.minimum((res["spike_time"].values / (k * dt_ms) + 1e-6).astype(np.int64),
+                      n_bins - 1)
+    for jj, p in enumerate(nets[0].populations):
+        counts = np.zeros((b, n_bins))
+        sel = j == jj
+        np.add.at(counts, (net_id[sel], bins[sel]), 1.0)
+        data[f"rate_{p.name}"] = (("network", "time"), counts / (p.size * k * dt_ms * 1e-3),
+                                  {"units": "Hz"})
+    neurons = np.unique(np.asarray(recording.neurons, np.int64).ravel())
+    if recording.traces:  # position of (network, neuron) among the sorted union neurons
+        pos = np.searchsorted(res["neuron"].values, np.stack(
+            [_to_union(neurons, bb, sizes, b) for bb in range(b)]))
+    for var in recording.traces:
+        values = np.stack([res[var].values[:, pos[bb]] for bb in range(b)])
+        data[var] = (("network", "time", "neuron"), values, res[var].attrs)
+    coords = {"time": res["time"]}
+    if recording.traces:
+        coords["neuron"] = neurons
+    out = xr.Dataset(data, coords=coords)
+    out.attrs = {**res.attrs, "n_neurons": nets[0].n_neurons, "seeds": [n.seed for n in nets],
+                 "populations": {n: list(r) for n, r in nets[0].offsets.items()}}
+    out.attrs.pop("seed", None)
+    return out
+
+
+_MANY_METHODS = {"union": _many_union, "vmap": _many_vmap}
+
+
 def _concat_networks(parts, nets) -> xr.Dataset:
     events = [p[["spike_time", "spike_neuron"]] for p in parts]
     for i, ev in enumerate(events):
@@ -472,8 +608,9 @@ def _concat_networks(parts, nets) -> xr.Dataset:
 
 def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> xr.Dataset:
     n = net.n_neurons
-    spikes = np.unpackbits(np.asarray(bits).reshape(n_steps, -1), axis=1, count=n)
-    steps, neurons = np.nonzero(spikes) if recording.spikes else (np.zeros(0, int),) * 2
+    steps, neurons = _events_from_bits(np.asarray(bits).reshape(n_steps, -1), n)
+    if not recording.spikes:
+        steps, neurons = steps[:0], neurons[:0]
     t = np.arange(n_steps // k) * k * dt
     data = {
         "spike_time": ("event", (steps * dt).astype(np.float64), {"units": "ms"}),
@@ -483,7 +620,7 @@ def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> x
     for j, p in enumerate(net.populations):
         data[f"rate_{p.name}"] = ("time", counts[:, j] / (p.size * k * dt * 1e-3),
                                   {"units": "Hz"})
-    neuron_ids = np.sort(np.asarray(recording.neurons, np.int64).ravel())
+    neuron_ids = np.unique(np.asarray(recording.neurons, np.int64).ravel())
     for var, values in traces.items():
         data[var] = (("time", "neuron"), np.asarray(values), {"units": _unit(net, var)})
     coords = {"time": ("time", t, {"units": "ms"})}
@@ -498,6 +635,16 @@ def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> x
         kernels=[type(kern).__name__ for kern in plan.kernels],
     )
     return ds
+
+
+def _events_from_bits(bits: np.ndarray, n: int):
+    """(step, neuron) of every set bit of packed spikes (steps, bytes), in time order."""
+    rows, cols = np.nonzero(bits)
+    unpacked = np.unpackbits(bits[rows, cols][:, None], axis=1)
+    r, bit = np.nonzero(unpacked)
+    steps, neurons = rows[r], cols[r].astype(np.int64) * 8 + bit
+    keep = neurons < n
+    return steps[keep], neurons[keep]
 
 
 def _unit(net, var):

@@ -48,6 +48,7 @@ __all__ = [
     "RSNN",
     "RSNNOutput",
     "select_neurons",
+    "record",
 ]
 
 
@@ -401,3 +402,60 @@ def select_neurons(model: RSNN, keep: ArrayLike) -> RSNN:
     new.b = nnx.Param(model.b[...][ix])
     new.w_out = nnx.Param(model.w_out[...][ix])
     return new
+
+
+@nnx.jit
+def _forward(model, x):
+    return model(x)
+
+
+def record(model: RSNN, x, *, batch_size: int = 256):
+    """Run ``model`` on ``x`` and return labelled activity (for RSA, encoders, plots).
+
+    Parameters
+    ----------
+    model : RSNN
+    x : array or DataArray (sample, time, feature)
+        A DataArray's first dimension (e.g. ``stimulus``) and its coordinates are kept.
+    batch_size : int
+        Samples per compiled call (the last batch is padded, so one shape is compiled).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``spikes`` (sample, time, neuron) and ``readout`` (sample, time, unit), time in ms,
+        with :func:`brainmodels.data.provenance` attributes.
+    """
+    import xarray as xr
+
+    from brainmodels.data import provenance, unwrap
+
+    values, template = unwrap(x, name="x")
+    values = np.asarray(values, np.float32)
+    if values.ndim != 3 or values.shape[-1] != model.n_in:
+        raise ValueError(f"x must have shape (sample, time, {model.n_in}), got {values.shape}")
+    n, bs = values.shape[0], min(batch_size, values.shape[0])
+    spikes, readout = [], []
+    for start in range(0, n, bs):
+        xb = values[start:start + bs]
+        m = xb.shape[0]
+        if m < bs:
+            xb = np.concatenate([xb, np.zeros((bs - m, *xb.shape[1:]), np.float32)])
+        out = _forward(model, xb)
+        spikes.append(np.asarray(out.spikes[:m], np.uint8))
+        readout.append(np.asarray(out.readout[:m]))
+    first = template.dims[0] if template is not None else "sample"
+    coords = {"time": model.dt_ms * np.arange(1, values.shape[1] + 1)}
+    if template is not None and first in template.coords:
+        coords[first] = template.coords[first].values
+    tau = np.asarray(model.tau_mem_ms[...])
+    attrs = provenance("RSNN", params={
+        "n_hidden": model.n_hidden, "dt_ms": model.dt_ms, "threshold": model.threshold,
+        "reset": model.reset, "surrogate": model.surrogate, "tau_mem_ms_mean": float(tau.mean()),
+        "tau_mem_ms_cv": float(tau.std() / tau.mean()), "tau_out_ms": model.tau_out_ms,
+        "n_synapses": int(np.count_nonzero(np.asarray(model.effective_w_rec())))},
+        units={"time": "ms", "spikes": "spike per step", "readout": "a.u."})
+    return xr.Dataset(
+        {"spikes": ((first, "time", "neuron"), np.concatenate(spikes)),
+         "readout": ((first, "time", "unit"), np.concatenate(readout))},
+        coords=coords, attrs=attrs)

@@ -13,6 +13,8 @@ and references at once.
 * :func:`bootstrap_compare`, :func:`permutation_test`, :func:`noise_ceiling`,
   :func:`model_comparison_table` - inference.
 * :func:`plot_rdm`, :func:`plot_mds`, :func:`plot_model_comparison` - plots.
+* :func:`roi_rdms`, :func:`model_rdms`, :func:`compare_models_by_roi` - the whole analysis on a
+  betas Dataset (what ``brainmodels rsa`` runs).
 """
 
 from brainmodels.rsa.cka import CKA_KERNELS, cka
@@ -27,6 +29,7 @@ from brainmodels.rsa.inference import (
 )
 from brainmodels.rsa.plots import mds, plot_mds, plot_model_comparison, plot_rdm
 from brainmodels.rsa.rdm import RDM_METRICS, noise_precision, rdm
+from brainmodels.rsa.roi import compare_models_by_roi, model_rdms, roi_rdms
 from brainmodels.rsa.shape import SHAPE_GROUPS, SHAPE_SCORES, pairwise_distances, shape_distance
 from brainmodels.rsa.stochastic import (
     STOCHASTIC_METHODS,
@@ -43,4 +46,5 @@ __all__ = [
     "bootstrap_compare", "permutation_test", "noise_ceiling", "model_comparison_table",
     "pool_rdms", "BOOTSTRAP_METHODS",
     "plot_rdm", "plot_mds", "plot_model_comparison", "mds",
+    "roi_rdms", "model_rdms", "compare_models_by_roi",
 ]

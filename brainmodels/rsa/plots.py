@@ -126,7 +126,7 @@ def plot_model_comparison(result: xr.Dataset, *, title: str | None = None, axes=
     ax.errorbar(x, ev, yerr=[ev - lo, hi - ev], fmt="none", ecolor="k", capsize=3)
     if "noise_ceiling_lower" in result:
         ax.axhspan(float(result["noise_ceiling_lower"]), float(result["noise_ceiling_upper"]),
-                   color="0.7", alpha=0.5, label="noise ceiling")
+                   color="0.7", alpha=0.5, label="noise ceiling", zorder=0)
         ax.legend(frameon=False, fontsize=8)
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel(f"RDM similarity ({result.attrs.get('params', {}).get('method', '')})")

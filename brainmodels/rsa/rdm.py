@@ -287,6 +287,12 @@ def rdm(
             arg = jnp.zeros((), x.dtype)
         out = kernel(means, arg)
     out = np.asarray(out).reshape(*lead, n_cond, n_cond)
+    if not np.all(np.isfinite(out)):
+        bad = np.unique(np.nonzero(~np.isfinite(out))[-1])
+        raise ValueError(
+            f"metric {metric!r} is undefined for condition(s) {conds_u[bad][:10].tolist()}: their "
+            "patterns are constant (zero variance or zero norm); use 'euclidean' or drop them"
+        )
     out = (out + np.swapaxes(out, -1, -2)) / 2  # exact symmetry
     idx = np.arange(n_cond)
     out[..., idx, idx] = 0.0

@@ -273,7 +273,7 @@ def _pairwise_stochastic(reps, metric: str, alpha: float, *, key=None, n_iter: i
         mus = jnp.stack([p[0] for p in prepped])
         sqs = jnp.stack([p[1] for p in prepped])
         i, j = np.triu_indices(n, 1)
-        keys = jax.random.split(key, len(i))
+        keys = jnp.stack([key] * len(i))  # the same restarts for every pair, as single calls
         d = _pairwise_gauss_jit(keys, mus[i], mus[j], sqs[i], sqs[j],
                                 jnp.asarray(alpha, mus.dtype), n_iter, n_restarts)
         out[i, j] = out[j, i] = np.asarray(d)

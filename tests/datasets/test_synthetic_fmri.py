@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.linear_model import RidgeCV
-
 from brainmodels.datasets import (
     gabor_energy,
     ground_truth_features,
@@ -18,6 +16,7 @@ from brainmodels.datasets import (
     render_stimuli,
 )
 from brainmodels.datasets._reliability import explainable_variance, repeats_array
+from sklearn.linear_model import RidgeCV
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +192,42 @@ def test_shapes_drawn_at_their_position():
 
 @pytest.mark.parametrize("kwargs", [dict(n_stimuli=1), dict(n_repeats=0),
                                     dict(resolution_mm=3.5), dict(categories=("dog",)),
-                                    dict(image_size=36)])
+                                    dict(image_size=36), dict(grating_fraction=1.0)])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         make_synthetic_fmri(**{"n_stimuli": 20, "n_repeats": 2, "resolution_mm": 10, **kwargs})
+
+
+def test_category_subset():
+    ds = make_synthetic_fmri(40, 2, resolution_mm=10, seed=0, categories=("face", "house"))
+    rois = set(np.unique(ds.roi.values))
+    assert {"face-like", "house-like"} <= rois and not {"body-like", "tool-like"} & rois
+    assert set(np.unique(ds.category.values)) == {"face", "house", "grating"}
+    assert ds.sizes["feature_category"] == 2
+
+
+def test_explainable_variance_invariances(rng):
+    # per-voxel affine changes of the betas leave the estimate unchanged (z-scoring), and
+    # trial order does not matter (repeats are found by stimulus id)
+    signal = rng.standard_normal((50, 6))
+    ids = rng.permutation(np.repeat(np.arange(50), 4))
+    betas = signal[ids] + rng.standard_normal((200, 6))
+    ev = explainable_variance(repeats_array(betas, ids))
+    scaled = explainable_variance(repeats_array(3.0 * betas - 7.0, ids))
+    np.testing.assert_allclose(scaled, ev, rtol=1e-10)  # float64 arithmetic only
+    perm = rng.permutation(200)
+    np.testing.assert_allclose(explainable_variance(repeats_array(betas[perm], ids[perm])), ev,
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match="no repeated stimulus"):
+        repeats_array(betas[:50], np.arange(50))
+
+
+def test_noise_does_not_depend_on_thread_count(monkeypatch):
+    from brainmodels.datasets.synthetic import _gaussian_noise
+
+    sd = np.linspace(0.5, 2.0, 7)
+    many = _gaussian_noise((600, 7), sd, 3)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    np.testing.assert_array_equal(_gaussian_noise((600, 7), sd, 3), many)
+    # the sds are applied per voxel (600 draws: sample sd within 10%)
+    np.testing.assert_allclose(many.std(0), sd, rtol=0.1)

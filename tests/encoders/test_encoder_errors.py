@@ -106,3 +106,12 @@ def test_score_functions_warn_on_constant(rng):
     assert np.isnan(out[1])
     with pytest.warns(RuntimeWarning, match="correlation is undefined"):
         correlation(y, y)
+
+
+def test_loo_never_picks_a_singular_alpha(rng):
+    # p > n and alpha ~ 0: the LOO hat matrix is ~ identity, LOO residuals 0/0 in float32
+    X = rng.standard_normal((20, 50)).astype(np.float32)
+    Y = rng.standard_normal((20, 3)).astype(np.float32)
+    enc = RidgeEncoder(alphas=[1e-12, 10.0], cv="loo").fit(X, Y)
+    assert np.all(enc.alphas_ == 10.0)
+    assert np.all(np.isfinite(enc.coef_))

@@ -85,6 +85,10 @@ def test_states_stay_on_the_sphere(coupling, rng):
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     np.testing.assert_array_equal(traj.states[-1], traj.final)
     assert np.isfinite(np.asarray(traj.energy)).all()
+    ds = traj.to_xarray(4)
+    assert ds["state"].dims == ("step", "stimulus", "height", "width", "oscillator", "component")
+    np.testing.assert_array_equal(ds["state"].values.reshape(traj.states.shape), traj.states)
+    np.testing.assert_array_equal(ds["energy"].values, traj.energy)
 
 
 # ----------------------------------------------------------------------------- gradients

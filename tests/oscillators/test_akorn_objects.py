@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from brainmodels.datasets.multi_objects import SHAPES, make_multi_objects
+from flax import nnx
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -99,6 +101,30 @@ def test_pixel_colours_discover_distinct_objects():
     assert akorn.fg_ari(mask, np.asarray(lab).reshape(8, 32, 32)).mean() > 0.95
 
 
+class _PatchMean(nnx.Module):
+    """Stand-in model whose features are the mean colour of each patch (analytic uptiling)."""
+
+    def __init__(self, patch):
+        self.patch = patch
+
+    def __call__(self, images, *, key, T=None):
+        b, h, w, c = images.shape
+        p = self.patch
+        feats = images.reshape(b, h // p, p, w // p, p, c).mean((2, 4))
+        return akorn.AKOrNOutput(None, feats, None, [])
+
+
+def test_uptiled_features_are_shifted_patch_means(rng):
+    p = 4
+    img = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
+    f = np.asarray(akorn._uptiled_features(_PatchMean(p), jnp.asarray(img), jax.random.key(0),
+                                           None, p))
+    padded = np.pad(img, ((0, 0), (0, p), (0, p), (0, 0)))
+    ref = np.stack([np.stack([padded[:, y:y + p, x:x + p].mean((1, 2)) for x in range(16)], 1)
+                    for y in range(16)], axis=1)  # (b, y, x, c): window starting at (y, x)
+    np.testing.assert_allclose(f, ref, atol=1e-6)  # float32 means of 16 values
+
+
 # ----------------------------------------------------------------------------- script smoke
 
 
@@ -113,7 +139,7 @@ def test_script_quick_run_writes_results(tmp_path):
     from brainmodels.data import load_netcdf
 
     ds = load_netcdf(tmp_path / "results.nc")
-    assert set(ds["model"].values) == {"akorn", "baseline", "pixels"}
+    assert set(ds["model"].values) == {"akorn", "akorn_states", "baseline", "pixels"}
     fg = ds["fg_ari"].values
     assert np.isfinite(fg).all() and (fg <= 1).all()
     assert ds.attrs["params"]["coupling"] == "attn"

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.optimize
 import scipy.linalg
+import scipy.optimize
 import scipy.special
 
 from brainmodels import _kuramoto_theory

@@ -87,28 +87,29 @@ def test_network_matches_scipy_pairwise(small_system, x64):
 
 
 def test_all_implementations_agree(small_system, x64):
-    """Mean field == dense ones/N == BCOO == EdgeList == scipy.sparse (same equations).
-
-    The coupling term does not depend on the integrator, so Euler (cheapest to compile) is used.
-    """
+    """Mean field == dense ones/N == BCOO == EdgeList == scipy.sparse (same vector field),
+    and a sparse network run equals the dense one (same equations, different summation)."""
     n = small_system["n"]
     ones = np.full((n, n), 1.0 / n)
     adjacencies = {
         "mean field": None, "dense": ones, "bcoo": jsparse.BCOO.fromdense(jnp.asarray(ones)),
         "edges": km.edge_list(ones), "scipy": scipy.sparse.csr_matrix(ones),
     }
+    thetas = np.random.default_rng(1).uniform(-np.pi, np.pi, (3, n))
+    ref = np.array([_rhs_numpy(0.7, th, small_system["omega"], small_system["k"], ones,
+                               small_system["lag"], small_system["forcing"],
+                               small_system["f_freq"], small_system["f_phase"]) for th in thetas])
+    for name, adjacency in adjacencies.items():
+        params = km._prepare(_params(small_system, adjacency), n, jnp.float64)
+        got = np.array([engine.velocity(params, jnp.asarray(th), 0.7) for th in thetas])
+        # float64 round-off of an O(1) sum of 12 terms
+        np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=name)
     run = dict(dt=0.01, steps=300, record_every=100, method="euler")
-    out = {name: km.simulate(_params(small_system, a), small_system["theta0"], **run).phase.values
-           for name, a in adjacencies.items()}
-    for name, phases in out.items():
-        # same arithmetic up to summation order: float64 round-off only
-        assert _angle_diff(phases, out["mean field"]).max() < 1e-10, name
-    # sparse paths on a genuinely sparse weighted graph agree with the dense one
     adj = small_system["adj"]
     dense = km.simulate(_params(small_system, adj), small_system["theta0"], **run)
-    for sparse in (jsparse.BCOO.fromdense(jnp.asarray(adj)), scipy.sparse.coo_matrix(adj)):
-        other = km.simulate(_params(small_system, sparse), small_system["theta0"], **run)
-        assert _angle_diff(other.phase.values, dense.phase.values).max() < 1e-10
+    sparse = km.simulate(_params(small_system, scipy.sparse.coo_matrix(adj)),
+                         small_system["theta0"], **run)
+    assert _angle_diff(sparse.phase.values, dense.phase.values).max() < 1e-10
 
 
 def test_float32_default_close_to_float64(small_system):
@@ -299,3 +300,28 @@ def test_bad_inputs_are_named():
         km.stationary_order_parameter(2.0, "gaussian", lag=0.1)
     with pytest.raises(ValueError, match="sweep needs n="):
         km.sweep([1.0])
+
+
+def test_fast_float32_sincos_and_wrap():
+    """The vectorised float32 sin/cos and the phase wrap against float64 numpy."""
+    x = np.linspace(-700.0, 700.0, 200_001).astype(np.float32)
+    c, s = jax.jit(engine.sincos)(jnp.asarray(x))
+    # Cephes-style polynomials: a few float32 ulps of 1 (eps = 1.2e-7); measured 9e-8
+    np.testing.assert_allclose(np.asarray(c), np.cos(x.astype(np.float64)), atol=3e-7)
+    np.testing.assert_allclose(np.asarray(s), np.sin(x.astype(np.float64)), atol=3e-7)
+    w = np.asarray(jax.jit(engine.wrap)(jnp.asarray(x)))
+    assert np.all(np.abs(w) <= np.pi + 1e-6)
+    # same angle: the float32 input itself carries up to ulp(700) / 2 = 3e-5 of rounding
+    assert _angle_diff(w.astype(np.float64), x.astype(np.float64)).max() < 5e-5
+
+
+def test_network_critical_coupling_accepts_every_format():
+    rng = np.random.default_rng(3)
+    upper = np.triu(rng.random((30, 30)) < 0.3, 1)
+    adj = (upper | upper.T).astype(np.float64)
+    lam = np.linalg.eigvalsh(adj)[-1]
+    for a in (adj, scipy.sparse.csr_matrix(adj), km.edge_list(adj),
+              jsparse.BCOO.fromdense(jnp.asarray(adj))):
+        # float32 weights in EdgeList/BCOO: relative 1e-6
+        assert km.critical_coupling("gaussian", width=1.0, adjacency=a) == pytest.approx(
+            math.sqrt(8 / math.pi) / lam, rel=1e-6)

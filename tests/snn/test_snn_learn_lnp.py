@@ -145,3 +145,14 @@ def test_bad_arguments():
         lyapunov_noise_prune(net, key=jax.random.key(0), neuron_fraction=1.5)
     with pytest.raises(ValueError, match=r"drive must have shape \(time, 4\)"):
         rsnn_lyapunov_spectrum(net, jnp.zeros((10, 3)))
+
+
+def test_spectrum_of_a_second_network_does_not_recompile(uncoupled):
+    from brainmodels.snn.lnp import _lyapunov_scan
+
+    net, drive = uncoupled
+    rsnn_lyapunov_spectrum(net, drive, n_exponents=3)
+    size = _lyapunov_scan._cache_size()
+    other = RSNN(3, 12, 2, tau_mem_ms=30.0, surrogate="triangle", rngs=nnx.Rngs(5))
+    rsnn_lyapunov_spectrum(other, drive * 0.5, n_exponents=3)  # new weights, same shapes
+    assert _lyapunov_scan._cache_size() == size

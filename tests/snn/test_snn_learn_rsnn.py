@@ -129,3 +129,23 @@ def test_bad_inputs_raise_clear_errors():
         net(jnp.ones((1, 5, 3)))
     with pytest.raises(ValueError, match="keep must hold"):
         select_neurons(net, [0, 4])
+
+
+def test_record_returns_labelled_activity_with_provenance(rng, tmp_path):
+    import xarray as xr
+    from brainmodels.snn.rsnn import record
+
+    from brainmodels.data import load_netcdf, save_netcdf
+
+    net = RSNN(3, 10, 2, rngs=nnx.Rngs(0))
+    x = xr.DataArray(rng.uniform(0, 2, (5, 12, 3)).astype(np.float32),
+                     dims=("stimulus", "time", "feature"), coords={"stimulus": list("abcde")})
+    ds = record(net, x, batch_size=4)  # 5 samples in batches of 4: padding path
+    direct = net(jnp.asarray(x.values))
+    np.testing.assert_array_equal(ds["spikes"].values, np.asarray(direct.spikes))
+    np.testing.assert_allclose(ds["readout"].values, np.asarray(direct.readout), rtol=1e-6)
+    assert ds["spikes"].dims == ("stimulus", "time", "neuron")
+    assert list(ds["stimulus"].values) == list("abcde")
+    assert ds.attrs["model"] == "RSNN" and ds.attrs["units"]["time"] == "ms"
+    back = load_netcdf(save_netcdf(ds, tmp_path / "act.nc"))
+    assert back.attrs["params"]["n_hidden"] == 10

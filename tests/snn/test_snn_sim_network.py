@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -143,18 +145,33 @@ def test_second_call_does_not_recompile():
 # ----------------------------------------------------------------------------- vmap
 
 
-def test_simulate_many_matches_individual_runs():
+@pytest.mark.parametrize("method", ["union", "vmap"])
+def test_simulate_many_matches_individual_runs(method):
     nets = [snn.cuba(seed=s, n=300) for s in range(3)]
-    many = snn.simulate_many(nets, 100.0, 0.1, max_spikes=2)  # forces overflow reruns
+    # different parameters per network too: these become per-neuron arrays / a vmapped axis
+    nets[1] = dataclasses.replace(nets[1], populations=(dataclasses.replace(
+        nets[1].populations[0], model=nets[1].populations[0].model.replace(tau_m=18.0)),))
+    rec = snn.Recording(traces=("v",), neurons=[7, 3, 250], every_ms=1.0)
+    many = snn.simulate_many(nets, 100.0, 0.1, recording=rec, method=method,
+                             max_spikes=2 if method == "vmap" else None)  # vmap: reruns
     assert many.sizes["network"] == 3
     for s, net in enumerate(nets):
-        one = snn.simulate(net, 100.0, 0.1)
-        sel = many.where(many.spike_network == s, drop=True)
-        np.testing.assert_array_equal(np.sort(sel.spike_time.values * 10 + 0.5).astype(int),
-                                      np.sort(one.spike_time.values * 10 + 0.5).astype(int))
+        one = snn.simulate(net, 100.0, 0.1, recording=rec)
+        sel = many.spike_network.values == s
+        np.testing.assert_array_equal(many.spike_time.values[sel], one.spike_time.values)
+        np.testing.assert_array_equal(many.spike_neuron.values[sel], one.spike_neuron.values)
         np.testing.assert_allclose(many["rate_P"].values[s], one["rate_P"].values)
+        np.testing.assert_allclose(many["v"].values[s], one["v"].values, atol=1e-5)
+    np.testing.assert_array_equal(many.neuron.values, [3, 7, 250])
     rates = snn.firing_rates(many)
     assert rates.dims == ("network", "neuron") and rates.shape == (3, 300)
+
+
+def test_simulate_many_rejects_mismatched_networks():
+    with pytest.raises(ValueError, match="same populations"):
+        snn.simulate_many([snn.cuba(seed=0, n=100), snn.cuba(seed=1, n=120)], 10.0)
+    with pytest.raises(ValueError, match="method"):
+        snn.simulate_many([snn.cuba(seed=0, n=100)], 10.0, method="pmap")
 
 
 # ----------------------------------------------------------------------------- recording

@@ -1,0 +1,159 @@
+"""Benchmark brainmodels.rsa against rsatoolbox, in the same process on the same data.
+
+Usage: python benchmarks/rsa.py [--quick] [--repeats N]
+
+Each side runs ``--repeats`` times after one warm-up (JAX compilation excluded, reported
+separately); the median wall time is printed with the ratio rsatoolbox / brainmodels. On a shared
+machine the timings are noisy: compare ratios, not absolute times. The stochastic shape metric
+has no peer on PyPI (netrep is not published) and is timed alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+import jax
+import numpy as np
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress bar
+
+jax.config.update("jax_enable_x64", True)  # rsatoolbox is float64: compare like with like
+
+warnings.filterwarnings("ignore", category=RuntimeWarning)  # rsatoolbox's descriptor casts
+import rsatoolbox  # noqa: E402
+from rsatoolbox.data import Dataset  # noqa: E402
+from rsatoolbox.rdm import RDMs, calc_rdm, compare  # noqa: E402
+
+import brainmodels.rsa as bm  # noqa: E402
+
+
+def _median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        jax.block_until_ready(out) if isinstance(out, jax.Array) else None
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def _row(name, t_ref, t_bm, t_compile, err, goal):
+    ratio = t_ref / t_bm if t_bm > 0 else float("inf")
+    print(f"{name:<42} rsatoolbox {t_ref:8.3f} s  brainmodels {t_bm:8.3f} s  "
+          f"(compile {t_compile:6.2f} s)  x{ratio:7.1f}  goal >= {goal}x  max|diff| {err:.1e}")
+
+
+def bench_compare(size, repeats):
+    k, m = size
+    n = k * (k - 1) // 2
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, n)), rng.random((m, n))
+    ra, rb = RDMs(a), RDMs(b)
+    for method, goal in (("tau-a", 10), ("spearman", 5), ("corr_cov", 5)):
+        t = time.perf_counter()
+        bm.compare_rdms(a, b, method)
+        t_compile = time.perf_counter() - t
+        t_bm, ours = _median_time(lambda method=method: bm.compare_rdms(a, b, method), repeats)
+        t_ref, ref = _median_time(lambda method=method: compare(ra, rb, method=method),
+                                  max(1, repeats - 1))
+        _row(f"compare {m}x{m} RDMs, {k} cond, {method}", t_ref, t_bm, t_compile - t_bm,
+             float(np.max(np.abs(ours - ref))), goal)
+
+
+def bench_crossnobis(size, repeats):
+    k, runs, vox = size
+    rng = np.random.default_rng(1)
+    cond = np.tile(np.arange(k), runs)
+    run = np.repeat(np.arange(runs), k)
+    x = rng.standard_normal((k * runs, vox)) + rng.standard_normal((k, vox))[cond]
+    ds = Dataset(x, obs_descriptors={"cond": cond, "run": run})
+    t = time.perf_counter()
+    bm.rdm(x, "crossnobis", conditions=cond, runs=run)
+    t_compile = time.perf_counter() - t
+    t_bm, ours = _median_time(lambda: bm.rdm(x, "crossnobis", conditions=cond, runs=run),
+                              repeats)
+    t_ref, ref = _median_time(lambda: calc_rdm(ds, "crossnobis", descriptor="cond",
+                                               cv_descriptor="run").get_matrices()[0], repeats)
+    _row(f"crossnobis {k} cond x {runs} runs x {vox} vox", t_ref, t_bm, t_compile - t_bm,
+         float(np.max(np.abs(ours - ref))), 5)
+
+
+def bench_bootstrap(size, repeats):
+    k, n_models, n_subj, n_boot = size
+    n = k * (k - 1) // 2
+    rng = np.random.default_rng(2)
+    truth = rng.random(n)
+    data = truth + 0.5 * rng.standard_normal((n_subj, n))
+    models = np.stack([truth + s * rng.standard_normal(n) for s in np.linspace(0.2, 2, n_models)])
+    rs_models = [rsatoolbox.model.ModelFixed(f"m{i}", RDMs(models[i][None]))
+                 for i in range(n_models)]
+    rs_data = RDMs(data)
+
+    def ours():
+        return bm.bootstrap_compare(models, data, "corr", key=jax.random.key(0),
+                                    n_bootstrap=n_boot, over="stimulus",
+                                    with_noise_ceiling=False)
+
+    t = time.perf_counter()
+    ours()
+    t_compile = time.perf_counter() - t
+    t_bm, res = _median_time(ours, repeats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_ref, ref = _median_time(lambda: rsatoolbox.inference.eval_bootstrap_pattern(
+            rs_models, rs_data, method="corr", N=n_boot), 1)
+    # different random draws: compare the bootstrap SEs (agree to Monte-Carlo error)
+    evals = np.asarray(ref.evaluations).reshape(n_boot, n_models, -1).mean(axis=2)
+    se_ref = np.nanstd(evals, axis=0, ddof=1)
+    err = float(np.max(np.abs(res.se.values - se_ref) / se_ref))
+    _row(f"bootstrap {n_boot} x {n_models} models, {k} cond", t_ref, t_bm, t_compile - t_bm,
+         err, 20)
+    print("    (max|diff| here: relative difference of the bootstrap SEs, independent draws)")
+
+
+def bench_stochastic(size, repeats):
+    n_net, k, u, n_iter = size
+    rng = np.random.default_rng(3)
+    nets = []
+    for _ in range(n_net):
+        mu = rng.standard_normal((k, u))
+        a = rng.standard_normal((k, u, u)) / np.sqrt(u)
+        nets.append((mu, a @ a.transpose(0, 2, 1) + 0.1 * np.eye(u)))
+    kw = {"alpha": 1.0, "n_iter": n_iter, "n_restarts": 0, "key": jax.random.key(0)}
+    t = time.perf_counter()
+    bm.pairwise_distances(nets, "gaussian", **kw)
+    t_first = time.perf_counter() - t
+    t_bm, _ = _median_time(lambda: bm.pairwise_distances(nets, "gaussian", **kw), repeats)
+    pairs = n_net * (n_net - 1) // 2
+    print(f"{'pairwise Gaussian stochastic shape':<42} {n_net} networks ({pairs} pairs), {k} "
+          f"stimuli, {u} units, {n_iter} iterations x 2 starts: {t_bm:.2f} s "
+          f"(first call incl. compile {t_first:.2f} s; no peer on PyPI)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
+    args = parser.parse_args()
+    if args.quick:
+        sizes = {"compare": (30, 10), "crossnobis": (30, 4, 200), "bootstrap": (20, 3, 5, 100),
+                 "stochastic": (4, 20, 8, 10)}
+    else:
+        sizes = {"compare": (100, 50), "crossnobis": (100, 8, 2000),
+                 "bootstrap": (100, 5, 10, 1000), "stochastic": (20, 100, 50, 20)}
+    from importlib.metadata import version
+
+    print(f"brainmodels.rsa vs rsatoolbox {version('rsatoolbox')}, float64, "
+          f"{jax.devices()[0].platform}, median of {args.repeats} runs")
+    bench_compare(sizes["compare"], args.repeats)
+    bench_crossnobis(sizes["crossnobis"], args.repeats)
+    bench_bootstrap(sizes["bootstrap"], args.repeats)
+    bench_stochastic(sizes["stochastic"], args.repeats)
+
+
+if __name__ == "__main__":
+    main()

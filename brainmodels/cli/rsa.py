@@ -1,0 +1,162 @@
+"""``brainmodels rsa``: compare model representations with ROI RDMs, with inference.
+
+1. load a betas Dataset (netCDF) or generate the synthetic one,
+2. compute one data RDM per ROI and fold (e.g. per repeat, so a noise ceiling exists),
+3. compute model RDMs from feature spaces of the dataset, the images, or .npy files,
+4. evaluate every model against every ROI with a vectorised bootstrap (over stimuli and
+   folds) and the noise ceiling,
+5. print the table and write rdms.nc, results.nc, table.csv and figures (PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from brainmodels.cli._common import add_out_argument, add_seed_argument
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "rsa",
+        help="representational similarity: compare model RDMs with ROI RDMs (with inference)",
+        description=(
+            "Compute a representational dissimilarity matrix (RDM) per ROI from single-trial "
+            "betas, RDMs of model representations, and evaluate every model against every ROI "
+            "with bootstrap confidence intervals and a noise ceiling. Writes rdms.nc, "
+            "results.nc, table.csv and PNG figures to --out."
+        ),
+        epilog=(
+            "examples:\n"
+            "  brainmodels rsa --data synthetic --out rsa_out\n"
+            "  brainmodels rsa --data betas.nc --models category,layer3.npy --method spearman\n"
+            "A --data file is a netCDF Dataset in the brainmodels convention: betas (trial, "
+            "voxel), stimulus_id (trial), a fold coord on trial (repeat or run) and a voxel "
+            "coord roi; feature spaces as features_<name> (stimulus, feature_<name>)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
+                        help="netCDF dataset, or 'synthetic' to generate one (default)")
+    parser.add_argument("--models", default="retinotopic,category,pixels", metavar="LIST",
+                        help="comma-separated model representations: feature spaces of the "
+                             "dataset (features_<name>), 'pixels' (the images) or .npy files of "
+                             "shape (stimulus, feature) (default: retinotopic,category,pixels)")
+    parser.add_argument("--rois", default="all", metavar="LIST",
+                        help="comma-separated ROIs, or 'all' (every ROI but 'none'; default)")
+    parser.add_argument("--metric", default="correlation",
+                        help="RDM metric for the data: correlation, euclidean, cosine (one RDM "
+                             "per fold, with a noise ceiling) or crossnobis (cross-validated over "
+                             "folds) (default: correlation)")
+    parser.add_argument("--model-metric", default="euclidean",
+                        help="RDM metric for the model representations (default: euclidean; "
+                             "correlation fails for constant rows, e.g. one-hot codes of zeros)")
+    parser.add_argument("--method", default="corr",
+                        help="RDM comparison: corr, cosine, spearman, rho-a (default: corr)")
+    parser.add_argument("--folds", default="repeat",
+                        help="trial coord that splits the data into folds (default: repeat)")
+    parser.add_argument("--n-bootstrap", type=int, default=1000,
+                        help="bootstrap samples (default 1000)")
+    parser.add_argument("--n-stimuli", type=int, default=120,
+                        help="stimuli of the synthetic dataset (default 120)")
+    parser.add_argument("--resolution", type=float, default=8.0, metavar="MM",
+                        help="voxel size of the synthetic dataset in mm (default 8)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    add_out_argument(parser, "rsa_output")
+    add_seed_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def _load(args):
+    import xarray as xr
+
+    if args.data == "synthetic":
+        from brainmodels.datasets import make_synthetic_fmri
+
+        return make_synthetic_fmri(n_stimuli=args.n_stimuli, resolution_mm=args.resolution,
+                                   seed=args.seed)
+    from brainmodels.data import load_netcdf
+
+    ds = load_netcdf(args.data)
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"{args.data} holds a single array; expected a Dataset with betas")
+    return ds
+
+
+def _models(ds, spec: str) -> dict:
+    import numpy as np
+
+    out = {}
+    for name in [s.strip() for s in spec.split(",") if s.strip()]:
+        if name.endswith(".npy"):
+            out[Path(name).stem] = np.load(name)
+        elif name == "pixels":
+            if "images" not in ds:
+                raise ValueError("model 'pixels' needs an images variable in the dataset")
+            out["pixels"] = ds["images"].values.reshape(ds.sizes["stimulus"], -1)
+        elif f"features_{name}" in ds:
+            out[name] = ds[f"features_{name}"].values
+        else:
+            spaces = [str(v)[9:] for v in ds.data_vars if str(v).startswith("features_")]
+            raise ValueError(f"unknown model {name!r}: use a feature space of the dataset "
+                             f"{spaces}, 'pixels' or a .npy file")
+    return out
+
+
+def run(args) -> int:
+    import jax
+
+    from brainmodels._io import savefig_atomic
+    from brainmodels.cli._common import format_table, progress
+    from brainmodels.data import save_netcdf
+    from brainmodels.rsa import (
+        compare_models_by_roi,
+        model_rdms,
+        plot_model_comparison,
+        plot_rdm,
+        roi_rdms,
+    )
+
+    ds = _load(args)
+    rois = None if args.rois == "all" else [r.strip() for r in args.rois.split(",")]
+    data = roi_rdms(ds, args.metric, rois=rois, folds=args.folds)
+    models = model_rdms(_models(ds, args.models), args.model_metric)
+    if models.sizes["condition_a"] != data.sizes["condition_a"]:
+        raise ValueError(f"models have {models.sizes['condition_a']} stimuli, the data "
+                         f"{data.sizes['condition_a']}")
+    result, table = compare_models_by_roi(data, models, args.method,
+                                          key=jax.random.key(args.seed),
+                                          n_bootstrap=args.n_bootstrap,
+                                          progress=lambda it: progress(it, desc="ROIs"))
+    out = Path(args.out)
+    save_netcdf(data.to_dataset(name="data_rdm").assign(model_rdm=models.rename(
+        condition_a="model_condition_a", condition_b="model_condition_b")), out / "rdms.nc")
+    save_netcdf(result, out / "results.nc")
+    from brainmodels._io import write_text_atomic
+
+    write_text_atomic(out / "table.csv", table.to_csv(index=False))
+    print(format_table(table.to_dict("records")))
+    if not args.no_plots:
+        _plots(result, data, out, plot_model_comparison, plot_rdm, savefig_atomic)
+    print(f"wrote {out}/rdms.nc, results.nc, table.csv" + ("" if args.no_plots else ", *.png"))
+    return 0
+
+
+def _plots(result, data, out, plot_model_comparison, plot_rdm, savefig_atomic):
+    import matplotlib.pyplot as plt
+
+    rois = list(result["roi"].values)
+    ncol = min(4, len(rois))
+    nrow = -(-len(rois) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow), squeeze=False)
+    for ax, roi in zip(axes.flat, rois, strict=False):
+        plot_model_comparison(result.sel(roi=roi), axes=ax, title=str(roi))
+    for ax in axes.flat[len(rois):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    savefig_atomic(fig, out / "model_comparison.png", dpi=110)
+    plt.close(fig)
+    fig = plot_rdm(data.isel(roi=0).mean("fold"), rank_transform=True,
+                   title=f"data RDM, {rois[0]}")
+    savefig_atomic(fig, out / f"rdm_{rois[0]}.png", dpi=110)
+    plt.close(fig)

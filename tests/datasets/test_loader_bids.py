@@ -1,0 +1,130 @@
+"""betas_from_bids on a tiny BIDS tree written here, against the betas used to make it."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from brainmodels.datasets import betas_from_bids
+from nilearn.glm.first_level import make_first_level_design_matrix
+
+TR = 2.0
+N_FRAMES = 110
+SHAPE = (4, 3, 3)
+STIMULI = [f"img{n:02d}" for n in range(8)]
+
+
+def _write_run(func, run, true_betas, rng, noise=0.0):
+    order = rng.permutation(len(STIMULI))
+    onsets = 6.0 + 12.0 * np.arange(len(STIMULI)) + rng.uniform(0, 2, len(STIMULI))
+    events = pd.DataFrame({"onset": onsets, "duration": 1.0,
+                           "trial_type": [STIMULI[i] for i in order]})
+    extra = pd.DataFrame({"onset": [100.0], "duration": [2.0], "trial_type": ["fixation"]})
+    events = pd.concat([events, extra], ignore_index=True)
+    dm = make_first_level_design_matrix(np.arange(N_FRAMES) * TR, events, hrf_model="spm",
+                                        drift_model=None)
+    effects = np.zeros((dm.shape[1], true_betas.shape[1]))
+    for n, name in enumerate(STIMULI):
+        effects[list(dm.columns).index(name)] = true_betas[n]
+    effects[list(dm.columns).index("fixation")] = 0.7
+    effects[list(dm.columns).index("constant")] = 100.0
+    y = dm.to_numpy() @ effects + noise * rng.standard_normal((N_FRAMES, true_betas.shape[1]))
+    vol = y.T.reshape(*SHAPE, N_FRAMES).astype(np.float32)
+    stem = func / f"sub-01_task-objects_run-{run}"
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), f"{stem}_bold.nii.gz")
+    events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bids")
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "tiny", "BIDSVersion":
+                                                                "1.8.0"}))
+    (root / "task-objects_bold.json").write_text(json.dumps({"RepetitionTime": TR}))
+    func = root / "sub-01" / "func"
+    func.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((len(STIMULI), int(np.prod(SHAPE))))
+    for run in (1, 2):
+        _write_run(func, run, true, rng)
+    nib.save(nib.Nifti1Image(np.ones(SHAPE, dtype=np.uint8), np.eye(4)), root / "mask.nii.gz")
+    return root, true
+
+
+def test_lsa_recovers_betas(bids):
+    root, true = bids
+    ds = betas_from_bids(root, "01", "objects", mask_img=root / "mask.nii.gz",
+                         ignore=["fixation"], noise_model="ols", signal_scaling=False)
+    assert ds.sizes["trial"] == 16 and list(np.unique(ds.run)) == [1, 2]
+    assert list(np.unique(ds.stimulus)) == STIMULI
+    # noiseless data in the span of the model (cosine drifts included): exact up to float32
+    # storage of the BOLD (values ~100, eps 1e-5 relative -> 1e-3 absolute)
+    np.testing.assert_allclose(ds.betas.values, true[ds.stimulus_id.values], atol=2e-3)
+    # voxel order is nilearn's masker order (C order of the mask)
+    np.testing.assert_array_equal(np.stack([ds.i, ds.j, ds.k], 1), np.argwhere(np.ones(SHAPE)))
+
+
+def test_lss_matches_numpy_reference(bids):
+    """LSS: one OLS per event on nilearn's design matrix (target, others, nuisance)."""
+    root, true = bids
+    ds = betas_from_bids(root, "sub-01", "objects", method="lss", mask_img=root / "mask.nii.gz",
+                         ignore=["fixation"], noise_model="ols", signal_scaling=False)
+    assert ds.sizes["trial"] == 16
+    func = root / "sub-01" / "func"
+    ref = []
+    for run in (1, 2):
+        events = pd.read_csv(func / f"sub-01_task-objects_run-{run}_events.tsv", sep="\t")
+        y = nib.load(func / f"sub-01_task-objects_run-{run}_bold.nii.gz").get_fdata()
+        y = y.reshape(-1, N_FRAMES).T
+        stim = events["trial_type"] != "fixation"
+        for n in np.flatnonzero(stim):
+            kind = np.where(stim, "others", "nuisance").astype(object)
+            kind[n] = "target"
+            dm = make_first_level_design_matrix(np.arange(N_FRAMES) * TR,
+                                                events.assign(trial_type=kind), hrf_model="spm")
+            coef = np.linalg.lstsq(dm.to_numpy(), y, rcond=None)[0]
+            ref.append(coef[list(dm.columns).index("target")])
+    # same model, two solvers (nilearn's pinv vs numpy lstsq) on float32 data: 1e-4
+    np.testing.assert_allclose(ds.betas.values, np.asarray(ref), atol=1e-4)
+    # LSS lumps the other trials into one regressor: biased where responses overlap, but
+    # still ordered like the truth
+    r = np.corrcoef(ds.betas.values.ravel(), true[ds.stimulus_id.values].ravel())[0, 1]
+    assert r > 0.8
+
+
+def test_default_percent_signal_change(bids):
+    root, true = bids
+    ds = betas_from_bids(root, "01", "objects", mask_img=root / "mask.nii.gz",
+                         ignore=["fixation"], noise_model="ols")
+    # nilearn scales each voxel by its mean (~100) to percent signal change: betas ~ true
+    np.testing.assert_allclose(ds.betas.values, true[ds.stimulus_id.values], atol=0.05)
+
+
+def test_bad_inputs(bids, tmp_path):
+    root, _ = bids
+    with pytest.raises(FileNotFoundError, match="no BOLD run"):
+        betas_from_bids(root, "01", "rest")
+    with pytest.raises(FileNotFoundError, match="sub-02"):
+        betas_from_bids(root, "02", "objects")
+    with pytest.raises(ValueError, match="method must be one of"):
+        betas_from_bids(root, "01", "objects", method="glmsingle")
+    # a copy with one events file missing and one that runs past the end of its run
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    (bad / "sub-01/func/sub-01_task-objects_run-2_events.tsv").unlink()
+    with pytest.raises(FileNotFoundError, match="run-2_events.tsv"):
+        betas_from_bids(bad, "01", "objects", mask_img=root / "mask.nii.gz")
+    ev = pd.read_csv(bad / "sub-01/func/sub-01_task-objects_run-1_events.tsv", sep="\t")
+    ev.loc[0, "onset"] = 500.0
+    ev.to_csv(bad / "sub-01/func/sub-01_task-objects_run-1_events.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"run-1_events.tsv has 1 onset\(s\) at or after the end"):
+        betas_from_bids(bad, "01", "objects", mask_img=root / "mask.nii.gz")
+    empty = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(SHAPE, dtype=np.uint8), np.eye(4)), empty)
+    with pytest.raises(ValueError, match="empty"):
+        betas_from_bids(root, "01", "objects", mask_img=empty)

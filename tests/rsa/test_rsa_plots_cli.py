@@ -1,0 +1,101 @@
+"""Plots (figures with the right content, atomic files) and the ``brainmodels rsa`` command."""
+
+from __future__ import annotations
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from brainmodels.cli import main
+from brainmodels.data import load_netcdf, save_netcdf
+from brainmodels.rsa import bootstrap_compare, mds, plot_mds, plot_model_comparison, plot_rdm, rdm
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 30))
+    return x, [f"s{i}" for i in range(10)]
+
+
+def test_plot_rdm_labels_and_file(patterns, tmp_path):
+    x, labels = patterns
+    da = rdm(xr.DataArray(x, dims=("stimulus", "voxel"), coords={"stimulus": labels}),
+             "correlation")
+    fig = plot_rdm(da, title="test", output_file=tmp_path / "rdm.png", rank_transform=True)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == labels
+    assert (tmp_path / "rdm.png").stat().st_size > 0
+    assert not list(tmp_path.glob(".*tmp*"))  # no temp file left behind
+    plt.close(fig)
+
+
+def test_mds_recovers_euclidean_geometry(patterns):
+    # classical MDS of squared euclidean distances reproduces the points up to rotation:
+    # embedded pairwise squared distances equal the RDM (x P channels scaling) exactly
+    rng = np.random.default_rng(1)
+    pts = rng.standard_normal((8, 2))
+    d = rdm(pts, "euclidean")  # squared distance / 2 channels
+    emb = mds(d, 2)
+    d_emb = np.sum((emb[:, None] - emb[None]) ** 2, -1)
+    np.testing.assert_allclose(d_emb, d, atol=1e-4)
+    fig = plot_mds(d, groups=np.array(list("aabbccddee"[:8])))
+    assert len(fig.axes[0].collections) == 4  # one scatter per group
+    plt.close(fig)
+
+
+def test_plot_model_comparison_has_bars_and_band():
+    rng = np.random.default_rng(2)
+    data = rng.random((4, 45))
+    models = np.stack([data.mean(0) + 0.1 * rng.random(45), rng.random(45)])
+    res = bootstrap_compare(models, data, "corr", key=jax.random.key(0), n_bootstrap=50)
+    fig = plot_model_comparison(res)
+    ax = fig.axes[0]
+    assert len(ax.patches) >= 3  # 2 bars + the noise-ceiling band
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["model0", "model1"]
+    plt.close(fig)
+
+
+def _tiny_dataset(rng):
+    k, reps, vox = 16, 3, 40
+    feat = rng.standard_normal((k, 5))
+    w = rng.standard_normal((5, vox))
+    stim = np.tile(np.arange(k), reps)
+    betas = feat[stim] @ w + 0.5 * rng.standard_normal((k * reps, vox))
+    betas[:, 20:] = rng.standard_normal((k * reps, 20))  # ROI "B" is noise
+    return xr.Dataset(
+        {"betas": (("trial", "voxel"), betas.astype(np.float32)),
+         "features_true": (("stimulus", "feature_true"), feat)},
+        coords={"stimulus_id": ("trial", stim), "repeat": ("trial", np.repeat(np.arange(reps), k)),
+                "roi": ("voxel", np.array(["A"] * 20 + ["B"] * 20))},
+    )
+
+
+def test_cli_rsa_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    save_netcdf(_tiny_dataset(rng), tmp_path / "data.nc")
+    np.save(tmp_path / "noise.npy", rng.standard_normal((16, 4)))
+    out = tmp_path / "out"
+    code = main(["rsa", "--data", str(tmp_path / "data.nc"), "--models",
+                 f"true,{tmp_path / 'noise.npy'}", "--n-bootstrap", "100", "--out", str(out),
+                 "--no-plots"])
+    assert code == 0
+    table = pd.read_csv(out / "table.csv")
+    a = table[table.roi == "A"].set_index("model")
+    assert a.loc["true", "evaluation"] > a.loc["noise", "evaluation"] + 0.2
+    assert a.loc["true", "ci_low"] > 0
+    res = load_netcdf(out / "results.nc")
+    assert res["evaluation"].dims == ("roi", "model")
+    assert "true" in capsys.readouterr().out
+
+
+def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
+    save_netcdf(_tiny_dataset(np.random.default_rng(4)), tmp_path / "data.nc")
+    code = main(["rsa", "--data", str(tmp_path / "data.nc"), "--models", "nope",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "table.csv").exists()

@@ -1,0 +1,48 @@
+"""``brainmodels simulate cuba|coba``: files written, readable, consistent; bad input."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from brainmodels.cli import main
+from brainmodels.cli.simulate_snn import parse_duration_ms
+from brainmodels.data import load_netcdf
+
+
+@pytest.mark.parametrize("model", ["cuba", "coba"])
+def test_simulate_writes_spikes_and_plot(tmp_path, capsys, model):
+    code = main(["simulate", model, "--duration", "100ms", "--n", "500", "--seed", "3",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    res = load_netcdf(tmp_path / f"{model}_spikes.nc")
+    assert res.attrs["seed"] == 3 and res.attrs["duration_ms"] == 100.0
+    assert res.attrs["units"]["time"] == "ms"
+    t, i = res.spike_time.values, res.spike_neuron.values
+    assert t.size > 0 and t.min() >= 0 and t.max() < 100.0 and i.max() < 500
+    # rate trace and events agree: sum(rate * n * bin) = number of events
+    assert res["rate_P"].values.sum() * 500 * 1e-3 == pytest.approx(t.size)
+    png = (tmp_path / f"{model}_raster.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "rate_hz" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_duration_parser():
+    assert parse_duration_ms("1s") == 1000.0
+    assert parse_duration_ms("250ms") == 250.0
+    assert parse_duration_ms("0.1ms") == pytest.approx(0.1)
+    assert parse_duration_ms("40") == 40.0
+    for bad in ("-1s", "1h", "fast", "0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_duration_ms(bad)
+
+
+def test_bad_dt_is_a_clean_error(tmp_path, capsys):
+    code = main(["simulate", "cuba", "--duration", "10ms", "--dt", "8ms", "--n", "100",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "dt_ms" in capsys.readouterr().err
+    assert not np.any([p.suffix == ".nc" for p in tmp_path.iterdir()])
