@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from brainmodels.encoders._validation import check_x
 
 from brainmodels._types import ArrayLike, Float
 from brainmodels.data import provenance, unwrap
+from brainmodels.encoders._validation import check_x
 
 __all__ = ["Delayer", "reshape_by_delays", "zscore_runs"]
 

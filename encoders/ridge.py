@@ -29,6 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+
+from brainmodels._types import ArrayLike, Float
+from brainmodels.data import provenance
 from brainmodels.encoders import _solvers
 from brainmodels.encoders._validation import (
     check_x,
@@ -39,9 +42,6 @@ from brainmodels.encoders._validation import (
     voxel_coords,
 )
 from brainmodels.encoders.scoring import SCORES
-
-from brainmodels._types import ArrayLike, Float
-from brainmodels.data import provenance
 
 __all__ = ["RidgeEncoder", "CV_STRATEGIES", "SOLVERS", "kfold_splits"]
 

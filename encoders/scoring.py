@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.stats
 import xarray as xr
-from brainmodels.encoders._validation import format_indices, voxel_coords
 
 from brainmodels._types import ArrayLike, Float
 from brainmodels.data import provenance, unwrap
+from brainmodels.encoders._validation import format_indices, voxel_coords
 
 __all__ = [
     "SCORES",

@@ -84,11 +84,11 @@ def plot_history(history, path):
 
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    from brainmodels.datasets.tasks import sequential_digits
-    from brainmodels.snn import RSNN, TrainConfig, load_checkpoint, train_classifier
     from flax import nnx
 
     from brainmodels._io import write_text_atomic
+    from brainmodels.datasets.tasks import sequential_digits
+    from brainmodels.snn import RSNN, TrainConfig, load_checkpoint, train_classifier
 
     out = Path(cfg.out)
     task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=cfg.seed)

@@ -82,9 +82,10 @@ def _train(net, task, epochs, cfg):
 def _random_prune(net, n_neurons, n_synapses, seed):
     import jax.numpy as jnp
     import numpy as np
+    from flax import nnx
+
     from brainmodels.snn import select_neurons
     from brainmodels.snn.rsnn import Mask
-    from flax import nnx
 
     rng = np.random.default_rng(seed)
     small = select_neurons(net, np.sort(rng.choice(net.n_hidden, n_neurons, replace=False)))
@@ -100,6 +101,8 @@ def run_seed(cfg: LNPConfig, seed: int) -> dict:
     """One seed of the comparison: a dict with the LNP summary and one row per method."""
     import jax
     import numpy as np
+    from flax import nnx
+
     from brainmodels.datasets.tasks import sequential_digits
     from brainmodels.snn import (
         RSNN,
@@ -109,7 +112,6 @@ def run_seed(cfg: LNPConfig, seed: int) -> dict:
         noise_drive,
         rsnn_lyapunov_spectrum,
     )
-    from flax import nnx
 
     task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=seed)
 

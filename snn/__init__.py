@@ -62,6 +62,7 @@ from brainmodels.snn.lnp import (  # noqa: E402, F401
 from brainmodels.snn.mpbn import (  # noqa: E402, F401
     MPBNLIF,
     FoldedLIF,
+    MPBNClassifier,
     fold_mpbn,
 )
 from brainmodels.snn.rsnn import (  # noqa: E402, F401
@@ -94,7 +95,7 @@ from brainmodels.snn.train import (  # noqa: E402, F401
 
 __all__ = [*__all__,  # extends the simulation half's list
     "LNPResult", "activity_prune", "lyapunov_noise_prune", "lyapunov_spectrum",
-    "neuron_noise_sensitivity", "noise_drive", "rsnn_lyapunov_spectrum", "FoldedLIF", "MPBNLIF",
+    "neuron_noise_sensitivity", "noise_drive", "rsnn_lyapunov_spectrum", "FoldedLIF", "MPBNLIF", "MPBNClassifier",
     "fold_mpbn", "RSNN", "TAU_DISTRIBUTIONS", "LIFLayer", "RSNNOutput", "draw_time_constants",
     "lif_step", "record", "select_neurons", "SURROGATES", "arctan", "fast_sigmoid", "get_surrogate",
     "surrogate_derivative", "triangle", "TrainConfig", "TrainResult", "evaluate",

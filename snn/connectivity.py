@@ -14,12 +14,13 @@ For the simulation the network turns all projections leaving one population into
 
 ``"event"`` (sparse, event-driven)
     per presynaptic neuron a padded list of targets (``K`` = its largest out-degree). Each
-    step takes the indices of at most ``M`` spiking neurons (``jnp.nonzero(size=M)``), gathers
-    their ``M x K`` target lists and scatter-adds the weights. Cost ``O(M K)`` per step: it
-    grows with the number of spikes, not with ``N^2``. ``M`` is a bound: a step with more spikes
-    takes an exact full-scatter branch (``lax.cond``); under ``vmap`` (where ``cond`` would run
-    both branches) the simulator counts overflows and reruns with a larger bound, so no spike
-    is ever dropped.
+    step extracts the indices of the spiking neurons (:func:`_first_spikes`, a blocked
+    ``top_k``), gathers their target lists and scatter-adds the weights. ``lax.switch``
+    picks the smallest of the static sizes ``0, 4, 8, 16, ..., M`` that holds the step's
+    spikes (an exact full scatter above ``M``), so the cost is ``O(spikes x K)`` per step,
+    not ``O(N^2)``. Under ``vmap`` (where every branch would run) a single size ``M`` is
+    used; the simulator counts overflows and reruns with a larger ``M``, so no spike is
+    ever dropped.
 ``"dense"``
     a weight matrix per distinct delay, ``spikes @ W``: ``O(N_pre N_post)`` per step, the
     faster choice for small or densely connected networks.
@@ -215,21 +216,23 @@ class EventKernel:
     n_pre: int = struct.field(pytree_node=False)
     max_spikes: int = struct.field(pytree_node=False)
     fallback: bool = struct.field(pytree_node=False, default=True)
+    groups: int = struct.field(pytree_node=False, default=1)
 
     def deliver(self, buffer, spikes, step):
         """Scatter-add the weights of this step's spikes into ``buffer`` (L, n + 1).
 
         With ``fallback`` (the default outside ``vmap``) the step picks, with ``lax.switch``,
-        the smallest branch that holds its spikes: bounds 0, 4, 16, ... up to
+        the smallest branch that holds its spikes: bounds 0, 4, 8, 16, ... up to
         ``max_spikes``, then an exact full scatter, so the work follows the number of spikes.
         Without it (under ``vmap``, where every branch would run) there is one branch of
         size ``max_spikes`` and the excess is returned as an overflow count.
         """
-        count = jnp.sum(spikes, dtype=jnp.int32)
+        size = self.n_pre // self.groups
+        count = jnp.max(jnp.sum(spikes.reshape(self.groups, size), axis=1, dtype=jnp.int32))
         if not self.fallback:
             out = self._scatter(buffer, spikes=spikes, step=step, m=self.max_spikes)
             return out, jnp.maximum(count - self.max_spikes, 0)
-        tiers = _tiers(self.max_spikes, self.n_pre)
+        tiers = _tiers(self.max_spikes, size)
         branches = [partial(self._scatter, spikes=spikes, step=step, m=m) for m in tiers]
         which = jnp.sum(count > jnp.asarray(tiers[:-1], jnp.int32))
         return jax.lax.switch(which, branches, buffer), jnp.zeros((), jnp.int32)
@@ -238,11 +241,18 @@ class EventKernel:
         if m == 0:
             return buffer
         n_slots, width = buffer.shape
-        if m >= self.n_pre:
+        size = self.n_pre // self.groups
+        if m >= size:
             idx = jnp.arange(self.n_pre + 1)
             valid = jnp.concatenate([spikes, jnp.zeros((1,), bool)])
-        else:
+        elif self.groups == 1:
             idx, valid = _first_spikes(spikes, m)
+        else:  # disjoint groups (simulate_many): up to m spikes from each group
+            idx, valid = jax.vmap(_first_spikes, in_axes=(0, None))(
+                spikes.reshape(self.groups, size), m)
+            offsets = (jnp.arange(self.groups, dtype=jnp.int32) * size)[:, None]
+            idx = jnp.where(valid, idx + offsets, self.n_pre).ravel()
+            valid = valid.ravel()
         tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
         if n_slots > 1:
             tgt = ((step + self.delay[idx]) % n_slots) * width + tgt
@@ -252,15 +262,15 @@ class EventKernel:
 
 
 def _tiers(max_spikes: int, n_pre: int) -> tuple[int, ...]:
-    """Branch sizes 0, 4, 16, ... < max_spikes, max_spikes, then all ``n_pre`` neurons.
+    """Branch sizes 0, 4, 8, 16, ... < max_spikes, max_spikes, then all ``n_pre`` neurons.
 
-    Factors of 4 keep the work within 4x of the spike count with few branches (each branch
-    adds compile time: ~0.5 s measured on the 2-core CI machine).
+    Doubling keeps the work within 2x of the spike count; each branch adds compile time
+    (~0.5 s measured on the 2-core CI machine), so sizes below 4 share one branch.
     """
     tiers, m = [0], 4
     while m < min(max_spikes, n_pre):
         tiers.append(m)
-        m *= 4
+        m *= 2
     tiers.append(min(max_spikes, n_pre))
     if tiers[-1] < n_pre:
         tiers.append(n_pre)
@@ -318,7 +328,7 @@ def _padded_lists(n_pre, pre, tgt, w, dsteps, k_min: int = 1):
 def build_kernel(
     n_pre: int, pre: np.ndarray, targets: np.ndarray, weight: np.ndarray, delay_steps: np.ndarray,
     n_targets: int, *, mode: str = "auto", max_spikes: int | None = None, k: int | None = None,
-    fallback: bool = True,
+    fallback: bool = True, groups: int = 1,
 ):
     """Kernel for all synapses leaving one population (targets in a flat input index space).
 
@@ -329,16 +339,22 @@ def build_kernel(
         Bound ``M`` on spikes per step for the event kernel (default ``max(64, n_pre // 64)``).
     k : int, optional
         Pad the target lists to this width (to stack kernels of several networks for vmap).
+    groups : int
+        The sources are ``groups`` equal disjoint blocks (the union of several networks in
+        ``simulate_many``): the bound ``M`` applies per block.
     """
     if mode != "auto" and mode not in KERNEL_MODES:
         raise ValueError(f"mode must be 'auto' or one of {sorted(KERNEL_MODES)}, got {mode!r}")
-    m = min(n_pre, max(64, n_pre // 64)) if max_spikes is None else min(n_pre, int(max_spikes))
+    if groups < 1 or n_pre % groups:
+        raise ValueError(f"groups must divide n_pre={n_pre}, got {groups}")
+    size = n_pre // groups
+    m = min(size, max(64, size // 64)) if max_spikes is None else min(size, int(max_spikes))
     kmax, lists = _padded_lists(n_pre, pre, targets, weight, delay_steps)
     k = kmax if k is None else max(k, kmax)
     if mode == "auto":
-        mode = "event" if m * k < EVENT_COST_RATIO * n_pre * n_targets else "dense"
+        mode = "event" if m * k < EVENT_COST_RATIO * size * n_targets else "dense"
     kernel = KERNEL_MODES[mode](n_pre, lists, n_targets, k, m)
-    return kernel.replace(fallback=fallback) if mode == "event" else kernel
+    return kernel.replace(fallback=fallback, groups=groups) if mode == "event" else kernel
 
 
 def _event(n_pre, lists, n_targets, k, m):

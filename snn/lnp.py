@@ -40,7 +40,6 @@ synapses, NeurIPS, eq. 4.
 Spielman & Srivastava (2011), Graph sparsification by effective resistances, SIAM J. Comput. 40(6).
 """
 
-# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 from __future__ import annotations
 
 import dataclasses
@@ -51,11 +50,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brainmodels.snn.rsnn import RSNN, Mask, select_neurons
-from brainmodels.snn.surrogate import DEFAULT_SLOPES, SMOOTH
 from flax import nnx
 
 from brainmodels._types import Array, ArrayLike, Float, PRNGKeyArray
+from brainmodels.snn.rsnn import RSNN, Mask, select_neurons
+from brainmodels.snn.surrogate import DEFAULT_SLOPES, SMOOTH
 
 __all__ = [
     "lyapunov_spectrum",

@@ -1,4 +1,3 @@
-# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 """Membrane-potential batch normalisation (MPBN) and its folding into the firing threshold.
 
 The MPBN neuron (Guo et al. 2023, eqs. 8-10) normalises the membrane potential just before the
@@ -29,12 +28,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brainmodels.snn.surrogate import get_surrogate
 from flax import nnx
 
 from brainmodels._types import Array, ArrayLike, Float
+from brainmodels.snn.rsnn import RSNNOutput
+from brainmodels.snn.surrogate import get_surrogate
 
-__all__ = ["MPBNLIF", "FoldedLIF", "fold_mpbn"]
+__all__ = ["MPBNLIF", "FoldedLIF", "fold_mpbn", "MPBNClassifier"]
 
 
 def _check_decay(decay: float) -> float:
@@ -171,3 +171,31 @@ def fold_mpbn(layer: MPBNLIF) -> FoldedLIF:
     folded = jnp.where(lam == 0, jnp.where(always, -jnp.inf, jnp.inf), folded)
     sign = jnp.where(lam < 0, -1.0, 1.0).astype(folded.dtype)
     return FoldedLIF(layer.w[...], folded, sign, decay=layer.decay)
+
+
+class MPBNClassifier(nnx.Module):
+    """One MPBN-LIF layer and a linear per-step readout, trainable with
+    :func:`brainmodels.snn.train.train_classifier` (returns an ``RSNNOutput``).
+
+    ``fold()`` returns a copy whose hidden layer is the folded :class:`FoldedLIF` (inference
+    without normalisation, identical spikes).
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, *, decay: float = 0.25,
+                 threshold: float = 0.5, surrogate: str = "arctan", rngs: nnx.Rngs):
+        self.hidden = MPBNLIF(n_in, n_hidden, decay=decay, threshold=threshold,
+                              surrogate=surrogate, rngs=rngs)
+        self.w_out = nnx.Param(jax.random.normal(rngs.params(), (n_hidden, n_out))
+                               / np.sqrt(n_hidden))
+        self.b_out = nnx.Param(jnp.zeros((n_out,)))
+
+    def __call__(self, x: Float[ArrayLike, "batch time feature"]) -> RSNNOutput:
+        spikes = self.hidden(x)
+        readout = jnp.einsum("btn,nc->btc", spikes, self.w_out[...]) + self.b_out[...][None, None]
+        return RSNNOutput(readout, spikes)
+
+    def fold(self) -> MPBNClassifier:
+        """A copy with the BN folded into per-neuron thresholds (uses the running stats)."""
+        new = nnx.clone(self)
+        new.hidden = fold_mpbn(self.hidden)
+        return new

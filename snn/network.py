@@ -220,7 +220,7 @@ def _trace_indices(net: Network, neurons) -> tuple:
 
 
 def _plan(net, dt, recording, *, mode="auto", max_spikes=None, k_pad=None,
-          fallback=True) -> _Plan:
+          fallback=True, groups=1) -> _Plan:
     net.validate(dt)
     layout, n_inputs = _layout(net)
     inputs = _kernel_inputs(net, dt, layout)
@@ -230,7 +230,7 @@ def _plan(net, dt, recording, *, mode="auto", max_spikes=None, k_pad=None,
         m = None if max_spikes is None else max_spikes.get(i)
         kp = None if k_pad is None else k_pad.get(i)
         kernels.append(build_kernel(n_pre, pre, flat, w, d, n_inputs, mode=mode, max_spikes=m,
-                                    k=kp, fallback=fallback))
+                                    k=kp, fallback=fallback, groups=groups))
         kernel_pre.append(i)
         max_delay = max(max_delay, int(d.max(initial=0)))
     names = [p.name for p in net.populations]
@@ -267,7 +267,7 @@ def _v0(p: Population) -> np.ndarray:
 
 def _check_trace_var(net: Network, var: str) -> None:
     for p in net.populations:
-        names = set(p.model.traces(p.model.init_state(1)))
+        names = set(p.model.traces(p.model.init_state(p.size)))
         if var not in names:
             raise ValueError(f"recording.traces: population {p.name!r} has no variable "
                              f"{var!r}; it has {sorted(names)}")
@@ -395,13 +395,18 @@ def simulate(
     >>> from brainmodels import snn
     >>> res = snn.simulate(snn.cuba(seed=0, n=400), duration_ms=50.0)  # doctest: +SKIP
     """
+    return _simulate(net, duration_ms, dt_ms, key=key, recording=recording, mode=mode,
+                     max_spikes=max_spikes)
+
+
+def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, groups=1):
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
     key = _needs_key([net], key)
     bounds = None if max_spikes is None else dict.fromkeys(range(len(net.populations)),
                                                            max_spikes)
     while True:
-        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds)
+        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups)
         bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
                                                   dt=float(dt_ms))
         if int(jnp.max(overflow)) == 0:
@@ -538,8 +543,8 @@ def _many_union(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
     union_neurons = np.concatenate([_to_union(neurons, b, sizes, len(nets))
                                     for b in range(len(nets))]) if neurons.size else neurons
     rec = dataclasses.replace(recording, neurons=union_neurons)
-    res = simulate(union, n_steps * dt_ms, dt_ms, key=key, recording=rec, mode=mode,
-                   max_spikes=max_spikes)
+    res = _simulate(union, n_steps * dt_ms, dt_ms, key=key, recording=rec, mode=mode,
+                    max_spikes=max_spikes, groups=len(nets))
     return _split_union(res, nets, sizes, recording, k, dt_ms)
 
 

@@ -142,7 +142,7 @@ class _Base:
         """Initial state of ``n`` neurons (``v0`` in mV, default ``v_rest``)."""
         return self._common_state(n, v0, dtype)
 
-    def spikes(self, state, step, dt):
+    def spikes(self, state, step, dt) -> Array:
         """Boolean spike vector: ``v > v_th`` and not refractory."""
         return (state["v"] > self.v_th) & self.not_refractory(state, step, dt)
 
@@ -206,7 +206,7 @@ class LIF(_Base):
         if self.reset_mode not in RESETS:
             raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
 
-    def update(self, state, i_ext, dt: float, step):
+    def update(self, state: dict, i_ext: Float[ArrayLike, " neuron"], dt: float, step) -> dict:
         """Integrate one step (exact for current synapses, exponential Euler otherwise)."""
         v, g = state["v"], state["g"]
         if self.syn.kind == "current":

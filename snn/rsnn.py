@@ -22,7 +22,6 @@ Chakraborty et al. (2024), Sparse spiking neural network: exploiting heterogenei
 for pruning recurrent SNN, ICLR, sec. 2 (HRSNN: gamma-distributed time constants).
 """
 
-# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,10 +31,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brainmodels.snn.surrogate import get_surrogate
 from flax import nnx
 
 from brainmodels._types import Array, ArrayLike, Float, PRNGKeyArray
+from brainmodels.snn.surrogate import get_surrogate
 
 __all__ = [
     "TAU_DISTRIBUTIONS",

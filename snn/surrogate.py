@@ -26,7 +26,6 @@ IEEE Signal Processing Magazine 36(6), 51-63.
 Zenke & Ganguli (2018). SuperSpike. Neural Computation 30(6), 1514-1541, eq. 4.
 """
 
-# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 from __future__ import annotations
 
 from collections.abc import Callable

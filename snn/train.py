@@ -11,7 +11,6 @@ Neftci, Mostafa & Zenke (2019), Surrogate gradient learning in spiking neural ne
 IEEE Signal Process. Mag. 36(6), sec. IV (BPTT with surrogate derivatives).
 """
 
-# ruff: noqa: F722  (jaxtyping shape strings are not forward annotations)
 from __future__ import annotations
 
 import dataclasses
@@ -29,14 +28,15 @@ import optax
 from flax import nnx, serialization
 
 from brainmodels._io import atomic_path
-from brainmodels._types import ArrayLike, Float, Int
+from brainmodels._types import ArrayLike, Float
 
 __all__ = [
     "READOUTS",
     "TrainConfig",
     "TrainResult",
     "TRACE_COUNTS",
-    "classification_loss",
+    "LOSSES",
+    "task_loss",
     "make_optimizer",
     "train_step",
     "evaluate",
@@ -68,7 +68,9 @@ class TrainConfig:
     grad_clip : float or None
         Global gradient-norm clip.
     readout : {"mean", "last", "max"}
-        Readout potentials over time -> logits.
+        Readout potentials over time -> logits (``sequence_ce``).
+    loss : {"sequence_ce", "step_ce", "final_mse"}
+        See :data:`LOSSES`.
     rate_reg : float
         Weight of the penalty ``mean((rate - target_rate)^2)`` on hidden firing rates
         (spikes per step), which keeps the network out of silence and saturation.
@@ -82,6 +84,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     grad_clip: float | None = 1.0
     readout: str = "mean"
+    loss: str = "sequence_ce"
     rate_reg: float = 0.0
     target_rate: float = 0.05
     seed: int = 0
@@ -95,6 +98,7 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {sorted(READOUTS)}, got {self.readout!r}")
+        _check_loss(self.loss)
         if self.rate_reg < 0:
             raise ValueError(f"rate_reg must be >= 0, got {self.rate_reg!r}")
 
@@ -119,70 +123,124 @@ def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
     return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-def classification_loss(model, x, y, *, readout: str = "mean", rate_reg: float = 0.0,
-                        target_rate: float = 0.05):
-    """Cross-entropy of the readout logits (+ a firing-rate penalty).
+def _sequence_ce(readout_fn, out, y, mask):
+    logits = readout_fn(out.readout)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return ce, (jnp.argmax(logits, axis=-1) == y).astype(ce.dtype)
+
+
+def _step_ce(readout_fn, out, y, mask):
+    ce = optax.softmax_cross_entropy_with_integer_labels(out.readout, y)  # (batch, time)
+    m = mask.astype(ce.dtype)
+    denom = jnp.maximum(m.sum(axis=1), 1.0)
+    correct = (jnp.argmax(out.readout, axis=-1) == y).astype(ce.dtype)
+    return (ce * m).sum(axis=1) / denom, (correct * m).sum(axis=1) / denom
+
+
+def _final_mse(readout_fn, out, y, mask):
+    err = (out.readout[:, -1, 0] - y) ** 2
+    return err, err
+
+
+#: name -> (per-sample ``(loss, score)`` function, score name, +1 if higher is better).
+#: ``sequence_ce``: one label per sequence from the readout over time (digits);
+#: ``step_ce``: a label per step, scored where ``mask`` is true (copy task);
+#: ``final_mse``: squared error of readout unit 0 at the last step (adding task).
+LOSSES: dict[str, tuple[Callable, str, int]] = {
+    "sequence_ce": (_sequence_ce, "accuracy", 1),
+    "step_ce": (_step_ce, "accuracy", 1),
+    "final_mse": (_final_mse, "mse", -1),
+}
+
+
+def task_loss(model, x, y, mask, *, loss: str = "sequence_ce", readout: str = "mean",
+              rate_reg: float = 0.0, target_rate: float = 0.05):
+    """Mean loss of ``LOSSES[loss]`` (+ a firing-rate penalty).
 
     Returns
     -------
-    (loss, (accuracy, mean_rate))
+    (loss, (score, mean_rate))
+        ``score`` is the accuracy (cross-entropy losses) or the MSE.
     """
     out = model(x)
-    logits = READOUTS[readout](out.readout)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    per_sample, score = LOSSES[loss][0](READOUTS[readout], out, y, mask)
     rates = out.spikes.mean(axis=(0, 1))
-    loss = ce + rate_reg * jnp.mean((rates - target_rate) ** 2)
-    acc = jnp.mean(jnp.argmax(logits, axis=-1) == y)
-    return loss, (acc, rates.mean())
+    total = per_sample.mean() + rate_reg * jnp.mean((rates - target_rate) ** 2)
+    return total, (score.mean(), rates.mean())
 
 
-@partial(nnx.jit, static_argnames=("readout", "rate_reg", "target_rate"))
-def train_step(model, optimizer, x: Float[ArrayLike, "batch time feature"],
-               y: Int[ArrayLike, " batch"], *, readout: str = "mean", rate_reg: float = 0.0,
+@partial(nnx.jit, static_argnames=("loss", "readout", "rate_reg", "target_rate"))
+def train_step(model, optimizer, x: Float[ArrayLike, "batch time feature"], y, mask, *,
+               loss: str = "sequence_ce", readout: str = "mean", rate_reg: float = 0.0,
                target_rate: float = 0.05):
-    """One Adam step of BPTT; returns ``(loss, accuracy, mean_rate)`` of the batch."""
+    """One Adam step of BPTT; returns ``(loss, score, mean_rate)`` of the batch.
+
+    ``y`` is (batch,) labels or targets, or (batch, time) labels for ``step_ce``; ``mask`` is
+    (batch, time), used by ``step_ce`` only (pass ones otherwise).
+    """
     TRACE_COUNTS["train_step"] += 1  # runs only while tracing
-    loss_fn = partial(classification_loss, readout=readout, rate_reg=rate_reg,
+    loss_fn = partial(task_loss, loss=loss, readout=readout, rate_reg=rate_reg,
                       target_rate=target_rate)
-    (loss, (acc, rate)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, x, y)
+    (value, (score, rate)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, x, y, mask)
     optimizer.update(model, grads)
-    return loss, acc, rate
+    return value, score, rate
 
 
-@partial(nnx.jit, static_argnames=("readout",))
-def _eval_step(model, x, y, w, *, readout: str = "mean"):
+@partial(nnx.jit, static_argnames=("loss", "readout"))
+def _eval_step(model, x, y, mask, w, *, loss: str, readout: str):
     TRACE_COUNTS["eval_step"] += 1
     out = model(x)
-    logits = READOUTS[readout](out.readout)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    correct = (jnp.argmax(logits, axis=-1) == y).astype(w.dtype)
+    per_sample, score = LOSSES[loss][0](READOUTS[readout], out, y, mask)
     rates = jnp.einsum("b,bn->n", w, out.spikes.mean(axis=1))
-    return jnp.sum(w * correct), jnp.sum(w * ce), rates
+    return jnp.sum(w * score), jnp.sum(w * per_sample), rates
 
 
-def evaluate(model, x: Float[ArrayLike, "sample time feature"], y: Int[ArrayLike, " sample"],
-             *, batch_size: int = 256, readout: str = "mean") -> dict[str, Any]:
-    """Accuracy, mean cross-entropy and per-neuron firing rates (spikes/step) over a dataset.
+def _prepare(x, y, mask, loss):
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y, np.float32 if LOSSES[loss][1] == "mse" else np.int32)
+    if x.ndim != 3 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"x must be (sample, time, feature) and y must have as many samples, "
+                         f"got {x.shape} and {y.shape}")
+    mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    return x, y, mask
+
+
+def _pad(a, bs):
+    return np.concatenate([a, np.zeros((bs - a.shape[0], *a.shape[1:]), a.dtype)])
+
+
+def evaluate(model, x: Float[ArrayLike, "sample time feature"], y, mask=None, *,
+             loss: str = "sequence_ce", batch_size: int = 256,
+             readout: str = "mean") -> dict[str, Any]:
+    """Score (accuracy or MSE), mean loss and per-neuron firing rates (spikes/step).
 
     The last batch is zero-padded with zero weight, so every call uses one compiled shape.
+
+    Returns
+    -------
+    dict
+        ``{"loss", "accuracy" or "mse", "rates" (neuron,)}``.
     """
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-    n = y.shape[0]
-    if x.shape[0] != n:
-        raise ValueError(f"x and y must have the same number of samples, got {x.shape[0]} and {n}")
-    bs = min(batch_size, n)
-    correct, ce, rates = 0.0, 0.0, 0.0
+    _check_loss(loss)
+    x, y, mask = _prepare(x, y, mask, loss)
+    n, bs = y.shape[0], min(batch_size, y.shape[0])
+    score, total, rates = 0.0, 0.0, 0.0
     for start in range(0, n, bs):
-        xb, yb = x[start:start + bs], y[start:start + bs]
-        w = np.ones(bs, np.float32)
-        m = yb.shape[0]
-        if m < bs:
-            w[m:] = 0.0
-            xb = np.concatenate([xb, np.zeros((bs - m, *xb.shape[1:]), xb.dtype)])
-            yb = np.concatenate([yb, np.zeros(bs - m, yb.dtype)])
-        c, e, r = _eval_step(model, xb, yb, w, readout=readout)
-        correct, ce, rates = correct + float(c), ce + float(e), rates + np.asarray(r)
-    return {"accuracy": correct / n, "loss": ce / n, "rates": rates / n}
+        xb, yb, mb = (a[start:start + bs] for a in (x, y, mask))
+        w = np.zeros(bs, np.float32)
+        w[:xb.shape[0]] = 1.0
+        if xb.shape[0] < bs:
+            xb, yb, mb = _pad(xb, bs), _pad(yb, bs), _pad(mb, bs)
+        s, e, r = _eval_step(model, xb, yb, mb, w, loss=loss, readout=readout)
+        score, total, rates = score + float(s), total + float(e), rates + np.asarray(r)
+    return {"loss": total / n, LOSSES[loss][1]: score / n, "rates": rates / n}
+
+
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -191,28 +249,48 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
         yield order[start:start + batch_size]
 
 
+def _run_epoch(model, optimizer, data, bs, rng, bar, kw, metric):
+    x, y, mask = data
+    losses, scores = [], []
+    for idx in _batches(x.shape[0], bs, rng):
+        value, score, _ = train_step(model, optimizer, x[idx], y[idx], mask[idx], **kw)
+        losses.append(float(value))
+        scores.append(float(score))
+        bar.update(1)
+        bar.set_postfix({"loss": f"{losses[-1]:.3f}", metric: f"{scores[-1]:.3f}"})
+    if not np.isfinite(losses).all():
+        raise FloatingPointError("training diverged (non-finite loss); lower learning_rate or "
+                                 "set grad_clip")
+    return float(np.mean(losses)), float(np.mean(scores))
+
+
 def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConfig(),
-                     x_val=None, y_val=None, checkpoint_dir: str | os.PathLike | None = None,
+                     x_val=None, y_val=None, mask_train=None, mask_val=None,
+                     checkpoint_dir: str | os.PathLike | None = None,
                      progress: bool | None = None, log: Callable[[dict], None] | None = None
                      ) -> TrainResult:
-    """Train a sequence classifier (e.g. :class:`~brainmodels.snn.rsnn.RSNN`) with BPTT.
+    """Train a sequence model (e.g. :class:`~brainmodels.snn.rsnn.RSNN`) with BPTT.
 
     Parameters
     ----------
     model : nnx.Module
-        Called as ``model(x) -> (readout (batch, time, class), spikes (batch, time, neuron))``;
+        Called as ``model(x) -> (readout (batch, time, unit), spikes (batch, time, neuron))``;
         updated in place.
-    x_train, y_train : arrays (sample, time, feature) and (sample,)
+    x_train, y_train : arrays
+        Inputs (sample, time, feature); labels (sample,) or (sample, time), or regression
+        targets (sample,), as ``config.loss`` expects (see :data:`LOSSES`).
     config : TrainConfig
     x_val, y_val : arrays, optional
         Evaluated after every epoch.
+    mask_train, mask_val : bool arrays (sample, time), optional
+        Scored steps for ``loss="step_ce"`` (the copy task's recall window).
     checkpoint_dir : path, optional
-        Writes ``last.msgpack`` after each epoch (and ``best.msgpack`` on the best validation
-        accuracy), atomically.
+        Writes ``last.msgpack`` after each epoch and ``best.msgpack`` on the best validation
+        score, atomically.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
     log : callable, optional
-        Called with each epoch's record.
+        Called with each epoch's record (``train_loss``, ``train_<score>``, ``val_*``).
 
     Returns
     -------
@@ -220,43 +298,33 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     """
     from brainmodels.cli._common import progress as progress_bar
 
-    x_train, y_train = np.asarray(x_train, np.float32), np.asarray(y_train, np.int32)
-    if x_train.ndim != 3 or y_train.shape != (x_train.shape[0],):
-        raise ValueError(f"x_train must be (sample, time, feature) and y_train (sample,), got "
-                         f"{x_train.shape} and {y_train.shape}")
-    bs = min(config.batch_size, x_train.shape[0])
+    data = _prepare(x_train, y_train, mask_train, config.loss)
+    bs = min(config.batch_size, data[0].shape[0])
     optimizer = make_optimizer(model, config)
     rng = np.random.default_rng(config.seed)
-    steps = config.epochs * (x_train.shape[0] // bs)
-    bar = progress_bar(total=steps, desc="train", disable=None if progress is None else not progress)
-    history, best = [], -1.0
-    kw = {"readout": config.readout, "rate_reg": config.rate_reg,
+    bar = progress_bar(total=config.epochs * (data[0].shape[0] // bs), desc="train",
+                       disable=None if progress is None else not progress)
+    _, metric, sign = LOSSES[config.loss]
+    kw = {"loss": config.loss, "readout": config.readout, "rate_reg": config.rate_reg,
           "target_rate": config.target_rate}
+    history, best = [], -np.inf
     for epoch in range(config.epochs):
-        losses, accs = [], []
-        for idx in _batches(x_train.shape[0], bs, rng):
-            loss, acc, _ = train_step(model, optimizer, x_train[idx], y_train[idx], **kw)
-            losses.append(float(loss))
-            accs.append(float(acc))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", acc=f"{accs[-1]:.2f}")
-        if not np.isfinite(losses).all():
-            raise FloatingPointError(f"training diverged in epoch {epoch} (non-finite loss); "
-                                     "lower learning_rate or set grad_clip")
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  "train_accuracy": float(np.mean(accs))}
+        loss, score = _run_epoch(model, optimizer, data, bs, rng, bar, kw, metric)
+        record = {"epoch": epoch + 1, "train_loss": loss, f"train_{metric}": score}
         if x_val is not None:
-            ev = evaluate(model, x_val, y_val, readout=config.readout)
-            record.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"],
-                          val_rate=float(np.mean(ev["rates"])))
+            ev = evaluate(model, x_val, y_val, mask_val, loss=config.loss,
+                          readout=config.readout)
+            record.update({"val_loss": ev["loss"], f"val_{metric}": ev[metric],
+                           "val_rate": float(np.mean(ev["rates"]))})
         history.append(record)
         if log is not None:
             log(record)
         if checkpoint_dir is not None:
             meta = {"epoch": epoch + 1, "config": dataclasses.asdict(config), **record}
             save_checkpoint(model, Path(checkpoint_dir) / "last.msgpack", metadata=meta)
-            if record.get("val_accuracy", -1.0) > best:
-                best = record["val_accuracy"]
+            current = sign * record.get(f"val_{metric}", record[f"train_{metric}"])
+            if current > best:
+                best = current
                 save_checkpoint(model, Path(checkpoint_dir) / "best.msgpack", metadata=meta)
     bar.close()
     return TrainResult(history, optimizer)

@@ -33,7 +33,8 @@ def register(sub) -> None:
         help="fit voxelwise ridge encoders (features -> voxels) and report per-ROI scores",
         description=(
             "Fit one ridge regression per voxel (alpha chosen per voxel by cross-validation) "
-            "from stimulus features to single-trial fMRI betas, score it on held-out stimuli, "
+            "from stimulus features to the repeat-averaged fMRI betas of the training stimuli, "
+            "score it against the single-trial betas of held-out stimuli, "
             "and print a per-ROI table: median held-out correlation, fraction of voxels above "
             f"chance ({CHANCE}), median noise ceiling and median normalised score. Writes "
             "model.nc, scores.nc, alphas.nc, roi_table.csv and brain maps (PNG, NIfTI)."
@@ -54,9 +55,10 @@ def register(sub) -> None:
                         help="comma-separated feature spaces: names of features_<name> variables "
                              "of the dataset or .npy files of shape (stimulus, feature) "
                              "(default: retinotopic,category)")
-    parser.add_argument("--cv", default="loo", metavar="loo|K|runs",
-                        help="alpha selection: exact leave-one-out (default), K contiguous folds, "
-                             "or leave-one-run-out")
+    parser.add_argument("--cv", default="loo", metavar="loo|K",
+                        help="alpha selection on the repeat-averaged training stimuli: exact "
+                             "leave-one-out (default; valid because distinct stimuli are "
+                             "independent samples) or K contiguous folds")
     parser.add_argument("--alphas", default="-2,6,17", metavar="LO,HI,N",
                         help="alphas = logspace(LO, HI, N); write --alphas=-2,6,17 (with =) when LO "
                              "is negative (default -2,6,17)")

@@ -112,32 +112,12 @@ def _run_sweep(args):
 
 
 def _plots(ds, args):
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     from brainmodels import kuramoto as km
 
-    fig_t, ax = plt.subplots(figsize=(6, 4))
-    ks = ds.coupling.values
-    for k in ks[np.linspace(0, len(ks) - 1, min(6, len(ks))).round().astype(int)]:
-        ax.plot(ds.time, ds.order_parameter.sel(coupling=k).mean("seed"), label=f"K = {k:.2f}")
-    ax.set(xlabel="time", ylabel="order parameter r(t)", ylim=(0, 1.02),
-           title=f"Kuramoto, N = {args.n}, {args.distribution} frequencies")
-    ax.legend(fontsize=8)
-    fig_k, ax = plt.subplots(figsize=(6, 4))
-    r = ds.order_parameter_stationary
-    for s in ds.seed.values:
-        ax.plot(ks, r.sel(seed=s), ".", color="0.6", ms=4)
-    ax.plot(ks, r.mean("seed"), "o", color="C0", label=f"simulation (N = {args.n})")
-    if "order_parameter_theory" in ds:
-        fine = np.linspace(ks.min(), ks.max(), 400)
-        theory = km.stationary_order_parameter(fine, args.distribution, width=args.width,
-                                               lag=args.lag)
-        ax.plot(fine, theory, "-", color="C3", label="N -> inf theory")
-        ax.axvline(ds.attrs["critical_coupling"], ls=":", color="C3", label="K_c")
-    ax.set(xlabel="coupling K", ylabel="stationary r", ylim=(0, 1.02),
-           title="order parameter against coupling")
-    ax.legend(fontsize=8)
+    fig_t = km.plot_order_parameter(ds)
+    fig_t.axes[0].set_title(f"Kuramoto, N = {args.n}, {args.distribution} frequencies")
+    fig_k = km.plot_sweep(ds)
+    fig_k.axes[0].set_title("order parameter against coupling")
     return fig_t, fig_k
 
 

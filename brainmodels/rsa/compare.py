@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 from jax import lax
 
 from brainmodels._types import ArrayLike
@@ -76,28 +77,42 @@ def _pearson(a, b):
     return _cosine_matrix(_center(a), _center(b))
 
 
-@jax.jit
+def _ranks_any(v):
+    """Average ranks per row: scipy for concrete arrays (XLA's CPU sort is slow), JAX inside
+    a caller's jit."""
+    if isinstance(v, jax.core.Tracer):
+        return _rank_rows(v)
+    return jnp.asarray(scipy.stats.rankdata(np.asarray(v), axis=1), v.dtype)
+
+
 def _spearman(a, b):
-    return _cosine_matrix(_center(_rank_rows(a)), _center(_rank_rows(b)))
+    return _pearson(_ranks_any(a), _ranks_any(b))
 
 
 @jax.jit
+def _rho_a_ranked(ra, rb):
+    n = ra.shape[1]
+    return _center(ra) @ _center(rb).T * (12.0 / (n**3 - n))
+
+
 def _rho_a(a, b):
-    n = a.shape[1]
-    ra, rb = _center(_rank_rows(a)), _center(_rank_rows(b))
-    return ra @ rb.T * (12.0 / (n**3 - n))
+    return _rho_a_ranked(_ranks_any(a), _ranks_any(b))
 
 
 def _double_centered(v, sigma_sqrt):
-    """-D/2 double-centred (the second moment of the centred patterns), as a K*K vector."""
+    """-D/2 double-centred (the second moment of the centred patterns), whitened by the
+    pattern variances, as the vector [sqrt(2) * off-diagonal entries, diagonal entries] whose
+    inner products are Frobenius inner products (Diedrichsen et al. 2021, eqs. 9-11)."""
     k = n_cond_from_pairs(v.shape[-1])
     i, j = np.triu_indices(k, 1)
-    d = jnp.zeros((v.shape[0], k, k), v.dtype).at[:, i, j].set(v).at[:, j, i].set(v)
-    g = -0.5 * d
-    g = g - jnp.mean(g, axis=1, keepdims=True) - jnp.mean(g, axis=2, keepdims=True) \
-        + jnp.mean(g, axis=(1, 2), keepdims=True)
-    g = g / sigma_sqrt[None, :, None] / sigma_sqrt[None, None, :]
-    return g.reshape(v.shape[0], k * k)
+    inc = np.zeros((v.shape[-1], k))
+    inc[np.arange(len(i)), i] = 1.0
+    inc[np.arange(len(i)), j] = 1.0
+    row = v @ jnp.asarray(inc, v.dtype) / k  # row means of the square RDM
+    tot = 2 * jnp.sum(v, axis=1, keepdims=True) / k**2
+    off = -0.5 * (v - row[:, i] - row[:, j] + tot) / (sigma_sqrt[i] * sigma_sqrt[j])[None, :]
+    diag = -0.5 * (tot - 2 * row) / (sigma_sqrt**2)[None, :]
+    return jnp.concatenate([np.sqrt(2.0) * off, diag], axis=1)
 
 
 @jax.jit
@@ -123,7 +138,11 @@ def _corr_cov(a, b, sigma_sqrt):
 # the same value bucket are compared directly, all other pairs are counted from the 2D
 # histogram of (position block, value bucket).
 
-_TAU_BLOCK = 32
+def _tau_block(n: int) -> int:
+    """Block size: 32 for RDMs up to ~130 conditions, ~sqrt(n) beyond (bounds memory)."""
+    if n <= 16384:
+        return 32
+    return int(2 ** np.round(np.log2(np.sqrt(n) / 2)))
 
 
 def _ordinal(v, reverse_ties: bool):
@@ -135,7 +154,8 @@ def _ordinal(v, reverse_ties: bool):
     return order, ranks
 
 
-def _inversions(pi, rho, block: int):
+def _inversions(pi, rho, block: int, dtype):
+    """Number of pairs k < l with pi[k] > pi[l]; rho is the inverse permutation."""
     n = pi.shape[0]
     t = -(-n // block)
     npad = t * block
@@ -143,14 +163,20 @@ def _inversions(pi, rho, block: int):
     p = jnp.concatenate([pi, tail]).reshape(t, block)
     r = jnp.concatenate([rho, tail]).reshape(t, block)
     upper = jnp.asarray(np.triu(np.ones((block, block), bool), 1))[None]
-    within = jnp.sum(upper & (p[:, :, None] > p[:, None, :]), dtype=jnp.int32)
+    # per-block int32 partial counts, summed in `dtype` (no int32 overflow for big RDMs)
+    within = jnp.sum(upper & (p[:, :, None] > p[:, None, :]), axis=(1, 2), dtype=jnp.int32)
     rblk = r // block
     same_val = jnp.sum(upper & (r[:, :, None] > r[:, None, :])
-                       & (rblk[:, :, None] != rblk[:, None, :]), dtype=jnp.int32)
-    hist = jnp.zeros((t, t), jnp.int32).at[jnp.arange(npad) // block, p.reshape(-1) // block].add(1)
-    before = jnp.cumsum(hist, axis=0) - hist  # earlier position blocks
-    higher = jnp.cumsum(before[:, ::-1], axis=1)[:, ::-1] - before  # ... with higher values
-    return within + same_val + jnp.sum(hist * higher, dtype=jnp.int32)
+                       & (rblk[:, :, None] != rblk[:, None, :]), axis=(1, 2), dtype=jnp.int32)
+    hist = jnp.zeros((t, t), jnp.float32).at[jnp.arange(npad) // block,
+                                              p.reshape(-1) // block].add(1.0)
+    # strictly earlier position blocks with strictly higher value buckets, as two matmuls
+    # (integers < 2^24: exact in float32)
+    lower = jnp.asarray(np.tril(np.ones((t, t), np.float32), -1))
+    higher = lower @ hist @ lower
+    coarse = jnp.sum((hist * higher).astype(jnp.int32), axis=1)
+    return (jnp.sum(within.astype(dtype)) + jnp.sum(same_val.astype(dtype))
+            + jnp.sum(coarse.astype(dtype)))
 
 
 def _orders(v, ties: bool):
@@ -167,10 +193,12 @@ def _tau_core(a, b, a_ties: bool, b_ties: bool, block: int):
 
     def one_model(args):
         order_a, rank_a = args
-        return jax.vmap(lambda order_b, rank_b: _inversions(rank_b[order_a], rank_a[order_b],
-                                                             block))(*ob)
+        t = -(-a.shape[1] // block)
+        batch = int(max(1, min(64, ob[0].shape[0], 2**22 // (t * t))))
+        return lax.map(lambda o: _inversions(o[1][order_a], rank_a[o[0]], block, a.dtype), ob,
+                       batch_size=batch)
 
-    inv = lax.map(one_model, oa).astype(a.dtype)
+    inv = lax.map(one_model, oa)
     n = a.shape[1]
     tau = 1.0 - 4.0 * inv / (n * (n - 1))
     tau = tau.reshape(na, a.shape[0], nb, b.shape[0])
@@ -188,7 +216,7 @@ def _has_ties(v) -> bool:
 
 
 def _tau_a(a, b):
-    return _tau_jit(a, b, _has_ties(a), _has_ties(b), _TAU_BLOCK)
+    return _tau_jit(a, b, _has_ties(a), _has_ties(b), _tau_block(a.shape[1]))
 
 
 # ----------------------------------------------------------------------------- registry

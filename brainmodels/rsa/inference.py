@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
+from jax import lax
 
 from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
@@ -42,49 +43,76 @@ __all__ = [
 # ----------------------------------------------------------------------------- weighted compare
 
 
+def _moments(a, b, w):
+    """Weighted sums over pairs for every bootstrap sample: w (sample, pair)."""
+    sab = (w[:, None, :] * a[None]).reshape(-1, a.shape[1]) @ b.T  # (sample * model, ref)
+    sab = sab.reshape(w.shape[0], a.shape[0], b.shape[0])
+    return sab, w @ a.T, w @ b.T, w @ (a * a).T, w @ (b * b).T, jnp.sum(w, axis=1)
+
+
 def _wcos(a, b, w):
-    num = jnp.einsum("p,mp,sp->ms", w, a, b)
-    na = jnp.sqrt(jnp.einsum("p,mp->m", w, a * a))
-    nb = jnp.sqrt(jnp.einsum("p,sp->s", w, b * b))
-    return num / na[:, None] / nb[None, :]
-
-
-def _wcenter(v, w):
-    return v - (v @ w / jnp.sum(w))[:, None]
+    sab, _, _, saa, sbb, _ = _moments(a, b, w)
+    return sab / jnp.sqrt(saa[:, :, None] * sbb[:, None, :])
 
 
 def _wcorr(a, b, w):
-    return _wcos(_wcenter(a, w), _wcenter(b, w), w)
+    sab, sa, sb, saa, sbb, sw = _moments(a, b, w)
+    sw = sw[:, None]
+    cov = sab - sa[:, :, None] * sb[:, None, :] / sw[:, :, None]
+    va = saa - sa * sa / sw
+    vb = sbb - sb * sb / sw
+    return cov / jnp.sqrt(va[:, :, None] * vb[:, None, :])
 
 
-def _wranks(v, w):
+def _rank_groups(v):
+    """Per row: sort order and tie-group index of each sorted entry (independent of weights)."""
+    order = jnp.argsort(v, axis=1)
+    vs = jnp.take_along_axis(v, order, axis=1)
+    new = jnp.concatenate([jnp.ones((v.shape[0], 1), bool), vs[:, 1:] != vs[:, :-1]], axis=1)
+    return order, jnp.cumsum(new, axis=1) - 1
+
+
+def _wranks_one(order, grp, w):
     """Average ranks of each entry in the sample where entry p appears w_p times."""
-    order = jnp.argsort(v)
-    vs, ws = v[order], w[order]
+    n = w.shape[0]
+    ws = w[order]
     cum = jnp.cumsum(ws)
-    new = jnp.concatenate([jnp.ones(1, bool), vs[1:] != vs[:-1]])
-    grp = jnp.cumsum(new) - 1
-    n = v.shape[0]
     gsum = jax.ops.segment_sum(ws, grp, num_segments=n)
     gend = jax.ops.segment_max(cum, grp, num_segments=n)
     rank = gend[grp] - gsum[grp] + (gsum[grp] + 1) / 2
-    return jnp.zeros_like(v).at[order].set(rank)
+    return jnp.zeros_like(w).at[order].set(rank)
+
+
+def _wranks(v, w):
+    """(sample, row, pair) weighted average ranks."""
+    order, grp = _rank_groups(v)
+    per_row = jax.vmap(_wranks_one, in_axes=(0, 0, None))
+    return jax.vmap(per_row, in_axes=(None, None, 0))(order, grp, w)
+
+
+def _wcorr_rows(ra, rb, w):
+    """Weighted Pearson between per-sample rows: ra (sample, m, p), rb (sample, s, p)."""
+    sw = jnp.sum(w, axis=1)[:, None, None]
+    ca = ra - jnp.sum(ra * w[:, None, :], axis=2, keepdims=True) / sw
+    cb = rb - jnp.sum(rb * w[:, None, :], axis=2, keepdims=True) / sw
+    num = jnp.einsum("bmp,bsp->bms", ca * w[:, None, :], cb)
+    na = jnp.sum(ca * ca * w[:, None, :], axis=2)
+    nb = jnp.sum(cb * cb * w[:, None, :], axis=2)
+    return num, na, nb, sw
 
 
 def _wspearman(a, b, w):
-    ra = jax.vmap(_wranks, in_axes=(0, None))(a, w)
-    rb = jax.vmap(_wranks, in_axes=(0, None))(b, w)
-    return _wcorr(ra, rb, w)
+    num, na, nb, _ = _wcorr_rows(_wranks(a, w), _wranks(b, w), w)
+    return num / jnp.sqrt(na[:, :, None] * nb[:, None, :])
 
 
 def _wrho_a(a, b, w):
-    ra = _wcenter(jax.vmap(_wranks, in_axes=(0, None))(a, w), w)
-    rb = _wcenter(jax.vmap(_wranks, in_axes=(0, None))(b, w), w)
-    n = jnp.sum(w)
-    return jnp.einsum("p,mp,sp->ms", w, ra, rb) * 12.0 / (n**3 - n)
+    num, _, _, sw = _wcorr_rows(_wranks(a, w), _wranks(b, w), w)
+    return num * 12.0 / (sw**3 - sw)
 
 
-#: methods with a vectorised weighted form (for the stimulus bootstrap)
+#: methods with a vectorised weighted form (for the stimulus bootstrap); each maps
+#: (models (m, pair), data (s, pair), weights (sample, pair)) -> (sample, m, s)
 BOOTSTRAP_METHODS: dict[str, Callable] = {
     "cosine": _wcos, "pearson": _wcorr, "corr": _wcorr, "spearman": _wspearman,
     "rho-a": _wrho_a,
@@ -99,11 +127,13 @@ def _boot_core(models, data, cond_counts, subj_counts, method: str):
     i, j = np.triu_indices(n_cond_from_pairs(models.shape[1]), 1)
     fn = BOOTSTRAP_METHODS[method]
 
-    def one(c, s):
-        sims = fn(models, data, _pair_weights(c, i, j))  # (model, subject)
-        return sims @ s / jnp.sum(s)
+    def one(args):
+        counts, subj = args
+        sims = fn(models, data, _pair_weights(counts, i, j)[None])[0]  # (model, subject)
+        return sims @ subj / jnp.sum(subj)
 
-    return jax.vmap(one)(cond_counts, subj_counts)
+    # lax.map with batch_size vmaps `one` over blocks of samples: bounded memory
+    return lax.map(one, (cond_counts, subj_counts), batch_size=min(128, cond_counts.shape[0]))
 
 
 _boot_jit = jax.jit(_boot_core, static_argnums=4)

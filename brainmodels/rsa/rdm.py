@@ -16,6 +16,7 @@ Schütt et al. (2023), "Statistical inference on representational geometries", e
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -77,7 +78,7 @@ def _fold_means(sums, counts):
 
 def _crossnobis(sums, counts, prec):
     train, test = _fold_means(sums, counts)
-    k = jnp.einsum("rkp,pq,rlq->rkl", train, prec, test)
+    k = jnp.einsum("rkp,rlp->rkl", train if prec is None else train @ prec, test)
     return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
 
 
@@ -116,6 +117,8 @@ RDM_METRICS: dict[str, tuple[Callable, bool]] = {
 
 _CV_KERNELS = {
     ("crossnobis", 2): jax.jit(jax.vmap(_crossnobis, in_axes=(0, None, None))),
+    ("crossnobis", 0): jax.jit(jax.vmap(lambda s, c, p: _crossnobis(s, c, None),
+                                        in_axes=(0, None, None))),
     ("crossnobis", 3): jax.jit(jax.vmap(_crossnobis_run_noise, in_axes=(0, None, None))),
     ("poisson_cv", 1): jax.jit(jax.vmap(_poisson_cv, in_axes=(0, None, None))),
 }
@@ -172,10 +175,15 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
             f"({len(missing)} run/condition cells are empty); every run needs every condition "
             "for cross-validated distances: drop that condition or that run"
         )
-    onehot = np.zeros((n_runs, n_cond, x.shape[-2]))
-    onehot[run_idx, cond_idx, np.arange(x.shape[-2])] = 1.0
-    sums = jnp.einsum("rkn,bnp->brkp", jnp.asarray(onehot, x.dtype), x)
+    seg = jnp.asarray(run_idx * n_cond + cond_idx)
+    sums = _segment_sums(x, seg, n_runs * n_cond).reshape(x.shape[0], n_runs, n_cond, -1)
     return sums, jnp.asarray(counts, x.dtype)
+
+
+@partial(jax.jit, static_argnums=2)
+def _segment_sums(x, seg, n_seg: int):
+    """Row sums per segment, batched: (batch, obs, channel) -> (batch, segment, channel)."""
+    return jax.vmap(lambda v: jax.ops.segment_sum(v, seg, num_segments=n_seg))(x)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -272,10 +280,9 @@ def rdm(
         out = _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise,
                       (prior_lambda, prior_weight))
     else:
-        avg = np.zeros((n_cond, n_obs))
-        avg[cond_idx, np.arange(n_obs)] = 1.0
-        avg /= avg.sum(axis=1, keepdims=True)
-        means = jnp.einsum("kn,bnp->bkp", jnp.asarray(avg, x.dtype), x)
+        counts = np.bincount(cond_idx, minlength=n_cond).astype(float)
+        means = _segment_sums(x, jnp.asarray(cond_idx), n_cond) \
+            / jnp.asarray(counts, x.dtype)[None, :, None]
         if metric == "mahalanobis" and noise is not None:
             arg = jnp.asarray(_check_prec(noise, n_channel, None), x.dtype)
         elif metric == "mahalanobis":
@@ -315,8 +322,8 @@ def _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise, 
     sums, counts = _run_sums(x, cond_idx, run_idx, len(conds_u), runs_u, conds_u)
     n_channel = x.shape[-1]
     if metric == "crossnobis":
-        if noise is None:
-            prec = np.eye(n_channel)
+        if noise is None:  # identity precision: skip the (channel x channel) product
+            prec = np.zeros(())
         else:
             prec = _check_prec(noise, n_channel, len(runs_u))
         return _CV_KERNELS[("crossnobis", prec.ndim)](sums, counts, jnp.asarray(prec, x.dtype))

@@ -99,3 +99,14 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def test_load_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.nc"):
         data.load_netcdf(tmp_path / "nope.nc")
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    dest = tmp_path / "perm.txt"
+    with atomic_path(dest) as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (dest.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import xarray as xr
-from brainmodels.datasets import describe, detect_format, make_synthetic_fmri
 
 from brainmodels.cli import main
 from brainmodels.data import load_netcdf, save_netcdf
+from brainmodels.datasets import describe, detect_format, make_synthetic_fmri
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brainmodels.datasets import load_algonauts2023
 from PIL import Image
+
+from brainmodels.datasets import load_algonauts2023
 
 N_IMG, N_LH, N_RH = 12, 30, 25
 

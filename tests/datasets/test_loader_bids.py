@@ -8,8 +8,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from brainmodels.datasets import betas_from_bids
 from nilearn.glm.first_level import make_first_level_design_matrix
+
+from brainmodels.datasets import betas_from_bids
 
 TR = 2.0
 N_FRAMES = 110

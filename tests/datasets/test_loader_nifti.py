@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+
 from brainmodels.datasets import load_nifti_betas, make_synthetic_fmri
 
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brainmodels.datasets import hrf_regressors, make_synthetic_bold
 from nilearn.glm.first_level import compute_regressor
+
+from brainmodels.datasets import hrf_regressors, make_synthetic_bold
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.linear_model import RidgeCV
+
 from brainmodels.datasets import (
     gabor_energy,
     ground_truth_features,
@@ -16,7 +18,6 @@ from brainmodels.datasets import (
     render_stimuli,
 )
 from brainmodels.datasets._reliability import explainable_variance, repeats_array
-from sklearn.linear_model import RidgeCV
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +109,9 @@ def ridge_scores(ds):
     rng = np.random.default_rng(0)
     kind = ds.roi_kind.values
     vox = np.concatenate([
-        rng.choice(np.flatnonzero(kind == "retinotopic"), 120, replace=False),
+        rng.choice(np.flatnonzero(kind == "retinotopic"), 80, replace=False),
         np.flatnonzero(kind == "category"),
-        rng.choice(np.flatnonzero(kind == "none"), 120, replace=False),
+        rng.choice(np.flatnonzero(kind == "none"), 60, replace=False),
     ])
     y = ds.betas.values[:, vox].astype(np.float64)  # sklearn GCV is faster in float64
     sid = ds.stimulus_id.values
@@ -118,7 +119,7 @@ def ridge_scores(ds):
     out = {}
     for space in ("retinotopic", "category"):
         X = ground_truth_features(ds, space).values[sid].astype(np.float64)
-        model = RidgeCV(alphas=np.logspace(-3, 4, 8), alpha_per_target=True)
+        model = RidgeCV(alphas=np.logspace(-2, 4, 7), alpha_per_target=True)
         model.fit(X[~test], y[~test])
         out[space] = _corr(model.predict(X[test]), y[test])
     return out, kind[vox], ds.noise_ceiling.values[vox]
@@ -127,7 +128,7 @@ def ridge_scores(ds):
 def test_true_features_reach_ceiling_in_responsive_voxels(ridge_scores):
     scores, kind, ceiling = ridge_scores
     ret = kind == "retinotopic"
-    # 300 held-out trials: per-voxel sd ~0.05; median ratio over 120 voxels within 15%
+    # 300 held-out trials: per-voxel sd ~0.05; median ratio over 80 voxels within 15%
     assert np.median(scores["retinotopic"][ret] / ceiling[ret]) > 0.85
     none = kind == "none"
     assert abs(np.median(scores["retinotopic"][none])) < 0.05
@@ -207,16 +208,16 @@ def test_category_subset():
 
 
 def test_explainable_variance_invariances(rng):
-    # per-voxel affine changes of the betas leave the estimate unchanged (z-scoring), and
-    # trial order does not matter (repeats are found by stimulus id)
+    # per-voxel affine changes of the betas leave the estimate unchanged (z-scoring), and so
+    # does renaming the stimuli (repeats are found by stimulus id)
     signal = rng.standard_normal((50, 6))
     ids = rng.permutation(np.repeat(np.arange(50), 4))
     betas = signal[ids] + rng.standard_normal((200, 6))
     ev = explainable_variance(repeats_array(betas, ids))
     scaled = explainable_variance(repeats_array(3.0 * betas - 7.0, ids))
     np.testing.assert_allclose(scaled, ev, rtol=1e-10)  # float64 arithmetic only
-    perm = rng.permutation(200)
-    np.testing.assert_allclose(explainable_variance(repeats_array(betas[perm], ids[perm])), ev,
+    rename = rng.permutation(50)
+    np.testing.assert_allclose(explainable_variance(repeats_array(betas, rename[ids])), ev,
                                rtol=1e-10)
     with pytest.raises(ValueError, match="no repeated stimulus"):
         repeats_array(betas[:50], np.arange(50))

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+
 from brainmodels.encoders import RidgeEncoder, correlation, r2
 
 ALPHAS = np.logspace(-2, 4, 7)

@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
-from brainmodels.encoders import RidgeEncoder, _solvers, kfold_splits, r2
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, LeaveOneGroupOut
+
+from brainmodels.encoders import RidgeEncoder, _solvers, kfold_splits, r2
 
 ALPHAS = np.logspace(-2, 5, 15)
 

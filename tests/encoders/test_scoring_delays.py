@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.stats
 import xarray as xr
+from sklearn.metrics import r2_score
+
 from brainmodels.encoders import (
     Delayer,
     RidgeEncoder,
@@ -20,7 +22,6 @@ from brainmodels.encoders import (
     roi_summary,
     zscore_runs,
 )
-from sklearn.metrics import r2_score
 
 
 def test_correlation_and_r2_match_peers(rng):

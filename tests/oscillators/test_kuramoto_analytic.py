@@ -146,10 +146,11 @@ def test_ott_antonsen_transient():
         r_sim = ds.order_parameter.isel(coupling=0, seed=0).values
         out[k] = np.abs(r_sim - km.ott_antonsen_order_parameter(
             ds.time.values, k, width=GAMMA, r0=r0)).max()
-    # growth from r0 = 0.05 amplifies the O(1/sqrt(N)) deviations from the OA manifold by
-    # e^{(K/2 - gamma) t}; 0.03 is ~4x the fluctuation level; decay is tighter
+    # observed max deviations ~0.014 for both. Growth from r0 = 0.05 amplifies the
+    # O(1/sqrt(N)) = 0.007 deviations from the OA manifold by e^{(K/2 - gamma) t}: 0.03; the
+    # decaying run ends on the finite-N incoherent floor (r ~ 0.01, theory -> 0): 0.025
     assert out[2.5] < 0.03
-    assert out[0.6] < 0.015
+    assert out[0.6] < 0.025
 
 
 def test_noise_identical_oscillators():
@@ -194,5 +195,6 @@ def test_restrepo_ott_hunt_network_onset():
     # below the predicted onset: incoherent (finite-N floor 1/sqrt(1000) = 0.03)
     assert r[0] < 0.08
     # above it: synchronised, close to the mean-field curve sqrt(1 - K_c/K) with the
-    # network's K_c (ER degrees are nearly homogeneous); 0.1 covers the degree spread
+    # network's K_c (ER degrees are nearly homogeneous); observed 0.586 / 0.807 against
+    # 0.612 / 0.816; 0.1 covers the degree spread and finite N
     np.testing.assert_allclose(r[1:], np.sqrt(1 - 1 / np.array([1.6, 3.0])), atol=0.1)

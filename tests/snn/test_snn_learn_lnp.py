@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
+
 from brainmodels.snn.lnp import (
     _keep_probabilities,
     activity_prune,
@@ -17,7 +19,6 @@ from brainmodels.snn.lnp import (
     synapse_importance,
 )
 from brainmodels.snn.rsnn import RSNN, Mask
-from flax import nnx
 
 
 def _linear_step(h, x, a):

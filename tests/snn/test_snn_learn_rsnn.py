@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
+from flax import nnx
+
 from brainmodels.snn.rsnn import RSNN, LIFLayer, draw_time_constants, lif_step, select_neurons
 from brainmodels.snn.surrogate import get_surrogate
-from flax import nnx
 
 
 def _run_single(current, beta, theta, reset, n_steps):
@@ -133,9 +134,9 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_record_returns_labelled_activity_with_provenance(rng, tmp_path):
     import xarray as xr
-    from brainmodels.snn.rsnn import record
 
     from brainmodels.data import load_netcdf, save_netcdf
+    from brainmodels.snn.rsnn import record
 
     net = RSNN(3, 10, 2, rngs=nnx.Rngs(0))
     x = xr.DataArray(rng.uniform(0, 2, (5, 12, 3)).astype(np.float32),

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from brainmodels.snn.surrogate import (
     DEFAULT_SLOPES,
     SMOOTH,

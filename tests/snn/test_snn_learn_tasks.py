@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brainmodels.datasets.tasks import adding_task, copy_task, sequential_digits
 from sklearn.datasets import load_digits
+
+from brainmodels.datasets.tasks import adding_task, copy_task, sequential_digits
 
 
 def test_sequential_digits_rows_and_pixels_reproduce_the_images():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flax import nnx
+
 from brainmodels.datasets.tasks import sequential_digits
 from brainmodels.snn.rsnn import RSNN
 from brainmodels.snn.train import (
@@ -15,7 +17,6 @@ from brainmodels.snn.train import (
     train_classifier,
     train_step,
 )
-from flax import nnx
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,8 @@ def test_train_step_traced_once(trained):
     net, task = trained["net"], trained["task"]
     opt = trained["result"].optimizer
     before = TRACE_COUNTS["train_step"]
-    train_step(net, opt, task.x_train[:64], task.y_train[:64], readout="mean", rate_reg=0.0,
-               target_rate=0.05)
+    train_step(net, opt, task.x_train[:64], task.y_train[:64], np.ones((64, 16), bool),
+               loss="sequence_ce", readout="mean", rate_reg=0.0, target_rate=0.05)
     assert TRACE_COUNTS["train_step"] == before
 
 
@@ -78,3 +79,31 @@ def test_bad_config():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="readout must be one of"):
         TrainConfig(readout="sum")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="hinge")
+
+
+def test_step_ce_and_final_mse_match_numpy(rng):
+    # the per-step masked cross-entropy (copy task) and the final-step MSE (adding task),
+    # recomputed with scipy's log-softmax on the same readout
+    import scipy.special
+
+    from brainmodels.datasets.tasks import adding_task, copy_task
+
+    copy = copy_task(n_train=8, n_test=8, length=3, delay=2, n_symbols=4, seed=1)
+    net = RSNN(copy.n_inputs, 12, copy.n_classes, rngs=nnx.Rngs(0))
+    y_hat = np.asarray(net(copy.x_test).readout, np.float64)
+    logp = scipy.special.log_softmax(y_hat, axis=-1)
+    nll = -np.take_along_axis(logp, copy.y_test[..., None], -1)[..., 0]
+    m = copy.mask_test
+    expected = np.mean((nll * m).sum(1) / m.sum(1))
+    acc = np.mean(((y_hat.argmax(-1) == copy.y_test) * m).sum(1) / m.sum(1))
+    ev = evaluate(net, copy.x_test, copy.y_test, m, loss="step_ce", batch_size=5)
+    assert ev["loss"] == pytest.approx(expected, rel=1e-5)  # float32 network vs float64 sums
+    assert ev["accuracy"] == pytest.approx(acc)
+    add = adding_task(n_train=8, n_test=8, length=10, seed=0)
+    net = RSNN(2, 12, 1, rngs=nnx.Rngs(1))
+    pred = np.asarray(net(add.x_test).readout)[:, -1, 0]
+    ev = evaluate(net, add.x_test, add.y_test, loss="final_mse")
+    assert ev["mse"] == pytest.approx(np.mean((pred - add.y_test) ** 2), rel=1e-5)
+    assert ev["loss"] == pytest.approx(ev["mse"])
