@@ -126,13 +126,18 @@ def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,  # no
                          f"got shape {values.shape}")
     if not np.all(np.isfinite(values)):
         raise ValueError("data contains NaN or infinite values")
-    values = values.astype(np.float64)
-    sd = values.std(axis=1, keepdims=True)
-    if np.any(sd == 0):
-        idx = np.flatnonzero(np.any(sd == 0, axis=(0, 1)))
-        raise ValueError(f"data is constant within a repeat for voxel(s) {format_indices(idx)}")
-    z = (values - values.mean(axis=1, keepdims=True)) / sd
-    ev = z.mean(axis=0).var(axis=0)  # mean_r Var_t(z_r) = 1
+    flat = values.reshape(*values.shape[:2], -1)
+    ev = np.empty(flat.shape[2])
+    for start in range(0, flat.shape[2], 2048):  # float64 in voxel chunks: bounded memory
+        chunk = flat[:, :, start:start + 2048].astype(np.float64)
+        sd = chunk.std(axis=1, keepdims=True)
+        if np.any(sd == 0):
+            idx = start + np.flatnonzero(np.any(sd == 0, axis=(0, 1)))
+            raise ValueError(f"data is constant within a repeat for voxel(s) "
+                             f"{format_indices(idx)}")
+        z = (chunk - chunk.mean(axis=1, keepdims=True)) / sd
+        ev[start:start + 2048] = z.mean(axis=0).var(axis=0)  # mean_r Var_t(z_r) = 1
+    ev = ev.reshape(values.shape[2:])
     if bias_correction:
         ev = ev - (1.0 - ev) / (values.shape[0] - 1)
     return _finish(ev, np.zeros(np.shape(ev), bool), template, "explainable_variance")
