@@ -52,14 +52,14 @@ def _jax_one(make, args):
     return run_s, compile_s, snn.population_summary(res)["P"]
 
 
-def _jax_many(make, args):
+def _jax_many(make, args, method):
     from brainmodels import snn
 
     nets = [make(seed=s, n=args.n) for s in range(args.networks)]
     t0 = time.perf_counter()
-    res = snn.simulate_many(nets, args.duration, 0.1)
+    res = snn.simulate_many(nets, args.duration, 0.1, method=method)
     first = time.perf_counter() - t0
-    run_s = _median_time(lambda: snn.simulate_many(nets, args.duration, 0.1),
+    run_s = _median_time(lambda: snn.simulate_many(nets, args.duration, 0.1, method=method),
                          max(1, args.repeats // 2))
     rates = snn.firing_rates(res).mean("neuron").values
     return run_s, first, rates
@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="cuba,coba")
+    parser.add_argument("--many-methods", default="loop,union",
+                        help="simulate_many methods to time (loop, union, vmap)")
     parser.add_argument("--targets", default="cython,cpp_standalone",
                         help="brian2 targets, comma-separated (numpy, cython, cpp_standalone)")
     parser.add_argument("--standalone-timeout", type=float, default=600.0)
@@ -183,11 +185,14 @@ def main(argv=None) -> int:
         print(f"\n{name.upper()}: brainmodels one network {one:.3f} s (first call incl. "
               f"compile {compile_s:.1f} s), rate {summary['rate_hz']:.2f} Hz, "
               f"CV-ISI {summary['cv_isi']:.2f}")
-        many, first, rates = _jax_many(make, args)
-        per_net = many / args.networks
-        print(f"  brainmodels {args.networks} networks (simulate_many) {many:.3f} s = "
-              f"{per_net:.3f} s per network (first call {first:.1f} s); rates "
-              f"{rates.mean():.2f} +- {rates.std():.2f} Hz over seeds")
+        per_net = None
+        for method in args.many_methods.split(","):
+            many, first, rates = _jax_many(make, args, method)
+            per = many / args.networks
+            per_net = per if per_net is None else min(per_net, per)
+            print(f"  brainmodels {args.networks} networks (simulate_many, {method}) {many:.3f} s"
+                  f" = {per:.3f} s per network (first call {first:.1f} s); rates "
+                  f"{rates.mean():.2f} +- {rates.std():.2f} Hz over seeds")
         for target in [t for t in args.targets.split(",") if t]:
             if target == "cpp_standalone":
                 out = _brian2_standalone(name, args)

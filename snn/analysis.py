@@ -3,13 +3,19 @@
 All functions take the :class:`xarray.Dataset` returned by
 :func:`~brainmodels.snn.network.simulate` (or by the brian2 bridge, which uses the same
 layout): spike events ``spike_time`` (ms) and ``spike_neuron`` along ``event``, attrs
-``n_neurons``, ``duration_ms``, ``dt_ms`` and ``populations``.
+``n_neurons``, ``duration_ms``, ``dt_ms`` and ``populations``. The private builders at the
+end turn the simulator's scan outputs into that Dataset layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import xarray as xr
+
+from brainmodels.data import provenance
+from brainmodels.snn.neurons import NEURON_UNITS
 
 __all__ = ["firing_rates", "cv_isi", "spike_time_agreement", "population_summary"]
 
@@ -129,4 +135,88 @@ def population_summary(res: xr.Dataset, *, start_ms: float = 0.0) -> dict[str, d
             "n_spikes": int(rates.values[start:stop].sum() * (float(res.attrs["duration_ms"])
                                                               - start_ms) / 1000.0 + 0.5),
         }
+    return out
+
+
+# ----------------------------------------------------------------------------- result datasets
+# (network.simulate / simulate_many turn their scan outputs into labelled Datasets here)
+
+
+def _concat_networks(parts, nets) -> xr.Dataset:
+    events = [p[["spike_time", "spike_neuron"]] for p in parts]
+    for i, ev in enumerate(events):
+        events[i] = ev.assign(spike_network=("event", np.full(ev.sizes["event"], i, np.int32)))
+    ev = xr.concat(events, dim="event")
+    rest = xr.concat([p.drop_vars(["spike_time", "spike_neuron"]) for p in parts],
+                     dim="network", combine_attrs="drop_conflicts")
+    out = xr.merge([rest, ev], combine_attrs="override")
+    out.attrs = {**parts[0].attrs, "seeds": [n.seed for n in nets]}
+    out.attrs.pop("seed", None)
+    return out
+
+
+def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> xr.Dataset:
+    n = net.n_neurons
+    steps, neurons = _events_from_bits(np.asarray(bits).reshape(n_steps, -1), n)
+    if not recording.spikes:
+        steps, neurons = steps[:0], neurons[:0]
+    t = np.arange(n_steps // k) * k * dt
+    data = {
+        "spike_time": ("event", (steps * dt).astype(np.float64), {"units": "ms"}),
+        "spike_neuron": ("event", neurons.astype(np.int32)),
+    }
+    counts = np.asarray(counts)
+    for j, p in enumerate(net.populations):
+        data[f"rate_{p.name}"] = ("time", counts[:, j] / (p.size * k * dt * 1e-3),
+                                  {"units": "Hz"})
+    neuron_ids = np.unique(np.asarray(recording.neurons, np.int64).ravel())
+    for var, values in traces.items():
+        data[var] = (("time", "neuron"), np.asarray(values), {"units": _unit(net, var)})
+    coords = {"time": ("time", t, {"units": "ms"})}
+    if recording.traces:
+        coords["neuron"] = neuron_ids
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs = provenance(
+        f"brainmodels.snn:{net.name}", params=_summary(net), seed=net.seed,
+        units={k_: v for k_, v in NEURON_UNITS.items()},
+        dt_ms=float(dt), duration_ms=float(n_steps * dt), n_neurons=int(n),
+        populations={name: list(r) for name, r in net.offsets.items()},
+        kernels=[type(kern).__name__ for kern in plan.kernels],
+    )
+    return ds
+
+
+def _events_from_bits(bits: np.ndarray, n: int):
+    """(step, neuron) of every set bit of packed spikes (steps, bytes), in time order."""
+    rows, cols = np.nonzero(bits)
+    unpacked = np.unpackbits(bits[rows, cols][:, None], axis=1)
+    r, bit = np.nonzero(unpacked)
+    steps, neurons = rows[r], cols[r].astype(np.int64) * 8 + bit
+    keep = neurons < n
+    return steps[keep], neurons[keep]
+
+
+def _unit(net, var):
+    if var.startswith("g_"):
+        return NEURON_UNITS["g_" + net.populations[0].model.syn.kind]
+    return NEURON_UNITS.get(var, "")
+
+
+def _summary(net) -> dict:
+    out = {}
+    for p in net.populations:
+        fields = {f.name: getattr(p.model, f.name) for f in dataclasses.fields(p.model)
+                  if f.name != "syn"}
+        fields = {k: (np.asarray(v).tolist() if np.ndim(v) == 0 else "per-neuron")
+                  if not isinstance(v, str) else v for k, v in fields.items()}
+        syn = p.model.syn
+        out[p.name] = {"model": type(p.model).__name__, "size": p.size, **fields,
+                       "syn_kind": syn.kind, "syn_tau": np.asarray(syn.tau).tolist(),
+                       "syn_e_rev": np.asarray(syn.e_rev).tolist()}
+    for pr in net.projections:
+        out[f"proj_{pr.name or pr.pre + '_' + pr.post}"] = {
+            "pre": pr.pre, "post": pr.post, "channel": pr.channel,
+            "n_synapses": pr.conn.n_synapses, "density": pr.conn.density}
+    for i, inp in enumerate(net.inputs):
+        out[f"poisson_{i}"] = dataclasses.asdict(inp)
     return out

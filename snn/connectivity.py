@@ -278,18 +278,26 @@ def _tiers(max_spikes: int, n_pre: int) -> tuple[int, ...]:
 
 
 _BLOCK = 64
+#: Spike vectors up to this length use one ``top_k`` (measured faster than blocks).
+_DIRECT_TOP_K = 16384
 
 
 def _first_spikes(spikes, m: int):
-    """Indices of up to ``m`` spiking neurons and a validity mask, in O(N + m * 64).
+    """Indices of up to ``m`` spiking neurons and a validity mask.
 
-    Spikes are grouped in blocks of 64 neurons; ``top_k`` picks the (at most ``m``) blocks that
-    contain spikes and then the spikes inside them. Cheaper than ``jnp.nonzero(size=m)``,
-    which costs a cumulative sum and a full scatter on CPU (measured in benchmarks/snn.py).
+    Up to :data:`_DIRECT_TOP_K` neurons: one ``top_k`` over the spike vector. Above, spikes
+    are grouped in blocks of 64 neurons; ``top_k`` picks the (at most ``m``) blocks that
+    contain spikes and then the spikes inside them, ``O(N + m * 64)``. Both are cheaper on
+    CPU than ``jnp.nonzero(size=m)`` or a cumulative sum (benchmarks/snn.py ``--crossover``).
     """
     n = spikes.shape[0]
+    if n <= _DIRECT_TOP_K:
+        vals, idx = jax.lax.top_k(spikes.astype(jnp.float32), m)
+        valid = vals > 0
+        return jnp.where(valid, idx, n).astype(jnp.int32), valid
     n_blocks = -(-n // _BLOCK)
-    padded = jnp.zeros((n_blocks * _BLOCK,), bool).at[:n].set(spikes).reshape(n_blocks, _BLOCK)
+    padded = spikes if n % _BLOCK == 0 else jnp.zeros((n_blocks * _BLOCK,), bool).at[:n].set(spikes)
+    padded = padded.reshape(n_blocks, _BLOCK)
     kb = min(m, n_blocks)
     has, blocks = jax.lax.top_k(jnp.any(padded, axis=1).astype(jnp.float32), kb)
     sub = (padded[blocks] & (has[:, None] > 0)).reshape(-1)

@@ -30,9 +30,8 @@ import numpy as np
 import xarray as xr
 from flax import struct
 
-from brainmodels.data import provenance
+from brainmodels.snn.analysis import _concat_networks, _to_dataset
 from brainmodels.snn.connectivity import Connectivity, build_kernel
-from brainmodels.snn.neurons import NEURON_UNITS
 
 __all__ = [
     "Population", "Projection", "PoissonInput", "Network", "Recording", "simulate",
@@ -399,14 +398,16 @@ def simulate(
                      max_spikes=max_spikes)
 
 
-def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, groups=1):
+def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, groups=1,
+              k_pad=None):
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
     key = _needs_key([net], key)
     bounds = None if max_spikes is None else dict.fromkeys(range(len(net.populations)),
                                                            max_spikes)
     while True:
-        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups)
+        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups,
+                     k_pad=k_pad)
         bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
                                                   dt=float(dt_ms))
         if int(jnp.max(overflow)) == 0:
@@ -426,7 +427,7 @@ def _grow_bounds(net, plan, overflow):
 def simulate_many(
     nets: Sequence[Network], duration_ms: float = 1000.0, dt_ms: float = 0.1, *, key=None,
     recording: Recording | None = None, mode: str = "auto", max_spikes: int | None = None,
-    method: str = "union",
+    method: str = "auto",
 ) -> xr.Dataset:
     """Simulate several networks of the same structure at once.
 
@@ -435,13 +436,16 @@ def simulate_many(
 
     Parameters
     ----------
-    method : {"union", "vmap"}
-        ``"union"`` (default) simulates the disjoint union of the networks as one network
-        (parameters become per-neuron arrays), so the event-driven kernel's work follows the
-        total number of spikes; ``"vmap"`` stacks the compiled plans and maps one simulation
-        over them with ``jax.vmap`` (one spike bound for all steps: every ``lax.switch``
-        branch would run under ``vmap``), the better choice for dense kernels and on GPUs.
-        Both give the same spikes.
+    method : {"auto", "loop", "union", "vmap"}
+        ``"loop"`` runs the networks one after the other through one compiled program
+        (target lists padded to a common width); ``"union"`` simulates their disjoint union
+        as one network (parameters become per-neuron arrays); ``"vmap"`` stacks the
+        compiled plans and maps one simulation over them with ``jax.vmap`` (one spike bound
+        for all steps, since every ``lax.switch`` branch would run under ``vmap``). All give
+        the same spikes (Poisson inputs draw different streams per method). On CPU the
+        event-driven kernel's work follows the largest spike count in the batch, which
+        makes ``"loop"`` the fastest there (benchmarks/snn.py); ``"auto"`` picks ``"loop"``
+        on CPU and ``"vmap"`` on accelerators.
 
     Returns
     -------
@@ -452,12 +456,47 @@ def simulate_many(
     nets = list(nets)
     if not nets:
         raise ValueError("nets must contain at least one Network")
+    _check_same_structure(nets)
+    if method == "auto":
+        method = "loop" if jax.default_backend() == "cpu" else "vmap"
     if method not in _MANY_METHODS:
         raise ValueError(f"method must be one of {sorted(_MANY_METHODS)}, got {method!r}")
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
     key = _needs_key(nets, key)
     return _MANY_METHODS[method](nets, n_steps, k, dt_ms, key, recording, mode, max_spikes)
+
+
+def _check_same_structure(nets) -> None:
+    def shape(n):
+        return ([(p.name, p.size, type(p.model).__name__) for p in n.populations],
+                [(r.pre, r.post, r.channel) for r in n.projections],
+                [(i.target, i.channel) for i in n.inputs])
+
+    ref = shape(nets[0])
+    for i, n in enumerate(nets[1:], start=1):
+        if shape(n) != ref:
+            raise ValueError(f"simulate_many needs networks with the same populations, "
+                             f"projections and inputs; network {i} has {shape(n)}, "
+                             f"network 0 has {ref}")
+
+
+def _common_k(nets, dt_ms, recording, mode, max_spikes, fallback):
+    """Widest target list per source population over ``nets`` (for one shared program)."""
+    bounds = None if max_spikes is None else dict.fromkeys(range(len(nets[0].populations)),
+                                                           max_spikes)
+    plans = [_plan(n, dt_ms, recording, mode=mode, max_spikes=bounds, fallback=fallback)
+             for n in nets]
+    return {pi: max(p.kernels[j].targets.shape[1] if hasattr(p.kernels[j], "targets") else 0
+                    for p in plans) for j, pi in enumerate(plans[0].kernel_pre)}
+
+
+def _many_loop(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
+    keys = jax.random.split(key, len(nets))
+    k_pad = _common_k(nets, dt_ms, recording, mode, max_spikes, True)
+    parts = [_simulate(n, n_steps * dt_ms, dt_ms, key=kk, recording=recording, mode=mode,
+                       max_spikes=max_spikes, k_pad=k_pad) for n, kk in zip(nets, keys, strict=True)]
+    return _concat_networks(parts, nets)
 
 
 def _many_vmap(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
@@ -595,84 +634,4 @@ def _split_union(res, nets, sizes, recording, k, dt_ms) -> xr.Dataset:
     return out
 
 
-_MANY_METHODS = {"union": _many_union, "vmap": _many_vmap}
-
-
-def _concat_networks(parts, nets) -> xr.Dataset:
-    events = [p[["spike_time", "spike_neuron"]] for p in parts]
-    for i, ev in enumerate(events):
-        events[i] = ev.assign(spike_network=("event", np.full(ev.sizes["event"], i, np.int32)))
-    ev = xr.concat(events, dim="event")
-    rest = xr.concat([p.drop_vars(["spike_time", "spike_neuron"]) for p in parts],
-                     dim="network", combine_attrs="drop_conflicts")
-    out = xr.merge([rest, ev], combine_attrs="override")
-    out.attrs = {**parts[0].attrs, "seeds": [n.seed for n in nets]}
-    out.attrs.pop("seed", None)
-    return out
-
-
-def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> xr.Dataset:
-    n = net.n_neurons
-    steps, neurons = _events_from_bits(np.asarray(bits).reshape(n_steps, -1), n)
-    if not recording.spikes:
-        steps, neurons = steps[:0], neurons[:0]
-    t = np.arange(n_steps // k) * k * dt
-    data = {
-        "spike_time": ("event", (steps * dt).astype(np.float64), {"units": "ms"}),
-        "spike_neuron": ("event", neurons.astype(np.int32)),
-    }
-    counts = np.asarray(counts)
-    for j, p in enumerate(net.populations):
-        data[f"rate_{p.name}"] = ("time", counts[:, j] / (p.size * k * dt * 1e-3),
-                                  {"units": "Hz"})
-    neuron_ids = np.unique(np.asarray(recording.neurons, np.int64).ravel())
-    for var, values in traces.items():
-        data[var] = (("time", "neuron"), np.asarray(values), {"units": _unit(net, var)})
-    coords = {"time": ("time", t, {"units": "ms"})}
-    if recording.traces:
-        coords["neuron"] = neuron_ids
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs = provenance(
-        f"brainmodels.snn:{net.name}", params=_summary(net), seed=net.seed,
-        units={k_: v for k_, v in NEURON_UNITS.items()},
-        dt_ms=float(dt), duration_ms=float(n_steps * dt), n_neurons=int(n),
-        populations={name: list(r) for name, r in net.offsets.items()},
-        kernels=[type(kern).__name__ for kern in plan.kernels],
-    )
-    return ds
-
-
-def _events_from_bits(bits: np.ndarray, n: int):
-    """(step, neuron) of every set bit of packed spikes (steps, bytes), in time order."""
-    rows, cols = np.nonzero(bits)
-    unpacked = np.unpackbits(bits[rows, cols][:, None], axis=1)
-    r, bit = np.nonzero(unpacked)
-    steps, neurons = rows[r], cols[r].astype(np.int64) * 8 + bit
-    keep = neurons < n
-    return steps[keep], neurons[keep]
-
-
-def _unit(net, var):
-    if var.startswith("g_"):
-        return NEURON_UNITS["g_" + net.populations[0].model.syn.kind]
-    return NEURON_UNITS.get(var, "")
-
-
-def _summary(net: Network) -> dict:
-    out = {}
-    for p in net.populations:
-        fields = {f.name: getattr(p.model, f.name) for f in dataclasses.fields(p.model)
-                  if f.name != "syn"}
-        fields = {k: (np.asarray(v).tolist() if np.ndim(v) == 0 else "per-neuron")
-                  if not isinstance(v, str) else v for k, v in fields.items()}
-        syn = p.model.syn
-        out[p.name] = {"model": type(p.model).__name__, "size": p.size, **fields,
-                       "syn_kind": syn.kind, "syn_tau": np.asarray(syn.tau).tolist(),
-                       "syn_e_rev": np.asarray(syn.e_rev).tolist()}
-    for pr in net.projections:
-        out[f"proj_{pr.name or pr.pre + '_' + pr.post}"] = {
-            "pre": pr.pre, "post": pr.post, "channel": pr.channel,
-            "n_synapses": pr.conn.n_synapses, "density": pr.conn.density}
-    for i, inp in enumerate(net.inputs):
-        out[f"poisson_{i}"] = dataclasses.asdict(inp)
-    return out
+_MANY_METHODS = {"loop": _many_loop, "union": _many_union, "vmap": _many_vmap}

@@ -152,12 +152,7 @@ def _fit(ds, X, train, *, cv, alphas, voxel_batch):
     from brainmodels.encoders import RidgeEncoder
 
     sid = ds["stimulus_id"].values
-    betas = np.asarray(ds["betas"].values, dtype=np.float32)
-    # repeat-averaged responses to the training stimuli (their ids are sorted)
-    sums = np.zeros((X.shape[0], betas.shape[1]), dtype=np.float64)
-    np.add.at(sums, sid, betas)
-    counts = np.bincount(sid, minlength=X.shape[0])
-    Y = (sums[train] / counts[train, None]).astype(np.float32)
+    Y = _average_repeats(np.asarray(ds["betas"].values, dtype=np.float32), sid, train)
     mu, sd = X[train].mean(0), X[train].std(0)
     sd[sd == 0] = 1.0
     runs = None
@@ -166,6 +161,22 @@ def _fit(ds, X, train, *, cv, alphas, voxel_batch):
     enc = RidgeEncoder(alphas=alphas, cv=cv, voxel_batch=voxel_batch, drop_constant=True)
     enc.fit((X[train] - mu) / sd, Y, runs=runs)
     return enc, mu, sd
+
+
+def _average_repeats(betas, sid, stimuli):
+    """Mean response over the trials of each of ``stimuli`` (sorted ids) -> (stimulus, voxel)."""
+    import numpy as np
+
+    trials = np.flatnonzero(np.isin(sid, stimuli))
+    order = trials[np.argsort(sid[trials], kind="stable")]
+    ids = sid[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    missing = np.setdiff1d(stimuli, ids[starts])
+    if missing.size:
+        raise ValueError(f"stimuli {missing[:10].tolist()} have no trials in betas")
+    counts = np.diff(np.r_[starts, ids.size])
+    sums = np.add.reduceat(betas[order], starts, axis=0, dtype=np.float64)
+    return (sums / counts[:, None]).astype(np.float32)
 
 
 def _scores(ds, enc, X, mu, sd, test):

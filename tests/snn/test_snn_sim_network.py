@@ -145,7 +145,7 @@ def test_second_call_does_not_recompile():
 # ----------------------------------------------------------------------------- vmap
 
 
-@pytest.mark.parametrize("method", ["union", "vmap"])
+@pytest.mark.parametrize("method", ["loop", "union", "vmap"])
 def test_simulate_many_matches_individual_runs(method):
     nets = [snn.cuba(seed=s, n=300) for s in range(3)]
     # different parameters per network too: these become per-neuron arrays / a vmapped axis
