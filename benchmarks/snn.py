@@ -9,7 +9,7 @@ dt = 0.1 ms:
   per-network time;
 * ``--crossover``: event-driven against dense delivery over connection densities (the
   measurement behind ``connectivity.EVENT_COST_RATIO``) and spike-index extraction
-  (``jnp.nonzero`` against the blocked ``top_k`` of ``connectivity._first_spikes``).
+  (``jnp.nonzero`` against the ``top_k`` of ``connectivity._first_spikes``).
 
 Each timing is the median of ``--repeats`` runs after one warm-up run (JAX compilation and
 brian2's cython compilation are reported separately). The CPU may be shared: medians, not
@@ -145,7 +145,7 @@ def _crossover(args):
     spikes = jnp.asarray(rng.random((10000, 4000)) < 5e-4)
     for name, fn in (("jnp.nonzero(size=64)",
                       lambda s: jnp.nonzero(s, size=64, fill_value=4000)[0]),
-                     ("blocked top_k (64)", lambda s: _first_spikes(s, 64)[0])):
+                     ("_first_spikes (top_k, 64)", lambda s: _first_spikes(s, 64)[0])):
         f = jax.jit(lambda x, fn=fn: jax.lax.scan(lambda c, s: (c, fn(s)), 0, x)[1])
         jax.block_until_ready(f(spikes))
         t = _median_time(lambda f=f: jax.block_until_ready(f(spikes)), args.repeats)

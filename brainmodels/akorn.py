@@ -272,6 +272,15 @@ class KuramotoLayer(nnx.Module):
     units, kernel_size, heads : int
         Size of a state for ``"dense"``; kernel of ``"conv"``; heads of ``"attn"``.
     rngs : nnx.Rngs
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> layer = KuramotoLayer(16, n=4, coupling="conv", T=4, rngs=nnx.Rngs(0))
+    >>> c = jnp.ones((2, 8, 8, 16))
+    >>> traj = layer(jax.random.normal(jax.random.key(0), c.shape), c)
+    >>> traj.final.shape, traj.energy.shape
+    ((2, 8, 8, 16), (5, 2))
     """
 
     def __init__(self, channels: int, *, n: int = 4, coupling="conv", T: int = 8,

@@ -121,10 +121,9 @@ def pixel_reference(images, masks, cfg: Config) -> np.ndarray:
 
 def run(cfg: Config, out: Path) -> dict:
     """Train and evaluate both models; write results and plots to ``out``; return a summary."""
-    from brainmodels.datasets.multi_objects import make_multi_objects
-
     from brainmodels import akorn
     from brainmodels.data import provenance, save_netcdf
+    from brainmodels.datasets.multi_objects import make_multi_objects
 
     data_kw = dict(size=cfg.image_size, objects=cfg.objects, colors=cfg.colors)
     tr = make_multi_objects(cfg.n_train, seed=cfg.seed, **data_kw)

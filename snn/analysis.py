@@ -157,9 +157,10 @@ def _concat_networks(parts, nets) -> xr.Dataset:
 
 def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> xr.Dataset:
     n = net.n_neurons
-    steps, neurons = _events_from_bits(np.asarray(bits).reshape(n_steps, -1), n)
-    if not recording.spikes:
-        steps, neurons = steps[:0], neurons[:0]
+    if recording.spikes:
+        steps, neurons = _events_from_bits(np.asarray(bits).reshape(n_steps, -1), n)
+    else:  # not recorded: no events (population rates are still there)
+        steps, neurons = np.zeros(0, np.int64), np.zeros(0, np.int64)
     t = np.arange(n_steps // k) * k * dt
     data = {
         "spike_time": ("event", (steps * dt).astype(np.float64), {"units": "ms"}),

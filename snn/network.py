@@ -173,6 +173,7 @@ class _Plan:
     n_slots: int = struct.field(pytree_node=False)
     n_inputs: int = struct.field(pytree_node=False)
     trace_vars: tuple[str, ...] = struct.field(pytree_node=False)
+    record_spikes: bool = struct.field(pytree_node=False, default=True)
 
 
 def _layout(net: Network):
@@ -252,6 +253,7 @@ def _plan(net, dt, recording, *, mode="auto", max_spikes=None, k_pad=None,
         trace_idx=_trace_indices(net, recording.neurons),
         kernel_pre=tuple(kernel_pre), layout=layout, poisson_at=tuple(poisson_at),
         n_slots=max_delay + 1, n_inputs=n_inputs, trace_vars=tuple(recording.traces),
+        record_spikes=bool(recording.spikes),
     )
 
 
@@ -295,9 +297,10 @@ def _step(plan: _Plan, dt: float, key, carry, n):
     for m, s, sp, (off, c, size) in zip(plan.models, states, spikes, plan.layout, strict=True):
         s = {**s, "g": s["g"] + row[off:off + c * size].reshape(c, size)}
         new_states.append(m.reset(s, sp, n))
-    all_spikes = jnp.concatenate(spikes)
     counts = jnp.stack([jnp.sum(sp, dtype=jnp.int32) for sp in spikes])
-    return (tuple(new_states), buffer, overflow), (jnp.packbits(all_spikes), counts)
+    bits = jnp.packbits(jnp.concatenate(spikes)) if plan.record_spikes else jnp.zeros((0,),
+                                                                                     jnp.uint8)
+    return (tuple(new_states), buffer, overflow), (bits, counts)
 
 
 def _read_traces(plan: _Plan, states):

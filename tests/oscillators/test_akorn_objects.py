@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from brainmodels.datasets.multi_objects import SHAPES, make_multi_objects
 from flax import nnx
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from brainmodels import akorn
+from brainmodels.datasets.multi_objects import SHAPES, make_multi_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 

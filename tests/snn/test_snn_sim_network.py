@@ -186,6 +186,9 @@ def test_recording_traces_and_errors():
     np.testing.assert_array_equal(res.neuron.values, [0, 5, 59])
     np.testing.assert_allclose(res["v"].values[0], net.populations[0].v0[[0, 5, 59]], atol=1e-6)
     assert np.all(res["v"].values <= -50.0 + 1e-4)  # recorded after resets: never above V_th
+    quiet = snn.simulate(net, 50.0, 0.1, recording=dataclasses.replace(rec, spikes=False))
+    assert quiet.spike_time.size == 0 and quiet["rate_P"].sum() > 0
+    np.testing.assert_array_equal(quiet["v"].values, res["v"].values)
     with pytest.raises(ValueError, match="neurons"):
         snn.simulate(net, 10.0, 0.1, recording=snn.Recording(traces=("v",), neurons=[60]))
     with pytest.raises(ValueError, match="no variable"):
