@@ -276,6 +276,12 @@ class RidgeEncoder:
     coordinates (``roi``, ``i, j, k`` ...). Computation is float32 unless JAX runs in 64-bit mode
     and the inputs are float64.
 
+    References
+    ----------
+    Hoerl & Kennard (1970), eq. 2.3 (the ridge estimator); Golub, Heath & Wahba (1979), eq. 1.5
+    and 2.2 (closed-form leave-one-out through the hat matrix); Dupre la Tour et al. (2022)
+    (per-voxel alphas by K-fold CV with one decomposition per fold, as in himalaya).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
