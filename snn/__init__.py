@@ -47,8 +47,6 @@ __all__ = [
     "Brian2Model", "to_brian2", "run_brian2", "compare",
 ]
 
-# --- learning half (surrogate gradients, RSNN training, LNP, MPBN): appended below by its
-# engineer.
 # --- learning (surrogate gradients, RSNN, LNP, MPBN) ---
 from brainmodels.snn.lnp import (  # noqa: E402, F401
     LNPResult,
