@@ -219,6 +219,7 @@ class EventKernel:
     max_spikes: int = struct.field(pytree_node=False)
     fallback: bool = struct.field(pytree_node=False, default=True)
     groups: int = struct.field(pytree_node=False, default=1)
+    chunk: int = struct.field(pytree_node=False, default=0)
 
     def deliver(self, buffer, spikes, step):
         """Scatter-add the weights of this step's spikes into ``buffer`` (L, n + 1).
@@ -229,6 +230,8 @@ class EventKernel:
         Without it (under ``vmap``, where every branch would run) there is one branch of
         size ``max_spikes`` and the excess is returned as an overflow count.
         """
+        if self.chunk:
+            return self._deliver_chunks(buffer, spikes, step), jnp.zeros((), jnp.int32)
         size = self.n_pre // self.groups
         count = jnp.max(jnp.sum(spikes.reshape(self.groups, size), axis=1, dtype=jnp.int32))
         if not self.fallback:
@@ -239,10 +242,32 @@ class EventKernel:
         which = jnp.sum(count > jnp.asarray(tiers[:-1], jnp.int32))
         return jax.lax.switch(which, branches, buffer), jnp.zeros((), jnp.int32)
 
+    def _deliver_chunks(self, buffer, spikes, step):
+        """Exact delivery in chunks of ``chunk`` spikes: a ``lax.while_loop`` takes the first
+        ``chunk`` remaining spikes (ascending), scatter-adds their targets and removes them.
+        Under ``vmap`` it runs the largest chunk count of the batch, never a full branch."""
+
+        def body(carry):
+            buf, rest = carry
+            idx, valid = _first_spikes(rest, self.chunk)
+            buf = self._add(buf, idx, valid, step)
+            return buf, rest.at[idx].set(False, mode="drop")
+
+        buf, _ = jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (buffer, spikes))
+        return buf
+
+    def _add(self, buffer, idx, valid, step):
+        n_slots, width = buffer.shape
+        tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
+        if n_slots > 1:
+            tgt = ((step + self.delay[idx]) % n_slots) * width + tgt
+        w = self.weight[idx].astype(buffer.dtype)
+        flat = buffer.ravel().at[tgt.ravel()].add(w.ravel(), mode="promise_in_bounds")
+        return flat.reshape(buffer.shape)
+
     def _scatter(self, buffer, *, spikes, step, m: int):
         if m == 0:
             return buffer
-        n_slots, width = buffer.shape
         size = self.n_pre // self.groups
         if m >= size:
             idx = jnp.arange(self.n_pre + 1)
@@ -255,12 +280,7 @@ class EventKernel:
             offsets = (jnp.arange(self.groups, dtype=jnp.int32) * size)[:, None]
             idx = jnp.where(valid, idx + offsets, self.n_pre).ravel()
             valid = valid.ravel()
-        tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
-        if n_slots > 1:
-            tgt = ((step + self.delay[idx]) % n_slots) * width + tgt
-        w = self.weight[idx].astype(buffer.dtype)
-        flat = buffer.ravel().at[tgt.ravel()].add(w.ravel(), mode="promise_in_bounds")
-        return flat.reshape(buffer.shape)
+        return self._add(buffer, idx, valid, step)
 
 
 def _tiers(max_spikes: int, n_pre: int) -> tuple[int, ...]:
