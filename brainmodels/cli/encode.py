@@ -276,8 +276,8 @@ def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
         files.append(brainmaps.save_nifti(brainmaps.to_nifti(values, ds, fill=0.0),
                                           out / f"{name}.nii.gz"))
     fig = brainmaps.plot_brain_map(scores["correlation"], ds, kind="stat", cmap="hot",
-                                   title=f"held-out r ({'+'.join(map(str, spaces))})",
-                                   output_file=out / "correlation.png")
+                                   title=f"held-out r ({'+'.join(map(str, spaces))}), r > 0.1",
+                                   threshold=0.1, vmax=1.0, output_file=out / "correlation.png")
     plt.close(fig)
     return [*files, out / "correlation.png"]
 
