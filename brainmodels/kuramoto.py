@@ -190,7 +190,7 @@ def _check_run(dt, steps, record_every, method) -> None:
 
 
 def integrate(params: KuramotoParams,
-              theta0: Float[ArrayLike, " oscillator"],  # noqa: F722
+              theta0: Float[ArrayLike, " oscillator"],
               *, dt: float, steps: int, method: str = "rk4", record_every: int = 1,
               key: PRNGKeyArray | None = None, record_phase: bool = True, t0: float = 0.0):
     """Pure-JAX integration (jit/vmap-able): returns ``(phases, r, psi)`` JAX arrays.
@@ -212,7 +212,7 @@ def integrate(params: KuramotoParams,
                              record_phase=record_phase, t0=t0)
 
 
-def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,  # noqa: F722
+def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,
              dt: float = 0.05, steps: int = 2000, method: str = "rk4", record_every: int = 10,
              key: PRNGKeyArray | None = None, record_phase: bool = True,
              t0: float = 0.0) -> xr.Dataset:
@@ -307,7 +307,7 @@ def _scalar_params(p: KuramotoParams, n: int, dt, steps, method) -> dict:
 # ----------------------------------------------------------------------------- measures
 
 
-def order_parameter(theta: Float[ArrayLike, "... oscillator"]):  # noqa: F722
+def order_parameter(theta: Float[ArrayLike, "... oscillator"]):
     """Kuramoto order parameter ``r e^{i psi} = mean_j e^{i theta_j}`` over oscillators.
 
     Parameters
@@ -332,7 +332,7 @@ def order_parameter(theta: Float[ArrayLike, "... oscillator"]):  # noqa: F722
     return np.abs(z), np.angle(z)
 
 
-def local_order(theta: Float[ArrayLike, "... oscillator"], adjacency):  # noqa: F722
+def local_order(theta: Float[ArrayLike, "... oscillator"], adjacency):
     """Local order ``r_i = |sum_j A_ij e^{i theta_j}| / sum_j |A_ij|`` of each oscillator.
 
     Parameters
@@ -443,8 +443,8 @@ def _sweep_core(base, couplings, keys, dt, r0, width, center, *, batch, **static
     return jax.lax.map(one_coupling, couplings, batch_size=batch)
 
 
-def sweep(couplings: Float[ArrayLike, " coupling"], *, n: int | None = None,  # noqa: F722
-          omega: Float[ArrayLike, " oscillator"] | None = None,  # noqa: F722
+def sweep(couplings: Float[ArrayLike, " coupling"], *, n: int | None = None,
+          omega: Float[ArrayLike, " oscillator"] | None = None,
           distribution: str = "lorentzian", width: float = 1.0, center: float = 0.0,
           sampling: str = "quantile", seeds=(0,), r0: float = 0.0, adjacency=None,
           lag: float = 0.0, noise: float = 0.0, forcing: float = 0.0,

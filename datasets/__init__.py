@@ -12,6 +12,7 @@ This package imports no model code (encoders, snn, rsa).
 from .algonauts import ALGONAUTS_ROI_CLASSES, load_algonauts2023
 from .bids import betas_from_bids, find_bids_runs
 from .info import describe, detect_format
+from .multi_objects import make_multi_objects
 from .nifti import load_nifti_betas
 from .stimuli import SHAPE_CATEGORIES, category_code, gabor_energy, make_stimuli, render_stimuli
 from .synthetic import FEATURE_SPACES, ground_truth_features, make_synthetic_fmri
@@ -37,6 +38,7 @@ __all__ = [
     "hrf_regressors",
     "load_algonauts2023",
     "load_nifti_betas",
+    "make_multi_objects",
     "make_stimuli",
     "make_synthetic_bold",
     "make_synthetic_fmri",

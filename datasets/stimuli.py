@@ -202,7 +202,7 @@ def make_stimuli(
 
 def render_stimuli(
     params: pd.DataFrame, image_size: int = 32
-) -> Float[NDArray, "stimulus height width"]:  # noqa: F722
+) -> Float[NDArray, "stimulus height width"]:
     """Render the stimuli described by :func:`make_stimuli` as float32 images in [0, 1].
 
     Edges are anti-aliased analytically (coverage from the signed distance), so the images
@@ -261,13 +261,13 @@ def _quadrature_filters(size: int, orientations: NDArray, wavelengths: NDArray) 
 
 
 def gabor_energy(
-    images: Float[NDArray, "stimulus height width"],  # noqa: F722
+    images: Float[NDArray, "stimulus height width"],
     *,
     n_orientations: int = 4,
     wavelengths: Sequence[float] = (4.0, 8.0),
     grid: int = 8,
     batch: int = 256,
-) -> Float[NDArray, "stimulus grid_y grid_x channel"]:  # noqa: F722
+) -> Float[NDArray, "stimulus grid_y grid_x channel"]:
     """Local oriented energy: quadrature Gabor amplitude pooled on a ``grid x grid`` layout.
 
     For each orientation and wavelength the image (minus its background 0.5) is filtered with
@@ -302,7 +302,7 @@ def gabor_energy(
 
 def category_code(
     labels: Sequence[str], categories: Sequence[str]
-) -> Float[NDArray, "stimulus category"]:  # noqa: F722
+) -> Float[NDArray, "stimulus category"]:
     """One-hot code of ``labels`` over ``categories`` (all zeros for labels not listed)."""
     labels = np.asarray(labels)
     return (labels[:, None] == np.asarray(categories)[None, :]).astype(np.float32)

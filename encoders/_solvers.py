@@ -37,9 +37,9 @@ __all__ = [
 class Decomposition(NamedTuple):
     """Thin SVD of a (centred) design matrix: ``X = U diag(s) V^T``."""
 
-    U: Float[Array, "sample k"]  # noqa: F722
-    s: Float[Array, " k"]  # noqa: F722
-    V: Float[Array, "feature k"]  # noqa: F722
+    U: Float[Array, "sample k"]
+    s: Float[Array, " k"]
+    V: Float[Array, "feature k"]
 
 
 def _mask_small(U, s, V, *, squared: bool = False):
@@ -85,7 +85,7 @@ DECOMPOSITIONS: dict[str, Callable] = {"svd": _svd, "dual": _dual, "primal": _pr
 
 
 @partial(jax.jit, static_argnames=("method",))
-def decompose(X: Float[Array, "sample feature"], *, method: str = "svd") -> Decomposition:  # noqa: F722
+def decompose(X: Float[Array, "sample feature"], *, method: str = "svd") -> Decomposition:
     """Thin SVD of ``X`` by ``method`` (a key of :data:`DECOMPOSITIONS`)."""
     return DECOMPOSITIONS[method](X)
 
@@ -130,12 +130,12 @@ FOLD_STATS: dict[str, Callable] = {"sse": _sse, "correlation": _correlation}
 @partial(jax.jit, static_argnames=("statistic", "fit_intercept"))
 def fold_scores_batch(
     fold: tuple,
-    Y: Float[Array, "sample voxel"],  # noqa: F722
-    alphas: Float[Array, " alpha"],  # noqa: F722
+    Y: Float[Array, "sample voxel"],
+    alphas: Float[Array, " alpha"],
     *,
     statistic: str,
     fit_intercept: bool,
-) -> tuple[Float[Array, "alpha voxel"], Float[Array, " voxel"]]:  # noqa: F722
+) -> tuple[Float[Array, "alpha voxel"], Float[Array, " voxel"]]:
     """Held-out statistic of every alpha in one fold for one batch of voxels.
 
     ``fold`` is ``(train_idx, test_idx, U, s, A)`` with ``U, s`` the SVD of the (train-centred)
@@ -162,14 +162,14 @@ def fold_scores_batch(
 
 @partial(jax.jit, static_argnames=("score", "fit_intercept"))
 def loo_scores_batch(
-    U: Float[Array, "sample k"],  # noqa: F722
-    s: Float[Array, " k"],  # noqa: F722
-    Y: Float[Array, "sample voxel"],  # noqa: F722
-    alphas: Float[Array, " alpha"],  # noqa: F722
+    U: Float[Array, "sample k"],
+    s: Float[Array, " k"],
+    Y: Float[Array, "sample voxel"],
+    alphas: Float[Array, " alpha"],
     *,
     score: str,
     fit_intercept: bool,
-) -> Float[Array, "alpha voxel"]:  # noqa: F722
+) -> Float[Array, "alpha voxel"]:
     """Exact leave-one-out scores for every alpha, from one SVD of the whole design.
 
     The LOO residual of sample ``i`` is ``e_i / (1 - h_ii)`` with ``e`` the in-sample residual
@@ -197,11 +197,11 @@ def loo_scores_batch(
 @partial(jax.jit, static_argnames=("fit_intercept",))
 def refit_batch(
     dec: Decomposition,
-    Y: Float[Array, "sample voxel"],  # noqa: F722
-    alpha: Float[Array, " voxel"],  # noqa: F722
+    Y: Float[Array, "sample voxel"],
+    alpha: Float[Array, " voxel"],
     *,
     fit_intercept: bool,
-) -> Float[Array, "feature voxel"]:  # noqa: F722
+) -> Float[Array, "feature voxel"]:
     """Coefficients on the whole data with one alpha per voxel (one product for all alphas)."""
     Yc = Y - jnp.mean(Y, axis=0, keepdims=True) if fit_intercept else Y
     B = dec.U.T @ Yc

@@ -46,7 +46,7 @@ def _run_slices(runs: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(runs == r) for r in np.unique(runs)]
 
 
-def zscore_runs(X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = None) -> Any:  # noqa: F722
+def zscore_runs(X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = None) -> Any:
     """Z-score every column within each run (mean 0, sd 1 over the run's samples).
 
     Columns that are constant within a run become 0 there. ``runs`` defaults to a ``run``
@@ -64,7 +64,7 @@ def zscore_runs(X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = No
     return out if template is None else template.copy(data=out)
 
 
-def reshape_by_delays(coef: Float[ArrayLike, "feature voxel"], n_delays: int) -> Any:  # noqa: F722
+def reshape_by_delays(coef: Float[ArrayLike, "feature voxel"], n_delays: int) -> Any:
     """Inverse of the delay stacking: ``(delay * feature, ...)`` -> ``(delay, feature, ...)``.
 
     A DataArray ``(feature, voxel)`` from a delayed design becomes ``(delay, feature, voxel)``.
@@ -105,14 +105,14 @@ class Delayer:
             raise ValueError(f"delays must be a non-empty sequence of ints, got {self.delays!r}")
         return d
 
-    def fit(self, X: Float[ArrayLike, "time feature"], y: Any = None,  # noqa: F722
+    def fit(self, X: Float[ArrayLike, "time feature"], y: Any = None,
             runs: ArrayLike | None = None) -> Delayer:
         """Record the number of features (no parameters are learned)."""
         self._delays()
         self.n_features_in_ = check_x(X)[0].shape[1]
         return self
 
-    def transform(self, X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = None) -> Any:  # noqa: F722
+    def transform(self, X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = None) -> Any:
         """Delayed design ``(time, delay * feature)``, delay-major (all features of delay 1...).
 
         Delays stay within runs: ``runs`` (or a ``run`` coordinate of ``X``) marks them.
@@ -135,11 +135,11 @@ class Delayer:
                     out[idx[: d], cols] = block[-d:]
         return out if template is None else self._label(out, template, delays)
 
-    def fit_transform(self, X: Float[ArrayLike, "time feature"], y: Any = None,  # noqa: F722
+    def fit_transform(self, X: Float[ArrayLike, "time feature"], y: Any = None,
                       runs: ArrayLike | None = None) -> Any:
         return self.fit(X, runs=runs).transform(X, runs=runs)
 
-    def reshape_by_delays(self, coef: Float[ArrayLike, "feature voxel"]) -> Any:  # noqa: F722
+    def reshape_by_delays(self, coef: Float[ArrayLike, "feature voxel"]) -> Any:
         """``(delay * feature, voxel)`` coefficients -> ``(delay, feature, voxel)``."""
         return reshape_by_delays(coef, self._delays().size)
 

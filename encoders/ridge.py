@@ -346,7 +346,7 @@ class RidgeEncoder:
                              f"{runs.shape}")
         return runs
 
-    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],  # noqa: F722
+    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],
             runs: ArrayLike | None = None) -> RidgeEncoder:
         """Pick one alpha per voxel by cross-validation, then refit on all the data.
 
@@ -448,7 +448,7 @@ class RidgeEncoder:
                               solver=self.solver_, cv_description=str(self.cv))
         return ds
 
-    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:  # noqa: F722
+    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:
         """Predicted responses ``X @ coef_ + intercept_`` (sample, voxel)."""
         self._check_fitted()
         Xv, Xt = check_x(X)
@@ -465,8 +465,8 @@ class RidgeEncoder:
         return xr.DataArray(pred, dims=(dim, "voxel"), coords={**coords, **self._vcoords},
                             name="prediction")
 
-    def score(self, X: Float[ArrayLike, "sample feature"],  # noqa: F722
-              Y: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
+    def score(self, X: Float[ArrayLike, "sample feature"],
+              Y: Float[ArrayLike, "sample voxel"]) -> Any:
         """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``."""
         pred = self.predict(X)
         return SCORES[self.scoring](Y, pred)

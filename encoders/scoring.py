@@ -68,8 +68,8 @@ def _finish(values: np.ndarray, undefined: np.ndarray, template, what: str):
     return values
 
 
-def correlation(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
-                y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
+def correlation(y_true: Float[ArrayLike, "sample voxel"],
+                y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
     """Pearson correlation between ``y_true`` and ``y_pred`` for every voxel (column)."""
     yt, yp, t = _pair(y_true, y_pred)
     yt = yt - yt.mean(0)
@@ -80,7 +80,7 @@ def correlation(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
     return _finish(r, bad, t, "correlation")
 
 
-def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
+def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
     """Coefficient of determination ``1 - SSE / SST`` per voxel (SST about the mean of y_true)."""
     yt, yp, t = _pair(y_true, y_pred)
     sst = ((yt - yt.mean(0)) ** 2).sum(0)
@@ -89,8 +89,8 @@ def r2(y_true: Float[ArrayLike, "sample voxel"], y_pred: Float[ArrayLike, "sampl
     return _finish(out, bad, t, "r2")
 
 
-def neg_mse(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
-            y_pred: Float[ArrayLike, "sample voxel"]) -> Any:  # noqa: F722
+def neg_mse(y_true: Float[ArrayLike, "sample voxel"],
+            y_pred: Float[ArrayLike, "sample voxel"]) -> Any:
     """Negative mean squared error per voxel."""
     yt, yp, t = _pair(y_true, y_pred)
     out = -((yt - yp) ** 2).mean(0)
@@ -101,7 +101,7 @@ def neg_mse(y_true: Float[ArrayLike, "sample voxel"],  # noqa: F722
 SCORES: dict[str, Callable] = {"r2": r2, "correlation": correlation, "neg_mse": neg_mse}
 
 
-def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,  # noqa: F722
+def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
                          bias_correction: bool = True) -> Any:
     """Fraction of single-trial variance that is stimulus-driven, from repeated presentations.
 
@@ -143,7 +143,7 @@ def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,  # no
     return _finish(ev, np.zeros(np.shape(ev), bool), template, "explainable_variance")
 
 
-def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:  # noqa: F722
+def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:
     """Highest expected correlation of a prediction with the mean of ``n_average`` new trials.
 
     ``sqrt(ev / (ev + (1 - ev) / n_average))`` with ``ev`` the single-trial explainable
@@ -157,7 +157,7 @@ def noise_ceiling(ev: Float[ArrayLike, " voxel"], *, n_average: int = 1) -> Any:
     return _finish(out, np.zeros(out.shape, bool), template, "noise_ceiling")
 
 
-def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike, " voxel"], *,  # noqa: F722
+def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike, " voxel"], *,
                      kind: str = "correlation", min_ceiling: float = 0.1) -> Any:
     """Score divided by the noise ceiling (``kind="r2"`` divides by the ceiling squared).
 
@@ -184,7 +184,7 @@ def normalized_score(score: Float[ArrayLike, " voxel"], ceiling: Float[ArrayLike
                    "normalized_score")
 
 
-def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: ArrayLike,  # noqa: F722
+def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: ArrayLike,
                         *, n_repeats: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Arrange single-trial betas as (repeat, stimulus, voxel) for :func:`explainable_variance`.
 
@@ -212,7 +212,7 @@ def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: Arr
     return values[trial_idx], stimuli
 
 
-def correlation_pvalues(r: Float[ArrayLike, " voxel"], n_samples: int) -> np.ndarray:  # noqa: F722
+def correlation_pvalues(r: Float[ArrayLike, " voxel"], n_samples: int) -> np.ndarray:
     """One-sided p-values of ``H0: rho <= 0`` by the t-test ``t = r sqrt((n-2)/(1-r^2))``.
 
     Assumes independent samples (e.g. held-out trials of distinct stimuli).

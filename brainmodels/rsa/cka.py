@@ -101,8 +101,8 @@ def _stack(x, name: str):
 
 
 def cka(
-    X: Float[ArrayLike, "*batch stimulus unit"],  # noqa: F722
-    Y: Float[ArrayLike, "*batch stimulus unit2"],  # noqa: F722
+    X: Float[ArrayLike, "*batch stimulus unit"],
+    Y: Float[ArrayLike, "*batch stimulus unit2"],
     kernel: str = "linear",
     *,
     debiased: bool = False,

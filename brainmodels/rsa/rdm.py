@@ -190,7 +190,7 @@ def _segment_sums(x, seg, n_seg: int):
 
 
 def rdm(
-    X: Float[ArrayLike, "*batch observation channel"],  # noqa: F722
+    X: Float[ArrayLike, "*batch observation channel"],
     metric: str = "euclidean",
     *,
     conditions: ArrayLike | None = None,
@@ -331,7 +331,7 @@ def _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise, 
 
 
 def noise_precision(
-    residuals: Float[ArrayLike, "observation channel"],  # noqa: F722
+    residuals: Float[ArrayLike, "observation channel"],
     *,
     shrinkage: str = "diag",
     dof: int | None = None,

@@ -112,8 +112,8 @@ def _prepare(reps: list[np.ndarray], alpha: float):
 
 
 def shape_distance(
-    X: Float[ArrayLike, "stimulus unit"],  # noqa: F722
-    Y: Float[ArrayLike, "stimulus unit2"],  # noqa: F722
+    X: Float[ArrayLike, "stimulus unit"],
+    Y: Float[ArrayLike, "stimulus unit2"],
     alpha: float = 1.0,
     score: str = "angular",
     *,
