@@ -22,7 +22,6 @@ Miyato, Loewe, Geiger & Welling (2025). Artificial Kuramoto Oscillatory Neurons.
 Chen et al. (2020). A simple framework for contrastive learning (SimCLR). ICML (the objective).
 """
 
-# ruff: noqa: F722  (jaxtyping shape strings in annotations)
 from __future__ import annotations
 
 import math
