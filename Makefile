@@ -4,14 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow test-all lint bench clean help
+.PHONY: demo test test-slow test-all lint bench bench-quick clean help
 
 help:
 	@echo "make demo       run the main job on the embedded synthetic dataset (writes demo_output/)"
 	@echo "make test       install (first time) and run the test suite and notebooks"
 	@echo "make test-slow  run the long checks too"
 	@echo "make lint       ruff + import layering"
-	@echo "make bench      run the side-by-side benchmarks against peer libraries"
+	@echo "make bench      run the side-by-side benchmarks against peer libraries (long: ~30 min)"
+	@echo "make bench-quick  the same benchmarks at small sizes (a smoke run)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +43,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q tests/core/test_layering.py
 
 bench: $(VENV)/.installed-test
-	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+bench-quick: $(VENV)/.installed-test
+	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
 
 clean:
 	rm -rf demo_output .pytest_cache build *.egg-info
