@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     parser.add_argument("--memory", action="store_true", help="peak memory at v=100,000")
     parser.add_argument("--memory-v", type=int, default=100_000)
     parser.add_argument("--cv", default="5")
-    parser.add_argument("--voxel-batch", type=int, default=4096)
+    parser.add_argument("--voxel-batch", type=int, default=1024)
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:

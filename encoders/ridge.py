@@ -293,7 +293,7 @@ class RidgeEncoder:
 
     def __init__(self, alphas: ArrayLike = np.logspace(-2, 8, 20), cv: Any = 5,
                  fit_intercept: bool = True, scoring: str = "r2", solver: str = "auto",
-                 voxel_batch: int = 4096, drop_constant: bool = False):
+                 voxel_batch: int = 1024, drop_constant: bool = False):
         self.alphas = alphas
         self.cv = cv
         self.fit_intercept = fit_intercept

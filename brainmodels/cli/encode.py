@@ -64,8 +64,8 @@ def register(sub) -> None:
                              "is negative (default -2,6,17)")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="fraction of stimuli held out for scoring (default 0.2)")
-    parser.add_argument("--voxel-batch", type=int, default=4096,
-                        help="voxels per jitted batch; lower it to save memory (default 4096)")
+    parser.add_argument("--voxel-batch", type=int, default=1024,
+                        help="voxels per jitted batch; lower it to save memory (default 1024)")
     parser.add_argument("--n-stimuli", type=int, default=1000,
                         help="stimuli of the synthetic dataset (default 1000)")
     parser.add_argument("--resolution", type=float, default=4.0, metavar="MM",
@@ -283,7 +283,7 @@ def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
 
 
 def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = None, seed: int = 0,
-               test_fraction: float = 0.2, voxel_batch: int = 4096, maps: bool = True,
+               test_fraction: float = 0.2, voxel_batch: int = 1024, maps: bool = True,
                verbose: bool = True) -> dict:
     """Fit voxelwise ridge encoders on ``ds`` and write the model, scores, table and maps.
 
