@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
+import brian2  # noqa: F401  (a core dependency: fail loudly rather than skip if it breaks)
 import numpy as np
 import pytest
 
 from brainmodels import snn
-
-pytest.importorskip("brian2")
 
 
 def _lif_net(kind: str, seed: int = 0, n: int = 40):
