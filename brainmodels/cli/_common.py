@@ -20,6 +20,35 @@ def add_seed_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser, *, n_stimuli: int, resolution: float) -> None:
+    """``--data PATH|synthetic`` plus the size of the synthetic dataset generated for ``synthetic``."""
+    parser.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
+                        help="netCDF dataset, or 'synthetic' to generate one (default)")
+    parser.add_argument("--n-stimuli", type=int, default=n_stimuli,
+                        help=f"stimuli of the synthetic dataset (default {n_stimuli})")
+    parser.add_argument("--resolution", type=float, default=resolution, metavar="MM",
+                        help=f"voxel size of the synthetic dataset in mm (default {resolution:g})")
+
+
+def load_fmri_data(args: argparse.Namespace, *, verbose: bool = False):
+    """The Dataset named by ``--data``: a netCDF file, or the synthetic dataset (seeded by ``--seed``)."""
+    import xarray as xr
+
+    if args.data == "synthetic":
+        from brainmodels.datasets import make_synthetic_fmri
+
+        if verbose:
+            print("generating the synthetic fMRI dataset ...", flush=True)
+        return make_synthetic_fmri(n_stimuli=args.n_stimuli, resolution_mm=args.resolution,
+                                   seed=args.seed)
+    from brainmodels.data import load_netcdf
+
+    ds = load_netcdf(args.data)
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"{args.data} holds a single array; expected a Dataset with betas")
+    return ds
+
+
 def progress(iterable=None, *, total=None, desc: str = "", disable: bool | None = None):
     """A tqdm progress bar on stderr (silenced when stderr is not a terminal unless forced)."""
     if disable is None:

@@ -20,7 +20,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from brainmodels.cli._common import add_out_argument, add_seed_argument
+from brainmodels.cli._common import (
+    add_data_arguments,
+    add_out_argument,
+    add_seed_argument,
+    load_fmri_data,
+)
 
 #: Chance level used in the table (printed with it).
 CHANCE = ("one-sided t-test of r > 0 over the held-out trials, Benjamini-Hochberg FDR q = 0.05 "
@@ -49,8 +54,7 @@ def register(sub) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
-                        help="netCDF dataset, or 'synthetic' to generate one (default)")
+    add_data_arguments(parser, n_stimuli=1000, resolution=4.0)
     parser.add_argument("--features", default="retinotopic,category", metavar="SPACES",
                         help="comma-separated feature spaces: names of features_<name> variables "
                              "of the dataset or .npy files of shape (stimulus, feature) "
@@ -66,10 +70,6 @@ def register(sub) -> None:
                         help="fraction of stimuli held out for scoring (default 0.2)")
     parser.add_argument("--voxel-batch", type=int, default=1024,
                         help="voxels per jitted batch; lower it to save memory (default 1024)")
-    parser.add_argument("--n-stimuli", type=int, default=1000,
-                        help="stimuli of the synthetic dataset (default 1000)")
-    parser.add_argument("--resolution", type=float, default=4.0, metavar="MM",
-                        help="voxel size of the synthetic dataset in mm (default 4)")
     parser.add_argument("--no-maps", action="store_true", help="skip the brain maps")
     add_out_argument(parser, "encode_output")
     add_seed_argument(parser)
@@ -91,16 +91,7 @@ def _parse_cv(text: str):
 
 
 def run(args) -> int:
-    from brainmodels.data import load_netcdf
-
-    if args.data == "synthetic":
-        from brainmodels.datasets import make_synthetic_fmri
-
-        print("generating the synthetic fMRI dataset ...", flush=True)
-        ds = make_synthetic_fmri(n_stimuli=args.n_stimuli, resolution_mm=args.resolution,
-                                 seed=args.seed)
-    else:
-        ds = load_netcdf(args.data)
+    ds = load_fmri_data(args, verbose=True)
     run_encode(ds, [s for s in args.features.split(",") if s], args.out, cv=_parse_cv(args.cv),
                alphas=_parse_alphas(args.alphas), seed=args.seed,
                test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,

@@ -13,7 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from brainmodels.cli._common import add_out_argument, add_seed_argument
+from brainmodels.cli._common import (
+    add_data_arguments,
+    add_out_argument,
+    add_seed_argument,
+    load_fmri_data,
+)
 
 
 def register(sub) -> None:
@@ -36,8 +41,7 @@ def register(sub) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
-                        help="netCDF dataset, or 'synthetic' to generate one (default)")
+    add_data_arguments(parser, n_stimuli=120, resolution=8.0)
     parser.add_argument("--models", default="retinotopic,category,pixels", metavar="LIST",
                         help="comma-separated model representations: feature spaces of the "
                              "dataset (features_<name>), 'pixels' (the images) or .npy files of "
@@ -57,30 +61,10 @@ def register(sub) -> None:
                         help="trial coord that splits the data into folds (default: repeat)")
     parser.add_argument("--n-bootstrap", type=int, default=1000,
                         help="bootstrap samples (default 1000)")
-    parser.add_argument("--n-stimuli", type=int, default=120,
-                        help="stimuli of the synthetic dataset (default 120)")
-    parser.add_argument("--resolution", type=float, default=8.0, metavar="MM",
-                        help="voxel size of the synthetic dataset in mm (default 8)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_out_argument(parser, "rsa_output")
     add_seed_argument(parser)
     parser.set_defaults(func=run)
-
-
-def _load(args):
-    import xarray as xr
-
-    if args.data == "synthetic":
-        from brainmodels.datasets import make_synthetic_fmri
-
-        return make_synthetic_fmri(n_stimuli=args.n_stimuli, resolution_mm=args.resolution,
-                                   seed=args.seed)
-    from brainmodels.data import load_netcdf
-
-    ds = load_netcdf(args.data)
-    if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{args.data} holds a single array; expected a Dataset with betas")
-    return ds
 
 
 def _models(ds, spec: str) -> dict:
@@ -117,7 +101,7 @@ def run(args) -> int:
         roi_rdms,
     )
 
-    ds = _load(args)
+    ds = load_fmri_data(args)
     rois = None if args.rois == "all" else [r.strip() for r in args.rois.split(",")]
     data = roi_rdms(ds, args.metric, rois=rois, folds=args.folds)
     models = model_rdms(_models(ds, args.models), args.model_metric)
