@@ -15,7 +15,9 @@ Schütt et al. (2023), eLife 12:e82566 (rho-a, eq. 4).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -77,16 +79,53 @@ def _pearson(a, b):
     return _cosine_matrix(_center(a), _center(b))
 
 
+def _rank_rows_host(v: np.ndarray) -> np.ndarray:
+    """Average ranks per row on the host: numpy's (SIMD) argsort, the inverse permutation as
+    ranks, and scipy's tie averaging only for rows that have ties."""
+    n = v.shape[1]
+    order = np.argsort(v, axis=1)
+    out = np.empty(v.shape, np.float64)
+    np.put_along_axis(out, order, np.broadcast_to(np.arange(1.0, n + 1), v.shape), axis=1)
+    sv = np.take_along_axis(v, order, axis=1)
+    tied = np.flatnonzero(np.any(sv[:, 1:] == sv[:, :-1], axis=1))
+    if tied.size:
+        out[tied] = scipy.stats.rankdata(v[tied], axis=1)
+    return out
+
+
+_HOST_POOL: list[ThreadPoolExecutor] = []
+
+
+def _host_map(fn, v: np.ndarray) -> np.ndarray:
+    """Apply a row-wise numpy function in row chunks on a small thread pool (numpy's sorts
+    release the GIL); one chunk for small inputs."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers == 1 or v.size < 100_000 or v.shape[0] < 2:
+        return fn(v)
+    if not _HOST_POOL:
+        _HOST_POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="brainmodels-rsa"))
+    chunks = np.array_split(v, min(4 * workers, v.shape[0]))  # small chunks stay in cache
+    return np.concatenate(list(_HOST_POOL[0].map(fn, chunks)))
+
+
 def _ranks_any(v):
-    """Average ranks per row: scipy for concrete arrays (XLA's CPU sort is slow), JAX inside
+    """Average ranks per row: numpy for concrete arrays (XLA's CPU sort is slow), JAX inside
     a caller's jit."""
     if isinstance(v, jax.core.Tracer):
         return _rank_rows(v)
-    return jnp.asarray(scipy.stats.rankdata(np.asarray(v), axis=1), v.dtype)
+    return jnp.asarray(_host_map(_rank_rows_host, np.asarray(v)), v.dtype)
+
+
+def _ranks_pair(a, b):
+    """Average ranks of both stacks (one host pass over both when they are concrete)."""
+    if isinstance(a, jax.core.Tracer) or isinstance(b, jax.core.Tracer):
+        return _ranks_any(a), _ranks_any(b)
+    r = _host_map(_rank_rows_host, np.concatenate([np.asarray(a), np.asarray(b)]))
+    return r[: a.shape[0]].astype(a.dtype, copy=False), r[a.shape[0]:].astype(b.dtype, copy=False)
 
 
 def _spearman(a, b):
-    return _pearson(_ranks_any(a), _ranks_any(b))
+    return _pearson(*_ranks_pair(a, b))
 
 
 @jax.jit
@@ -96,7 +135,7 @@ def _rho_a_ranked(ra, rb):
 
 
 def _rho_a(a, b):
-    return _rho_a_ranked(_ranks_any(a), _ranks_any(b))
+    return _rho_a_ranked(*_ranks_pair(a, b))
 
 
 def _double_centered(v, sigma_sqrt):
@@ -105,14 +144,15 @@ def _double_centered(v, sigma_sqrt):
     inner products are Frobenius inner products (Diedrichsen et al. 2021, eqs. 9-11)."""
     k = n_cond_from_pairs(v.shape[-1])
     i, j = np.triu_indices(k, 1)
-    inc = np.zeros((v.shape[-1], k))
-    inc[np.arange(len(i)), i] = 1.0
-    inc[np.arange(len(i)), j] = 1.0
-    row = v @ jnp.asarray(inc, v.dtype) / k  # row means of the square RDM
-    tot = 2 * jnp.sum(v, axis=1, keepdims=True) / k**2
-    off = -0.5 * (v - row[:, i] - row[:, j] + tot) / (sigma_sqrt[i] * sigma_sqrt[j])[None, :]
+    # row sums of the square RDMs: each pair adds to the rows of both its conditions
+    vt = v.T
+    row = (jax.ops.segment_sum(vt, i, k, indices_are_sorted=True)
+           + jax.ops.segment_sum(vt, j, k)).T / k
+    tot = jnp.mean(row, axis=1, keepdims=True)
+    off = ((v - row[:, i] - row[:, j] + tot) * (-0.5 * np.sqrt(2.0))
+           / (sigma_sqrt[i] * sigma_sqrt[j])[None, :])
     diag = -0.5 * (tot - 2 * row) / (sigma_sqrt**2)[None, :]
-    return jnp.concatenate([np.sqrt(2.0) * off, diag], axis=1)
+    return jnp.concatenate([off, diag], axis=1)
 
 
 @jax.jit
@@ -307,7 +347,9 @@ def compare_rdms(
             raise ValueError(f"sigma_k must be {k} positive pattern variances, got shape "
                              f"{sig.shape}")
         sig = jnp.sqrt(jnp.asarray(sig, dtype))
-    out = COMPARE_METHODS[method](jnp.asarray(va, dtype), jnp.asarray(vb, dtype), sig)
+    # numpy in: the jitted methods transfer once, the host paths (ranks) need no round trip
+    dtype = np.dtype(dtype)
+    out = COMPARE_METHODS[method](np.asarray(va, dtype), np.asarray(vb, dtype), sig)
     out = np.asarray(out)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"comparison {method!r} is undefined for a constant RDM (zero "
