@@ -215,6 +215,7 @@ class EventKernel:
     targets: jax.Array  # (n_pre + 1, K) int32
     weight: jax.Array  # (n_pre + 1, K)
     delay: jax.Array  # (n_pre + 1, K) int32
+    rows: jax.Array  # (n_pre + 1, 3, K) int32: targets, weight bits, delay (one slice a spike)
     n_pre: int = struct.field(pytree_node=False)
     max_spikes: int = struct.field(pytree_node=False)
     fallback: bool = struct.field(pytree_node=False, default=True)
@@ -266,6 +267,25 @@ class EventKernel:
         buf, _ = jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (buffer, spikes))
         return buf
 
+    def _add_rows(self, buffer, idx, count, step):
+        """Deliver the first ``count`` entries of ``idx`` one row at a time: a loop whose
+        body slices one source's packed row and scatter-adds it. On CPU this is ~2x faster
+        per step than gathering all rows at once: XLA splits a row gather over threads
+        (its cost model counts the whole table), and at a few spikes per step the hand-off
+        costs more than the work (benchmarks/snn.py, 4,000 neurons, 2 cores)."""
+        n_slots, width = buffer.shape
+
+        def one(r, flat):
+            row = jax.lax.dynamic_index_in_dim(self.rows, idx[r], keepdims=False)
+            tgt = row[0]
+            if n_slots > 1:
+                tgt = ((step + row[2]) % n_slots) * width + tgt
+            w = jax.lax.bitcast_convert_type(row[1], jnp.float32).astype(buffer.dtype)
+            return flat.at[tgt].add(w, mode="promise_in_bounds")
+
+        flat = jax.lax.fori_loop(0, count, one, buffer.ravel())
+        return flat.reshape(buffer.shape)
+
     def _add(self, buffer, idx, valid, step):
         n_slots, width = buffer.shape
         tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
@@ -283,7 +303,8 @@ class EventKernel:
             idx = jnp.arange(self.n_pre + 1)
             valid = jnp.concatenate([spikes, jnp.zeros((1,), bool)])
         elif self.groups == 1:
-            idx, valid = _first_spikes(spikes, m)
+            idx, valid = _first_spikes(spikes, m)  # valid entries first
+            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
         else:  # disjoint groups (simulate_many): up to m spikes from each group
             idx, valid = jax.vmap(_first_spikes, in_axes=(0, None))(
                 spikes.reshape(self.groups, size), m)
@@ -415,7 +436,9 @@ def _event(n_pre, lists, n_targets, k, m):
     flat = pre.astype(np.int64) * k + slot  # flat indices: faster than 2-D fancy indexing
     targets[flat], weights[flat], delays[flat] = tgt, w, d
     targets, weights, delays = (a.reshape(n_pre + 1, k) for a in (targets, weights, delays))
-    return EventKernel(jnp.asarray(targets), jnp.asarray(weights), jnp.asarray(delays), n_pre, m)
+    rows = np.stack([targets, weights.view(np.int32), delays], axis=1)
+    return EventKernel(jnp.asarray(targets), jnp.asarray(weights), jnp.asarray(delays),
+                       jnp.asarray(rows), n_pre, m)
 
 
 def _dense(n_pre, lists, n_targets, k, m):

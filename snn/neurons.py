@@ -46,7 +46,7 @@ import numpy as np
 from flax import struct
 
 from brainmodels._types import Array, ArrayLike, Float
-from brainmodels.snn.synapses import ExpSynapses, current_synapses
+from brainmodels.snn.synapses import ExpSynapses, _channel_sum, current_synapses
 
 __all__ = ["LIF", "AdaptiveLIF", "Izhikevich", "INTEGRATORS", "RESETS", "NEURON_UNITS"]
 
@@ -231,9 +231,10 @@ class LIF(_Base):
         return v_new
 
     def _exp_euler_conductance(self, v, g, i_ext, dt):
-        e_rev = jnp.asarray(self.syn.e_rev, v.dtype)[:, None]
-        b = 1.0 + jnp.sum(g, axis=0)
-        a = jnp.asarray(self.v_rest, v.dtype) + self.r_m * i_ext + jnp.sum(g * e_rev, axis=0)
+        e_rev = jnp.asarray(self.syn.e_rev, v.dtype)
+        b = 1.0 + _channel_sum(g)
+        a = (jnp.asarray(self.v_rest, v.dtype) + self.r_m * i_ext
+             + _channel_sum(g, lambda c, gc: gc * e_rev[c]))
         v_inf = a / b
         return v_inf + (v - v_inf) * jnp.exp(-b * dt / jnp.asarray(self.tau_m, v.dtype))
 

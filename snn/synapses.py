@@ -38,6 +38,16 @@ __all__ = ["ExpSynapses", "current_synapses", "conductance_synapses", "SYNAPSE_K
 SYNAPSE_KINDS = ("current", "conductance")
 
 
+def _channel_sum(g, term=None):
+    """sum_c term(c, g[c]) over the (few) synaptic channels, as elementwise adds: as a
+    reduction, XLA's CPU backend turns ``sum(g * e_rev[:, None], axis=0)`` into a library dot
+    call that cost ~15 us a step at 4,000 neurons (COBA; profiled)."""
+    out = g[0] if term is None else term(0, g[0])
+    for c in range(1, g.shape[0]):
+        out = out + (g[c] if term is None else term(c, g[c]))
+    return out
+
+
 @struct.dataclass
 class ExpSynapses:
     """Exponentially decaying synaptic channels of one population.
@@ -72,8 +82,9 @@ class ExpSynapses:
     def drive(self, g: Float[Array, "channel neuron"], v: Float[Array, " neuron"]):
         """Membrane drive in mV (what is added to ``E_l - v`` in ``tau_m dv/dt``)."""
         if self.kind == "current":
-            return jnp.sum(g, axis=0)
-        return jnp.sum(g * (jnp.asarray(self.e_rev)[:, None] - v[None, :]), axis=0)
+            return _channel_sum(g)
+        e_rev = jnp.asarray(self.e_rev)
+        return _channel_sum(g, lambda c, gc: gc * (e_rev[c] - v))
 
     def validate(self, dt: float) -> None:
         tau = np.asarray(self.tau, dtype=float)
