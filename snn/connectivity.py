@@ -309,8 +309,9 @@ class EventKernel:
             idx, valid = jax.vmap(_first_spikes, in_axes=(0, None))(
                 spikes.reshape(self.groups, size), m)
             offsets = (jnp.arange(self.groups, dtype=jnp.int32) * size)[:, None]
-            idx = jnp.where(valid, idx + offsets, self.n_pre).ravel()
-            valid = valid.ravel()
+            # valid entries first (the padding index n_pre sorts last), then one row each
+            idx = jnp.sort(jnp.where(valid, idx + offsets, self.n_pre).ravel())
+            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
         return self._add(buffer, idx, valid, step)
 
 
