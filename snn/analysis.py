@@ -189,10 +189,18 @@ def _to_dataset(net, dt, n_steps, k, recording, bits, counts, traces, plan) -> x
 
 def _events_from_bits(bits: np.ndarray, n: int):
     """(step, neuron) of every set bit of packed spikes (steps, bytes), in time order."""
-    rows, cols = np.nonzero(bits)
-    unpacked = np.unpackbits(bits[rows, cols][:, None], axis=1)
-    r, bit = np.nonzero(unpacked)
-    steps, neurons = rows[r], cols[r].astype(np.int64) * 8 + bit
+    n_bytes = bits.shape[1]
+    pad = -n_bytes % 8
+    if pad:
+        bits = np.concatenate([bits, np.zeros((bits.shape[0], pad), np.uint8)], axis=1)
+    # find the nonzero 64-bit words first (spikes are sparse), then unpack only those
+    words = np.ascontiguousarray(bits).view(np.uint64)
+    flat = np.flatnonzero(words)  # (flat 1-D searches are several times faster than 2-D)
+    unpacked = np.unpackbits(words.ravel()[flat].view(np.uint8))
+    hit = np.flatnonzero(unpacked)
+    word = flat[hit // 64]
+    steps, cols = np.divmod(word, words.shape[1])
+    neurons = cols * 64 + hit % 64
     keep = neurons < n
     return steps[keep], neurons[keep]
 

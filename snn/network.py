@@ -21,6 +21,7 @@ selected neurons every ``every_ms``.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from functools import partial
 
@@ -257,6 +258,36 @@ def _plan(net, dt, recording, *, mode="auto", max_spikes=None, k_pad=None,
     )
 
 
+#: Compiled-input plans per network object (id -> {settings: plan}); an entry goes when its
+#: network is garbage-collected. Networks are immutable, so a plan (padded target lists on
+#: the device, parameters) is built once per network and settings, like brian2's setup.
+_PLANS: dict[int, dict] = {}
+_PLANS_PER_NETWORK = 8
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(np.asarray(value).ravel().tolist())
+    return value
+
+
+def _plan_cached(net: Network, dt, recording: Recording, **kw) -> _Plan:
+    """:func:`_plan`, built once per network object and settings."""
+    key = (float(dt), recording.spikes, tuple(recording.traces), _freeze(recording.neurons),
+           float(recording.every_ms), _freeze(kw))
+    plans = _PLANS.get(id(net))
+    if plans is None:
+        plans = _PLANS[id(net)] = {}
+        weakref.finalize(net, _PLANS.pop, id(net), None)
+    if key not in plans:
+        if len(plans) >= _PLANS_PER_NETWORK:
+            plans.clear()
+        plans[key] = _plan(net, dt, recording, **kw)
+    return plans[key]
+
+
 def _v0(p: Population) -> np.ndarray:
     v0 = p.model.v_rest if p.v0 is None else p.v0
     v0 = np.asarray(v0, np.float32)
@@ -419,7 +450,7 @@ def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, grou
     bounds = None if max_spikes is None else dict.fromkeys(range(len(net.populations)),
                                                            max_spikes)
     while True:
-        plan = _plan(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups,
+        plan = _plan_cached(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups,
                      k_pad=k_pad)
         bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
                                                   dt=float(dt_ms))
@@ -499,7 +530,7 @@ def _common_k(nets, dt_ms, recording, mode, max_spikes, fallback):
     """Widest target list per source population over ``nets`` (for one shared program)."""
     bounds = None if max_spikes is None else dict.fromkeys(range(len(nets[0].populations)),
                                                            max_spikes)
-    plans = [_plan(n, dt_ms, recording, mode=mode, max_spikes=bounds, fallback=fallback)
+    plans = [_plan_cached(n, dt_ms, recording, mode=mode, max_spikes=bounds, fallback=fallback)
              for n in nets]
     return {pi: max(p.kernels[j].targets.shape[1] if hasattr(p.kernels[j], "targets") else 0
                     for p in plans) for j, pi in enumerate(plans[0].kernel_pre)}
@@ -524,8 +555,8 @@ def _many_vmap(nets, n_steps, k, dt_ms, key, recording, mode, max_spikes):
     k_pad = _common_k(nets, dt_ms, recording, mode, max_spikes, False)
     bounds = None if max_spikes is None else dict.fromkeys(range(len(nets[0].populations)),
                                                            max_spikes)
-    plans = [_plan(n, dt_ms, recording, mode=mode, max_spikes=bounds, k_pad=k_pad,
-                   fallback=False, chunk=chunk) for n in nets]
+    plans = [_plan_cached(n, dt_ms, recording, mode=mode, max_spikes=bounds, k_pad=k_pad,
+                          fallback=False, chunk=chunk) for n in nets]
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *plans)
     bits, counts, traces, overflow = _run_many_jit(stacked, keys, n_chunks=n_steps // k, k=k,
                                                    dt=float(dt_ms))
