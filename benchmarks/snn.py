@@ -4,7 +4,9 @@ CUBA and COBA (Brette et al. 2007; 4,000 LIF neurons, p = 0.02), 1 s of biologic
 dt = 0.1 ms:
 
 * one network: brainmodels (JAX, jitted ``lax.scan``, event-driven delivery) against brian2's
-  runtime targets (numpy, cython) and, in a subprocess, cpp_standalone;
+  runtime targets (numpy, cython) and, in a subprocess, cpp_standalone, and against BrainPy
+  (``_brainpy_peer.py``: its event-driven CSR projections) when it is installed (``bench``
+  extra);
 * ``--networks`` networks with different seeds at once (``simulate_many``) against brian2's
   per-network time;
 * ``--crossover``: event-driven against dense delivery over connection densities (the
@@ -155,6 +157,21 @@ def _crossover(args):
         print(f"spike indices, 4000 neurons x 10000 steps, {name:30s}: {t:.3f} s")
 
 
+def _brainpy_row(name, args, one, per_net):
+    """BrainPy on the same network (benchmarks/_brainpy_peer.py), if it imports here."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _brainpy_peer
+
+    version = _brainpy_peer.available()
+    if version is None:
+        print("  brainpy: not installed beside this jax (pip install -e .[bench])")
+        return
+    r = _brainpy_peer.run(name, n=args.n, duration_ms=args.duration, repeats=args.repeats)
+    print(f"  brainpy {version}: run {r['run_s']:.3f} s (+ compile {r['compile_s']:.1f} s), "
+          f"rate {r['rate_hz']:.2f} Hz | speed-up one network {r['run_s'] / one:.2f}x, "
+          f"per network {r['run_s'] / per_net:.2f}x\n    ({r['method']})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 neurons, 200 ms, 4 nets")
@@ -167,6 +184,8 @@ def main(argv=None) -> int:
                         help="simulate_many methods to time (loop, union, vmap)")
     parser.add_argument("--targets", default="cython,cpp_standalone",
                         help="brian2 targets, comma-separated (numpy, cython, cpp_standalone)")
+    parser.add_argument("--brainpy", default="auto", choices=["auto", "off"],
+                        help="also time BrainPy on the same networks when it is installed")
     parser.add_argument("--standalone-timeout", type=float, default=600.0)
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--_standalone", default=None, help=argparse.SUPPRESS)
@@ -209,6 +228,8 @@ def main(argv=None) -> int:
             print(f"  brian2 {target}: run {t:.3f} s (+ setup/codegen {setup:.1f} s, not "
                   f"counted), rate {rate:.2f} Hz | speed-up one network {t / one:.2f}x, "
                   f"{args.networks} networks per network {t / per_net:.2f}x")
+        if args.brainpy == "auto":
+            _brainpy_row(name, args, one, per_net)
     if args.crossover:
         _crossover(args)
     return 0

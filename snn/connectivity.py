@@ -299,6 +299,11 @@ class EventKernel:
         if m == 0:
             return buffer
         size = self.n_pre // self.groups
+        if m >= size and self.groups == 1:
+            # every neuron may spike (bursts): one top_k orders the spikes first, then the
+            # rows loop (~0.2 ms for 600 spikes at 4,000 neurons; gathering all rows: 1.2 ms)
+            idx, valid = _first_spikes(spikes, size)
+            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
         if m >= size:
             idx = jnp.arange(self.n_pre + 1)
             valid = jnp.concatenate([spikes, jnp.zeros((1,), bool)])

@@ -30,7 +30,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     folder = _bench_dir()
-    available = sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
+    available = (sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+                 if folder.is_dir() else [])
     if not args.name:
         print("benchmarks:", ", ".join(available) or f"(none found in {folder})")
         return 0
