@@ -83,3 +83,23 @@ def test_chunked_delivery_under_vmap_matches_single_runs():
             np.testing.assert_array_equal(many.spike_time.values[sel], one.spike_time.values)
             np.testing.assert_array_equal(many.spike_neuron.values[sel],
                                           one.spike_neuron.values)
+
+
+def test_plans_are_cached_per_network_object_and_dropped_with_it():
+    """simulate builds the device plan once per network object and settings (like brian2's
+    setup); the entry goes when the network is garbage-collected."""
+    import gc
+
+    net = snn.cuba(seed=5, n=200)
+    a = snn.simulate(net, 20.0, 0.1)
+    plans = network_mod._PLANS[id(net)]
+    assert len(plans) == 1
+    b = snn.simulate(net, 20.0, 0.1)
+    assert len(plans) == 1  # reused
+    assert snn.spike_time_agreement(a, b) == 1.0
+    snn.simulate(net, 20.0, 0.05)
+    assert len(plans) == 2  # another dt, another plan
+    key = id(net)
+    del net
+    gc.collect()
+    assert key not in network_mod._PLANS
