@@ -175,7 +175,8 @@ def bootstrap_compare(
     data : array-like or DataArray, shape (subject, K, K), (K, K) or condensed
         Data RDMs; a model's evaluation is its mean comparison over subjects.
     method : str
-        Comparison with a vectorised bootstrap: one of :data:`BOOTSTRAP_METHODS`.
+        Any of :data:`~brainmodels.rsa.COMPARE_METHODS` when resampling subjects; resampling
+        stimuli (vectorised weighted comparisons) supports :data:`BOOTSTRAP_METHODS`.
     key : jax PRNG key
         Randomness of the resampling (explicit, keyword-only).
     n_bootstrap : int
@@ -199,14 +200,17 @@ def bootstrap_compare(
     Raises
     ------
     ValueError
-        Unknown method/over; RDMs of different sizes; fewer than 2 subjects for a subject
-        bootstrap; n_bootstrap < 2.
+        Unknown method/over; a stimulus bootstrap of a method outside
+        :data:`BOOTSTRAP_METHODS`; RDMs of different sizes; fewer than 2 subjects for a
+        subject bootstrap; n_bootstrap < 2.
     """
-    if method not in BOOTSTRAP_METHODS:
-        raise ValueError(f"method must be one of {sorted(BOOTSTRAP_METHODS)} for the "
-                         f"vectorised bootstrap, got {method!r}")
     if over not in ("stimulus", "subject", "both"):
         raise ValueError(f"over must be 'stimulus', 'subject' or 'both', got {over!r}")
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"method must be one of {sorted(COMPARE_METHODS)}, got {method!r}")
+    if method not in BOOTSTRAP_METHODS and over != "subject":
+        raise ValueError(f"resampling stimuli is vectorised for {sorted(BOOTSTRAP_METHODS)}; "
+                         f"with method={method!r} use over='subject' (any method)")
     if n_bootstrap < 2 or not 0 < ci < 1:
         raise ValueError(f"need n_bootstrap >= 2 and 0 < ci < 1, got {n_bootstrap}, {ci}")
     vm, *m_info = rdm_vectors(models, name="models")
@@ -225,9 +229,14 @@ def bootstrap_compare(
         jnp.broadcast_to(ones_c, (n_bootstrap, k))
     subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
         jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
-    # row 0: the point estimate (all weights 1), evaluated in the same compiled call
-    both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
-                                jnp.concatenate([ones_s, subj]), method))
+    if method in BOOTSTRAP_METHODS:
+        # row 0: the point estimate (all weights 1), evaluated in the same compiled call
+        both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
+                                    jnp.concatenate([ones_s, subj]), method))
+    else:  # subjects only: every (model, subject) comparison once, then resampled means
+        sims = np.asarray(COMPARE_METHODS[method](a, b, jnp.ones(k, dtype)))
+        weights = np.asarray(jnp.concatenate([ones_s, subj]))
+        both = weights @ sims.T / weights.sum(axis=1, keepdims=True)
     point, samples = both[0], both[1:]
     names = model_names or _names(m_info, "model", vm.shape[0])
     lo, hi = np.nanquantile(samples, [(1 - ci) / 2, (1 + ci) / 2], axis=0)

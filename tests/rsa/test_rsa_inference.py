@@ -80,6 +80,20 @@ def test_subject_bootstrap_se_matches_analytic(group):
     np.testing.assert_allclose(res.se.values, analytic, rtol=0.25)
 
 
+@pytest.mark.parametrize("method", ["tau-a", "corr_cov"])
+def test_subject_bootstrap_of_any_method_resamples_subject_means(group, method, x64):
+    # methods without a weighted form resample subjects: the point estimate is the mean of
+    # rsatoolbox's per-subject comparisons, the SE that of a mean over 6 subjects (25 %)
+    models, data, _ = group
+    res = bootstrap_compare(models, data, method, key=jax.random.key(2), over="subject",
+                            with_noise_ceiling=False)
+    per_subject = compare(RDMs(models), RDMs(data), method)  # (model, subject)
+    np.testing.assert_allclose(res.evaluation.values, per_subject.mean(axis=1), atol=1e-10)
+    np.testing.assert_allclose(res.se.values, per_subject.std(axis=1) / np.sqrt(6), rtol=0.25)
+    lo, hi = per_subject.min(axis=1), per_subject.max(axis=1)
+    assert np.all((res.samples.values >= lo - 1e-12) & (res.samples.values <= hi + 1e-12))
+
+
 def test_permutation_test(group):
     models, data, _ = group
     related = permutation_test(models[0], data[0], "spearman", key=jax.random.key(0),
@@ -93,7 +107,7 @@ def test_permutation_test(group):
 
 def test_bad_input(group):
     models, data, _ = group
-    with pytest.raises(ValueError, match="vectorised bootstrap"):
+    with pytest.raises(ValueError, match="over='subject'"):
         bootstrap_compare(models, data, "tau-a", key=jax.random.key(0))
     with pytest.raises(ValueError, match="same conditions"):
         bootstrap_compare(models[:, :10], data, key=jax.random.key(0))
