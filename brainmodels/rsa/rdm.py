@@ -68,12 +68,23 @@ def _poisson(m, prior):
     return _sq_from_kernel(m @ jnp.log(m).T) / m.shape[-1]
 
 
+def _sum_runs(a):
+    """Sum over the (few) runs of the leading axis as adds of slices: XLA's CPU reduction over
+    a leading axis was 3x slower than the whole crossnobis product (100 x 8 x 2000)."""
+    out = a[0]
+    for r in range(1, a.shape[0]):
+        out = out + a[r]
+    return out
+
+
 def _fold_means(sums, counts):
     """Leave-one-run-out train means and per-run test means: (R, K, P) each."""
-    tot_s, tot_c = jnp.sum(sums, axis=0), jnp.sum(counts, axis=0)
-    train = (tot_s[None] - sums) / (tot_c[None] - counts)[..., None]
-    test = sums / counts[..., None]
-    return train, test
+    tot_s, tot_c = _sum_runs(sums), jnp.sum(counts, axis=0)
+    train = (tot_s[None] - sums) * (1.0 / (tot_c[None] - counts))[..., None]
+    test = sums * (1.0 / counts)[..., None]
+    # materialise the means before the product: fused into it, XLA's CPU backend ran the
+    # elementwise work inside a library call ~2x slower
+    return jax.lax.optimization_barrier((train, test))
 
 
 def _crossnobis(sums, counts, prec):
@@ -175,9 +186,21 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
             f"({len(missing)} run/condition cells are empty); every run needs every condition "
             "for cross-validated distances: drop that condition or that run"
         )
-    seg = jnp.asarray(run_idx * n_cond + cond_idx)
-    sums = _segment_sums(x, seg, n_runs * n_cond).reshape(x.shape[0], n_runs, n_cond, -1)
+    seg = run_idx * n_cond + cond_idx
+    if np.all(counts == 1):  # one pattern per run and condition (the usual design): reorder
+        order = np.argsort(seg, kind="stable")
+        rows = x if np.array_equal(order, np.arange(order.size)) else _take_rows(
+            x, jnp.asarray(order))  # (already sorted by run, then condition: no copy)
+        sums = jnp.asarray(rows).reshape(x.shape[0], n_runs, n_cond, -1)
+    else:
+        sums = _segment_sums(x, jnp.asarray(seg), n_runs * n_cond).reshape(
+            x.shape[0], n_runs, n_cond, -1)
     return sums, jnp.asarray(counts, x.dtype)
+
+
+@jax.jit
+def _take_rows(x, order):
+    return jnp.take(x, order, axis=1)
 
 
 @partial(jax.jit, static_argnums=2)

@@ -160,3 +160,18 @@ def test_run_missing_a_condition_is_an_error():
     runs = np.array([0, 0, 0, 1, 1, 1, 2, 2])
     with pytest.raises(ValueError, match="run 2 has no observation of condition 2"):
         rdm(rng.standard_normal((8, 5)), "crossnobis", conditions=cond, runs=runs)
+
+
+def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64):
+    # several (and unequal numbers of) patterns per run and condition take the segment-sum
+    # path; one pattern per cell takes the reordering path (covered above)
+    rng = np.random.default_rng(7)
+    k, r, p = 5, 3, 20
+    cond = np.concatenate([np.tile(np.arange(k), 2 * r), [0, 3]])
+    runs = np.concatenate([np.repeat(np.arange(r), 2 * k), [0, 2]])
+    x = rng.standard_normal((cond.size, p)) + 2 * rng.standard_normal((k, p))[cond]
+    perm = rng.permutation(cond.size)
+    x, cond, runs = x[perm], cond[perm], runs[perm]
+    ref = _reference(x, cond, runs, "crossnobis")
+    np.testing.assert_allclose(rdm(x, "crossnobis", conditions=cond, runs=runs), ref,
+                               atol=TOL64, rtol=0)
