@@ -433,6 +433,12 @@ def simulate(
         Bad ``dt_ms``/``duration_ms``/parameters, unknown channels or populations, recording
         of a neuron or variable that does not exist.
 
+    Notes
+    -----
+    The device inputs (padded target lists, parameters) are built once per network object and
+    settings and reused by later calls, as brian2 reuses its setup; networks are immutable.
+    Build a new :class:`Network` instead of editing its arrays in place.
+
     Examples
     --------
     >>> from brainmodels import snn
