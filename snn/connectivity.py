@@ -208,14 +208,12 @@ def dense(weights, *, delay_ms=0.0) -> Connectivity:
 class EventKernel:
     """Event-driven delivery: padded per-source target lists (row ``n_pre`` is all padding).
 
-    ``targets`` index a flat input vector of length ``n_targets`` (the value ``n_targets`` is
-    the padding sink); ``delay`` is in steps.
+    ``rows[i]`` packs source ``i``'s targets, weights (float32 bits) and delays (steps) so one
+    slice delivers a spike. Targets index a flat input vector of length ``n_targets`` (the
+    value ``n_targets`` is the padding sink).
     """
 
-    targets: jax.Array  # (n_pre + 1, K) int32
-    weight: jax.Array  # (n_pre + 1, K)
-    delay: jax.Array  # (n_pre + 1, K) int32
-    rows: jax.Array  # (n_pre + 1, 3, K) int32: targets, weight bits, delay (one slice a spike)
+    rows: jax.Array  # (n_pre + 1, 3, K) int32: targets, float32 weight bits, delay steps
     n_pre: int = struct.field(pytree_node=False)
     max_spikes: int = struct.field(pytree_node=False)
     fallback: bool = struct.field(pytree_node=False, default=True)
@@ -267,6 +265,17 @@ class EventKernel:
         buf, _ = jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (buffer, spikes))
         return buf
 
+    @property
+    def width(self) -> int:
+        """``K``, the padded out-degree."""
+        return int(self.rows.shape[-1])
+
+    @staticmethod
+    def _unpack(rows):
+        """(..., 3, K) packed rows -> targets, weights (float32), delays."""
+        return rows[..., 0, :], jax.lax.bitcast_convert_type(rows[..., 1, :], jnp.float32), \
+            rows[..., 2, :]
+
     def _add_rows(self, buffer, idx, count, step):
         """Deliver the first ``count`` entries of ``idx`` one row at a time: a loop whose
         body slices one source's packed row and scatter-adds it. On CPU this is ~2x faster
@@ -276,22 +285,22 @@ class EventKernel:
         n_slots, width = buffer.shape
 
         def one(r, flat):
-            row = jax.lax.dynamic_index_in_dim(self.rows, idx[r], keepdims=False)
-            tgt = row[0]
+            tgt, w, d = self._unpack(jax.lax.dynamic_index_in_dim(self.rows, idx[r],
+                                                                   keepdims=False))
             if n_slots > 1:
-                tgt = ((step + row[2]) % n_slots) * width + tgt
-            w = jax.lax.bitcast_convert_type(row[1], jnp.float32).astype(buffer.dtype)
-            return flat.at[tgt].add(w, mode="promise_in_bounds")
+                tgt = ((step + d) % n_slots) * width + tgt
+            return flat.at[tgt].add(w.astype(buffer.dtype), mode="promise_in_bounds")
 
         flat = jax.lax.fori_loop(0, count, one, buffer.ravel())
         return flat.reshape(buffer.shape)
 
     def _add(self, buffer, idx, valid, step):
         n_slots, width = buffer.shape
-        tgt = jnp.where(valid[:, None], self.targets[idx], width - 1)
+        tgt, w, d = self._unpack(self.rows[idx])
+        tgt = jnp.where(valid[:, None], tgt, width - 1)
         if n_slots > 1:
-            tgt = ((step + self.delay[idx]) % n_slots) * width + tgt
-        w = self.weight[idx].astype(buffer.dtype)
+            tgt = ((step + d) % n_slots) * width + tgt
+        w = w.astype(buffer.dtype)
         flat = buffer.ravel().at[tgt.ravel()].add(w.ravel(), mode="promise_in_bounds")
         return flat.reshape(buffer.shape)
 
@@ -443,8 +452,7 @@ def _event(n_pre, lists, n_targets, k, m):
     targets[flat], weights[flat], delays[flat] = tgt, w, d
     targets, weights, delays = (a.reshape(n_pre + 1, k) for a in (targets, weights, delays))
     rows = np.stack([targets, weights.view(np.int32), delays], axis=1)
-    return EventKernel(jnp.asarray(targets), jnp.asarray(weights), jnp.asarray(delays),
-                       jnp.asarray(rows), n_pre, m)
+    return EventKernel(jnp.asarray(rows), n_pre, m)
 
 
 def _dense(n_pre, lists, n_targets, k, m):

@@ -538,7 +538,7 @@ def _common_k(nets, dt_ms, recording, mode, max_spikes, fallback):
                                                            max_spikes)
     plans = [_plan_cached(n, dt_ms, recording, mode=mode, max_spikes=bounds, fallback=fallback)
              for n in nets]
-    return {pi: max(p.kernels[j].targets.shape[1] if hasattr(p.kernels[j], "targets") else 0
+    return {pi: max(p.kernels[j].width if hasattr(p.kernels[j], "width") else 0
                     for p in plans) for j, pi in enumerate(plans[0].kernel_pre)}
 
 
