@@ -387,13 +387,13 @@ def compare_rdms(
     dtype = jnp.result_type(float)
     k = n_cond_from_pairs(va.shape[1])
     if sigma_k is None:
-        sig = jnp.ones(k, dtype)
+        sig = np.ones(k, dtype)
     else:
         sig = np.asarray(unwrap(sigma_k, name="sigma_k")[0], dtype=float)
         if sig.shape != (k,) or np.any(sig <= 0):
             raise ValueError(f"sigma_k must be {k} positive pattern variances, got shape "
                              f"{sig.shape}")
-        sig = jnp.sqrt(jnp.asarray(sig, dtype))
+        sig = np.sqrt(sig).astype(dtype)
     # numpy in: the jitted methods transfer once, the host paths (ranks) need no round trip
     dtype = np.dtype(dtype)
     out = COMPARE_METHODS[method](np.asarray(va, dtype), np.asarray(vb, dtype), sig)
