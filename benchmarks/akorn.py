@@ -15,9 +15,9 @@ Timings are medians of ``--repeats`` runs; the CPU may be shared, so they are no
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import median_time  # benchmarks/ is on sys.path
 
 
 def _np_layer(x, c, wqkv, wout, omega, gamma, n, heads, T):
@@ -42,15 +42,6 @@ def _np_layer(x, c, wqkv, wout, omega, gamma, n, heads, T):
         rot = np.stack([-omega * p[..., 1], omega * p[..., 0]], -1).reshape(b, ntok, ch)
         x = norm(x + gamma * (rot + gy.reshape(b, ntok, ch)))
     return x
-
-
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None) -> int:
@@ -79,7 +70,7 @@ def main(argv=None) -> int:
     run = nnx.jit(lambda m, x, c: m(x, c).final)
     xj, cj = jnp.asarray(x), jnp.asarray(c)
     run(layer, xj, cj).block_until_ready()  # compile once
-    t_jax = _median_time(lambda: run(layer, xj, cj).block_until_ready(), args.repeats)
+    t_jax = median_time(lambda: run(layer, xj, cj), args.repeats).median
 
     wqkv = np.asarray(J.qkv.kernel[...])
     wout = np.asarray(J.out.kernel[...])
@@ -87,8 +78,8 @@ def main(argv=None) -> int:
     ref = _np_layer(xs, cs, wqkv, wout, np.float32(omega), gamma, n, heads, T)
     got = np.asarray(run(layer, xj, cj)).reshape(ref.shape)
     err = float(np.abs(ref - got).max())
-    t_np = _median_time(lambda: _np_layer(xs, cs, wqkv, wout, np.float32(omega), gamma, n,
-                                          heads, T), args.repeats)
+    t_np = median_time(lambda: _np_layer(xs, cs, wqkv, wout, np.float32(omega), gamma, n,
+                                          heads, T), args.repeats).median
     tokens = side * side
     flops = T * b * (2 * tokens * ch * 3 * ch + 4 * tokens * tokens * ch + 2 * tokens * ch * ch)
     print(f"AKOrN attentive Kuramoto layer: batch {b}, {side}x{side} tokens, {ch} channels "

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
+from _timing import median_time  # benchmarks/ is on sys.path
 
 
 def numpy_rk4(omega, theta0, k, dt, steps, dtype):
@@ -44,15 +44,6 @@ def numpy_rk4(omega, theta0, k, dt, steps, dtype):
     return theta
 
 
-def _median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def bench_single(n, steps, repeats, numpy_repeats):
     import jax
 
@@ -69,10 +60,10 @@ def bench_single(n, steps, repeats, numpy_repeats):
         return float(ds.order_parameter[-1])
 
     run_jax()  # compile
-    t_jax, r_jax = _median_time(run_jax, repeats)
+    t_jax, _, _, r_jax = median_time(run_jax, repeats)
     rows = [("brainmodels (JAX, float32)", t_jax, r_jax)]
     for dtype in (np.float64, np.float32):
-        t_np, theta = _median_time(lambda d=dtype: numpy_rk4(omega, theta0, k, dt, steps, d),
+        t_np, _, _, theta = median_time(lambda d=dtype: numpy_rk4(omega, theta0, k, dt, steps, d),
                                    numpy_repeats)
         rows.append((f"numpy RK4 ({np.dtype(dtype).name})", t_np,
                      float(np.abs(np.exp(1j * theta.astype(np.float64)).mean()))))
@@ -98,7 +89,7 @@ def bench_sweep(n, n_couplings, n_seeds, steps, repeats):
     t0 = time.perf_counter()
     ds = run()
     t_first = time.perf_counter() - t0
-    t_sweep, ds = _median_time(run, repeats)
+    t_sweep, _, _, ds = median_time(run, repeats)
     r_end = ds.order_parameter.isel(time=-1).mean("seed")
     err = np.abs(r_end - ds.order_parameter_theory).sel(coupling=ks[ks >= 2.5]).max()
     print(f"\n[2] sweep: {n_couplings} couplings x {n_seeds} seeds, N = {n}, {steps} RK4 steps "

@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from _timing import median_time  # benchmarks/ is on sys.path
 
 
 def _data(n, p, v, n_test, seed=0):
@@ -45,15 +46,10 @@ _CPU: dict[str, list[float]] = {}
 
 def _median_time(fn, repeats, label=None):
     """Median wall time of ``repeats`` calls; CPU seconds (all threads) go to ``_CPU[label]``."""
-    times, cpu, out = [], [], None
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    t = median_time(fn, repeats)
     if label:
-        _CPU[label] = cpu
-    return statistics.median(times), times, out
+        _CPU[label] = t.cpu
+    return t.median, t.times, t.out
 
 
 def _cpu(label):

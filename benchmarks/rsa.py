@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 import warnings
 
@@ -25,20 +24,11 @@ jax.config.update("jax_enable_x64", True)  # rsatoolbox is float64: compare like
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # rsatoolbox's descriptor casts
 import rsatoolbox  # noqa: E402
+from _timing import median_time  # noqa: E402  (benchmarks/ is on sys.path)
 from rsatoolbox.data import Dataset  # noqa: E402
 from rsatoolbox.rdm import RDMs, calc_rdm, compare  # noqa: E402
 
 import brainmodels.rsa as bm  # noqa: E402
-
-
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        jax.block_until_ready(out) if isinstance(out, jax.Array) else None
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def _row(name, t_ref, t_bm, t_compile, err, goal):
@@ -57,8 +47,8 @@ def bench_compare(size, repeats):
         t = time.perf_counter()
         bm.compare_rdms(a, b, method)
         t_compile = time.perf_counter() - t
-        t_bm, ours = _median_time(lambda method=method: bm.compare_rdms(a, b, method), repeats)
-        t_ref, ref = _median_time(lambda method=method: compare(ra, rb, method=method),
+        t_bm, _, _, ours = median_time(lambda method=method: bm.compare_rdms(a, b, method), repeats)
+        t_ref, _, _, ref = median_time(lambda method=method: compare(ra, rb, method=method),
                                   max(1, repeats - 1))
         _row(f"compare {m}x{m} RDMs, {k} cond, {method}", t_ref, t_bm, t_compile - t_bm,
              float(np.max(np.abs(ours - ref))), goal)
@@ -74,9 +64,9 @@ def bench_crossnobis(size, repeats):
     t = time.perf_counter()
     bm.rdm(x, "crossnobis", conditions=cond, runs=run)
     t_compile = time.perf_counter() - t
-    t_bm, ours = _median_time(lambda: bm.rdm(x, "crossnobis", conditions=cond, runs=run),
+    t_bm, _, _, ours = median_time(lambda: bm.rdm(x, "crossnobis", conditions=cond, runs=run),
                               repeats)
-    t_ref, ref = _median_time(lambda: calc_rdm(ds, "crossnobis", descriptor="cond",
+    t_ref, _, _, ref = median_time(lambda: calc_rdm(ds, "crossnobis", descriptor="cond",
                                                cv_descriptor="run").get_matrices()[0], repeats)
     _row(f"crossnobis {k} cond x {runs} runs x {vox} vox", t_ref, t_bm, t_compile - t_bm,
          float(np.max(np.abs(ours - ref))), 5)
@@ -101,10 +91,10 @@ def bench_bootstrap(size, repeats):
     t = time.perf_counter()
     ours()
     t_compile = time.perf_counter() - t
-    t_bm, res = _median_time(ours, repeats)
+    t_bm, _, _, res = median_time(ours, repeats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t_ref, ref = _median_time(lambda: rsatoolbox.inference.eval_bootstrap_pattern(
+        t_ref, _, _, ref = median_time(lambda: rsatoolbox.inference.eval_bootstrap_pattern(
             rs_models, rs_data, method="corr", N=n_boot), 1)
     # different random draws: compare the bootstrap SEs (agree to Monte-Carlo error)
     evals = np.asarray(ref.evaluations).reshape(n_boot, n_models, -1).mean(axis=2)
@@ -127,7 +117,7 @@ def bench_stochastic(size, repeats):
     t = time.perf_counter()
     bm.pairwise_distances(nets, "gaussian", **kw)
     t_first = time.perf_counter() - t
-    t_bm, _ = _median_time(lambda: bm.pairwise_distances(nets, "gaussian", **kw), repeats)
+    t_bm = median_time(lambda: bm.pairwise_distances(nets, "gaussian", **kw), repeats).median
     pairs = n_net * (n_net - 1) // 2
     print(f"{'pairwise Gaussian stochastic shape':<42} {n_net} networks ({pairs} pairs), {k} "
           f"stimuli, {u} units, {n_iter} iterations x 2 starts: {t_bm:.2f} s "

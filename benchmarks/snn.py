@@ -33,15 +33,7 @@ import tempfile
 import time
 
 import numpy as np
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from _timing import median_time  # benchmarks/ is on sys.path
 
 
 def _jax_one(make, args):
@@ -51,7 +43,7 @@ def _jax_one(make, args):
     t0 = time.perf_counter()
     res = snn.simulate(net, args.duration, 0.1)
     compile_s = time.perf_counter() - t0
-    run_s = _median_time(lambda: snn.simulate(net, args.duration, 0.1), args.repeats)
+    run_s = median_time(lambda: snn.simulate(net, args.duration, 0.1), args.repeats).median
     return run_s, compile_s, snn.population_summary(res)["P"]
 
 
@@ -62,8 +54,8 @@ def _jax_many(make, args, method):
     t0 = time.perf_counter()
     res = snn.simulate_many(nets, args.duration, 0.1, method=method)
     first = time.perf_counter() - t0
-    run_s = _median_time(lambda: snn.simulate_many(nets, args.duration, 0.1, method=method),
-                         max(1, args.repeats // 2))
+    run_s = median_time(lambda: snn.simulate_many(nets, args.duration, 0.1, method=method),
+                         max(1, args.repeats // 2)).median
     rates = snn.firing_rates(res).mean("neuron").values
     return run_s, first, rates
 
@@ -80,8 +72,8 @@ def _brian2_runtime(make, args, target):
         t0 = time.perf_counter()
         model.network.run(0.1 * b2.ms, namespace={})  # code generation / cython compilation
         setup = time.perf_counter() - t0
-        run = _median_time(lambda: model.network.run(args.duration * b2.ms, namespace={}),
-                           args.repeats)
+        run = median_time(lambda: model.network.run(args.duration * b2.ms, namespace={}),
+                           args.repeats).median
     total_ms = 0.1 + args.repeats * args.duration
     rate = model.spike_monitors["P"].num_spikes / args.n / (total_ms / 1000.0)
     return run, setup, float(rate)
@@ -138,8 +130,8 @@ def _crossover(args):
         out = {}
         for mode in ("event", "dense"):
             res = snn.simulate(net, 200.0, 0.1, mode=mode)
-            out[mode] = _median_time(lambda m=mode, net=net: snn.simulate(net, 200.0, 0.1, mode=m),
-                                     args.repeats)
+            out[mode] = median_time(lambda m=mode, net=net: snn.simulate(net, 200.0, 0.1, mode=m),
+                                     args.repeats).median
         k = int(np.bincount(conn.pre, minlength=n).max())
         rate = float(snn.firing_rates(res).mean())
         print(f"{p:6.2f} {k:5d} {rate:8.1f} {out['event']:8.3f} {out['dense']:8.3f} "
@@ -153,13 +145,12 @@ def _crossover(args):
                      ("_first_spikes (one top_k, 64)", lambda s: _first_spikes(s, 64)[0])):
         f = jax.jit(lambda x, fn=fn: jax.lax.scan(lambda c, s: (c, fn(s)), 0, x)[1])
         jax.block_until_ready(f(spikes))
-        t = _median_time(lambda f=f: jax.block_until_ready(f(spikes)), args.repeats)
+        t = median_time(lambda f=f: jax.block_until_ready(f(spikes)), args.repeats).median
         print(f"spike indices, 4000 neurons x 10000 steps, {name:30s}: {t:.3f} s")
 
 
 def _brainpy_row(name, args, one, per_net):
     """BrainPy on the same network (benchmarks/_brainpy_peer.py), if it imports here."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import _brainpy_peer
 
     version = _brainpy_peer.available()

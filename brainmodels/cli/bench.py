@@ -38,5 +38,6 @@ def run(args) -> int:
     if args.name not in available:
         raise ValueError(f"unknown benchmark {args.name!r}; available: {available}")
     sys.argv = [str(folder / f"{args.name}.py"), *args.rest]
+    sys.path.insert(0, str(folder))  # as `python benchmarks/<name>.py` would: shared helpers
     runpy.run_path(sys.argv[0], run_name="__main__")
     return 0
