@@ -15,9 +15,9 @@ For the simulation the network turns all projections leaving one population into
 ``"event"`` (sparse, event-driven)
     per presynaptic neuron a padded list of targets (``K`` = its largest out-degree). Each
     step extracts the indices of the spiking neurons (:func:`_first_spikes`, a blocked
-    ``top_k``), gathers their target lists and scatter-adds the weights. ``lax.switch``
+    ``top_k``) and scatter-adds each one's packed row of targets and weights. ``lax.switch``
     picks the smallest of the static sizes ``0, 4, 8, 12, 16, 32, ..., M`` that holds the step's
-    spikes (an exact full scatter above ``M``), so the cost is ``O(spikes x K)`` per step,
+    spikes (above ``M``, one ``top_k`` over all neurons), so the cost is ``O(spikes x K)`` per step,
     not ``O(N^2)``. Under ``vmap`` (where every branch would run) the kernel instead loops
     (``lax.while_loop``) over chunks of a few spikes until none is left: exact, and the
     batch costs its largest chunk count.
@@ -232,7 +232,7 @@ class EventKernel:
         spikes per iteration until none is left: exact, and under ``vmap`` it costs the
         largest chunk count of the batch. Otherwise, with ``fallback`` (the default) the step
         picks, with ``lax.switch``, the smallest branch that holds its spikes: bounds 0, 4, 8, 12,
-        16, ... up to ``max_spikes``, then an exact full scatter, so the work follows the
+        16, ... up to ``max_spikes``, then all neurons (exact), so the work follows the
         number of spikes. Without either there is one branch of size ``max_spikes`` and the
         excess is returned as an overflow count.
         """
@@ -308,25 +308,18 @@ class EventKernel:
         if m == 0:
             return buffer
         size = self.n_pre // self.groups
-        if m >= size and self.groups == 1:
-            # every neuron may spike (bursts): one top_k orders the spikes first, then the
-            # rows loop (~0.2 ms for 600 spikes at 4,000 neurons; gathering all rows: 1.2 ms)
-            idx, valid = _first_spikes(spikes, size)
-            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
-        if m >= size:
-            idx = jnp.arange(self.n_pre + 1)
-            valid = jnp.concatenate([spikes, jnp.zeros((1,), bool)])
-        elif self.groups == 1:
-            idx, valid = _first_spikes(spikes, m)  # valid entries first
-            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
+        if self.groups == 1 or m >= size:
+            # the (up to m) first spikes, valid entries first; bursts (m >= size) take one
+            # top_k over all neurons (~0.2 ms for 600 spikes at 4,000 neurons, where
+            # gathering every row cost 1.2 ms)
+            idx, valid = _first_spikes(spikes, min(m, size) if self.groups == 1 else self.n_pre)
         else:  # disjoint groups (simulate_many): up to m spikes from each group
             idx, valid = jax.vmap(_first_spikes, in_axes=(0, None))(
                 spikes.reshape(self.groups, size), m)
             offsets = (jnp.arange(self.groups, dtype=jnp.int32) * size)[:, None]
-            # valid entries first (the padding index n_pre sorts last), then one row each
+            # valid entries first (the padding index n_pre sorts last)
             idx = jnp.sort(jnp.where(valid, idx + offsets, self.n_pre).ravel())
-            return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
-        return self._add(buffer, idx, valid, step)
+        return self._add_rows(buffer, idx, jnp.sum(valid, dtype=jnp.int32), step)
 
 
 def _tiers(max_spikes: int, n_pre: int) -> tuple[int, ...]:
