@@ -1,0 +1,172 @@
+"""Host kernels for RDM comparisons on CPU, compiled by numba.
+
+* :func:`inversions`: Kendall's tau-a numerators, inversion counts of many permutations.
+* :func:`row_sums`: the per-RDM pieces of the whitened comparisons (``*_cov``).
+* :func:`average_ranks`: ranks with ties averaged (spearman, rho-a).
+
+For every pair (order of an RDM A, ranks of an RDM B) the number of inversions of
+``rank_b[order_a]`` is counted in one left-to-right pass. The values already seen are kept as a
+bitset of 64-bit words plus a Fenwick tree over the words, so "how many earlier values are
+smaller" costs one popcount and ~log2(n / 64) additions: O(n log n) per pair, like scipy's
+merge count that rsatoolbox calls, but on a working set that stays in L1 and without the merge's
+unpredictable branches (measured 66 µs per pair of 4,950-entry vectors, one core; scipy 146 µs).
+The pairs are split over a small thread pool; the kernel releases the GIL.
+
+The row sums are one pass over each RDM vector with the (K,) accumulators in L1; they run on
+the calling thread (a pool there contends with the BLAS threads of the matmul that follows).
+
+numba is imported on first use only, and its compiled code is cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+
+@functools.cache
+def _kernels() -> dict[str, Callable]:
+    import numba
+
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def count(order_a, rank_b, out, lo, hi):
+        n = order_a.shape[1]
+        mb = rank_b.shape[0]
+        nw = (n + 63) >> 6
+        words = np.empty(nw, np.uint64)
+        tree = np.empty(nw + 1, np.int64)
+        one = np.uint64(1)
+        for p in range(lo, hi):
+            oa = order_a[p // mb]
+            rb = rank_b[p % mb]
+            words[:] = 0
+            tree[:] = 0
+            inv = 0
+            for k in range(n):
+                v = rb[oa[k]]
+                w = v >> 6
+                bit = one << np.uint64(v & 63)
+                # earlier values smaller than v: bits below v in word w (SWAR popcount, which
+                # LLVM turns into popcnt), then the whole words below w from the tree
+                c = words[w] & (bit - one)
+                c = c - ((c >> np.uint64(1)) & np.uint64(0x5555555555555555))
+                c = ((c & np.uint64(0x3333333333333333))
+                     + ((c >> np.uint64(2)) & np.uint64(0x3333333333333333)))
+                c = (c + (c >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+                smaller = np.int64((c * np.uint64(0x0101010101010101)) >> np.uint64(56))
+                x = w
+                while x > 0:
+                    smaller += tree[x]
+                    x -= x & (-x)
+                inv += k - smaller
+                words[w] |= bit
+                x = w + 1
+                while x <= nw:
+                    tree[x] += 1
+                    x += x & (-x)
+            out[p // mb, p % mb] = inv
+
+    @numba.njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
+    def rows(v, u, weighted, total, r, q):
+        m_rdm, n = v.shape
+        k = u.shape[0]
+        rl = np.empty(k)
+        ql = np.empty(k)
+        for a in range(m_rdm):
+            rl[:] = 0.0
+            ql[:] = 0.0
+            tot = 0.0
+            p = 0
+            for i in range(k - 1):
+                seg = v[a, p:p + k - 1 - i]
+                acc = 0.0
+                for j in range(seg.shape[0]):
+                    acc += seg[j]
+                    rl[i + 1 + j] += seg[j]
+                rl[i] += acc
+                tot += acc
+                if weighted:
+                    ui = u[i]
+                    accq = 0.0
+                    for j in range(seg.shape[0]):
+                        accq += u[i + 1 + j] * seg[j]
+                        ql[i + 1 + j] += ui * seg[j]
+                    ql[i] += accq
+                p += k - 1 - i
+            total[a] = tot
+            r[a] = rl
+            q[a] = ql if weighted else rl
+
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def ranks(v, order, shift, out):
+        m_rdm, n = v.shape
+        for a in range(m_rdm):
+            row, idx, dst = v[a], order[a], out[a]
+            i = 0
+            while i < n:
+                j = i
+                val = row[idx[i]]
+                while j + 1 < n and row[idx[j + 1]] == val:
+                    j += 1
+                rank = 0.5 * (i + j) + 1.0 - shift  # ties share their mean (1-based) rank
+                for t in range(i, j + 1):
+                    dst[idx[t]] = rank
+                i = j + 1
+
+    return {"count": count, "rows": rows, "ranks": ranks}
+
+
+def average_ranks(v: np.ndarray, shift: float = 0.0, out: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Average ranks along rows (``scipy.stats.rankdata``, 1-based, ties share their mean
+    rank) minus ``shift``, float64 (written into ``out`` if given): numpy's argsort, then one
+    numba pass for the ties and the inverse permutation."""
+    v = np.ascontiguousarray(v)
+    order = np.argsort(v, axis=1)
+    if out is None:
+        out = np.empty(v.shape, np.float64)
+    _kernels()["ranks"](v, order, float(shift), out)
+    return out
+
+
+def _split(pool_map, workers: int, total: int, fn, big: bool) -> None:
+    if pool_map is None or workers < 2 or total < 2 or not big:
+        fn((0, total))
+        return
+    edges = np.linspace(0, total, min(4 * workers, total) + 1).astype(int)
+    list(pool_map(fn, zip(edges[:-1], edges[1:], strict=True)))
+
+
+def row_sums(v: np.ndarray, u: np.ndarray):
+    """Per RDM (rows of ``v``, condensed, float64): the sum of its entries and the row sums
+    of the square RDM (zero diagonal), plain (``r``) and weighted by ``u`` of the other
+    condition (``q_i = sum_j u_j D_ij``; ``q`` is ``r`` when ``u`` is all ones). One pass
+    over the entries; the row sums live in L1."""
+    v = np.ascontiguousarray(v, np.float64)
+    u = np.ascontiguousarray(u, np.float64)
+    m_rdm, k = v.shape[0], u.shape[0]
+    total = np.empty(m_rdm)
+    r = np.empty((m_rdm, k))
+    q = np.empty((m_rdm, k))
+    _kernels()["rows"](v, u, bool(np.any(u != 1.0)), total, r, q)
+    return total, r, q
+
+
+def inversions(order_a: np.ndarray, rank_b: np.ndarray,
+               pool_map: Callable | None = None, workers: int = 1) -> np.ndarray:
+    """Inversions of ``rank_b[j][order_a[i]]`` for every (i, j): an (ma, mb) int64 array.
+
+    ``order_a`` (ma, n) are permutations (argsorts), ``rank_b`` (mb, n) their inverses' kind:
+    the ordinal rank of every entry. ``pool_map`` (``executor.map``) spreads the pairs over
+    ``workers`` threads.
+    """
+    order_a = np.ascontiguousarray(order_a, np.int32)
+    rank_b = np.ascontiguousarray(rank_b, np.int32)
+    ma, mb = order_a.shape[0], rank_b.shape[0]
+    out = np.empty((ma, mb), np.int64)
+    count = _kernels()["count"]
+    _split(pool_map, workers, ma * mb, lambda lh: count(order_a, rank_b, out, lh[0], lh[1]),
+           order_a.shape[1] >= 256)
+    return out
