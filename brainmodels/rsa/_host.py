@@ -1,6 +1,7 @@
 """Host kernels for RDM comparisons on CPU, compiled by numba.
 
-* :func:`inversions`: Kendall's tau-a numerators, inversion counts of many permutations.
+* :func:`inversions`: Kendall's tau-a numerators, inversion counts of many permutations;
+  :func:`weighted_inversions` the same for bootstrap samples (entries with multiplicities).
 * :func:`row_sums`: the per-RDM pieces of the whitened comparisons (``*_cov``).
 * :func:`average_ranks`: ranks with ties averaged (spearman, rho-a).
 
@@ -115,7 +116,47 @@ def _kernels() -> dict[str, Callable]:
                     dst[idx[t]] = rank
                 i = j + 1
 
-    return {"count": count, "rows": rows, "ranks": ranks}
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def count_weighted(order_a, rank_b, weights, out, lo, hi):
+        n = order_a.shape[1]
+        ta, tb = order_a.shape[0], rank_b.shape[0]
+        tree = np.empty(n + 1, np.int64)
+        kept = np.empty(n, np.int32)
+        kept_w = np.empty(n, np.int64)
+        for s in range(lo, hi):
+            wrow = weights[s]
+            for ia in range(ta):
+                # the entries drawn in this sample, in A's order (no branch per entry below)
+                oa = order_a[ia]
+                m = 0
+                for k in range(n):
+                    p = oa[k]
+                    if wrow[p] != 0:
+                        kept[m] = p
+                        kept_w[m] = wrow[p]
+                        m += 1
+                for ib in range(tb):
+                    rb = rank_b[ib]
+                    tree[:] = 0
+                    seen = 0
+                    inv = 0
+                    for k in range(m):
+                        w = kept_w[k]
+                        v = rb[kept[k]] + 1
+                        below = 0  # weight seen so far at ranks <= v
+                        x = v
+                        while x > 0:
+                            below += tree[x]
+                            x -= x & (-x)
+                        inv += w * (seen - below)
+                        seen += w
+                        x = v
+                        while x <= n:
+                            tree[x] += w
+                            x += x & (-x)
+                    out[s, ia, ib] = inv
+
+    return {"count": count, "rows": rows, "ranks": ranks, "count_weighted": count_weighted}
 
 
 def average_ranks(v: np.ndarray, shift: float = 0.0, out: np.ndarray | None = None
@@ -152,6 +193,23 @@ def row_sums(v: np.ndarray, u: np.ndarray):
     q = np.empty((m_rdm, k))
     _kernels()["rows"](v, u, bool(np.any(u != 1.0)), total, r, q)
     return total, r, q
+
+
+def weighted_inversions(order_a: np.ndarray, rank_b: np.ndarray, weights: np.ndarray,
+                        pool_map: Callable | None = None, workers: int = 1) -> np.ndarray:
+    """Weighted inversions for every weight row s and pair (i, j): the sum of
+    ``w_p w_q`` over pairs of entries p before q in ``order_a[i]`` with
+    ``rank_b[j][p] > rank_b[j][q]``; an (s, ma, mb) int64 array. Entry p stands for ``w_p``
+    copies of itself (a bootstrap sample); copies never count. A Fenwick tree of weights over
+    the ranks, entries of weight 0 skipped."""
+    order_a = np.ascontiguousarray(order_a, np.int32)
+    rank_b = np.ascontiguousarray(rank_b, np.int32)
+    weights = np.ascontiguousarray(weights, np.int64)
+    out = np.empty((weights.shape[0], order_a.shape[0], rank_b.shape[0]), np.int64)
+    kernel = _kernels()["count_weighted"]
+    _split(pool_map, workers, weights.shape[0],
+           lambda lh: kernel(order_a, rank_b, weights, out, lh[0], lh[1]), True)
+    return out
 
 
 def inversions(order_a: np.ndarray, rank_b: np.ndarray,

@@ -439,6 +439,29 @@ def _tau_a(a, b):
     return tau.mean(axis=(0, 2)).astype(a.dtype)
 
 
+def tau_a_resampled(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """tau-a of all (a, b) pairs for resampled conditions: counts (sample, K) of how often
+    each condition was drawn. A pair (i, j) of distinct conditions stands for c_i c_j entries
+    of the resampled RDM (pairs of a condition with its own copy are dropped, as rsatoolbox's
+    ``subsample_pattern`` does); copies tie in both RDMs, so they count only in the
+    denominator N (N - 1) / 2, N = sum of the weights. Host kernel (weighted Fenwick count,
+    numba), exact in integers; returns (sample, ma, mb)."""
+    a, b = np.asarray(a), np.asarray(b)
+    k = n_cond_from_pairs(a.shape[1])
+    i, j = np.triu_indices(k, 1)
+    c = np.rint(np.asarray(counts)).astype(np.int64)
+    w = c[:, i] * c[:, j]
+    oa, ob = _orders_host(a), _orders_host(b)
+    inv = _host.weighted_inversions(oa[0], ob[1], w, _host_pool().map, _WORKERS)
+    big_n = w.sum(axis=1).astype(np.float64)
+    pairs = 0.5 * (big_n**2 - np.sum(w.astype(np.float64) ** 2, axis=1))  # distinct entries
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = ((pairs[:, None, None] - 2.0 * inv) / (0.5 * big_n * (big_n - 1))[:, None, None])
+    tau = tau.reshape(c.shape[0], oa[0].shape[0] // a.shape[0], a.shape[0],
+                      ob[0].shape[0] // b.shape[0], b.shape[0])
+    return tau.mean(axis=(1, 3))
+
+
 # ----------------------------------------------------------------------------- registry
 
 

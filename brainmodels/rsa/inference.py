@@ -28,7 +28,7 @@ from jax import lax
 from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
 from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors
-from brainmodels.rsa.compare import COMPARE_METHODS, _rank_rows
+from brainmodels.rsa.compare import COMPARE_METHODS, _rank_rows, tau_a_resampled
 
 __all__ = [
     "bootstrap_compare",
@@ -111,11 +111,103 @@ def _wrho_a(a, b, w):
     return num * 12.0 / (sw**3 - sw)
 
 
-#: methods with a vectorised weighted form (for the stimulus bootstrap); each maps
-#: (models (m, pair), data (s, pair), weights (sample, pair)) -> (sample, m, s)
+# The whitened comparisons (corr_cov, cosine_cov) of a resampled RDM. rsatoolbox drops the
+# pairs of a condition with its own copy and double-centres what is left by least squares:
+# with x the RDM entries (times -1/2) and the diagonal (0), rows e_s + e_t for pairs and e_s
+# for the diagonal, weights 1/2 and 1, the residual is x - W S (S'WS)^-1 S'x. Copies of a
+# condition are exchangeable, so in the original conditions with counts c (C = sum c) the
+# normal equations are (1 + C/2 - c_i) b_i + z/2 = -(D c)_i / 2 with z = sum_i c_i b_i:
+# solved in closed form (Sherman-Morrison; at most one coefficient can vanish, handled
+# apart). The residuals are -(D_ij + b_i + b_j) / 2 for pairs (weight c_i c_j, doubled: the
+# off-diagonal entries count twice) and -b_i for the diagonal (weight c_i). All c = 1 gives
+# the plain double centring of compare_rdms. corr_cov first removes the weighted mean of
+# the entries. Only sigma_k = identity (compare_rdms' default).
+
+
+def _cov_parts(x, sq, c, center: bool):
+    """Per RDM: (D c), the least-squares row effects b, z = c'b and the weighted mean."""
+    big_c = jnp.sum(c)
+    g = sq @ c
+    if center:
+        w_total = 0.5 * (big_c**2 - jnp.sum(c**2))
+        mu = 0.5 * (g @ c) / w_total
+        g = g - mu[:, None] * (big_c - c)[None, :]
+    else:
+        mu = jnp.zeros(x.shape[0], x.dtype)
+    a = 1.0 + 0.5 * big_c - c
+    zero = a == 0
+    safe = jnp.where(zero, 1.0, a)
+    zero_r, safe_r, c_r = zero[None, :], safe[None, :], c[None, :]
+    z = jnp.where(jnp.any(zero), -jnp.sum(jnp.where(zero_r, g, 0.0), axis=1),
+                  -0.5 * jnp.sum(c_r * g / safe_r, axis=1) / (1.0 + 0.5 * jnp.sum(c / safe)))
+    b = jnp.where(zero_r, 0.0, (-0.5 * g - 0.5 * z[:, None]) / safe_r)
+    c_zero = jnp.sum(jnp.where(zero, c, 0.0))
+    b = jnp.where(zero_r, ((z - b @ c) / jnp.where(c_zero > 0, c_zero, 1.0))[:, None], b)
+    return g, b, z, mu
+
+
+def _cov_inner(pa, pb, x, y, c, w, cross: bool):
+    """Inner products of the whitened residual vectors (all pairs, or matching rows)."""
+    ga, ba, za, mua = pa
+    gb, bb, zb, mub = pb
+    if cross:
+        dot, outer = (lambda u, v: u @ v.T), (lambda u, v: u[:, None] * v[None, :])
+    else:
+        dot, outer = (lambda u, v: jnp.sum(u * v, axis=1)), (lambda u, v: u * v)
+    big_c = jnp.sum(c)
+    w_total = 0.5 * (big_c**2 - jnp.sum(c**2))
+    c_r = c[None, :]
+    s_dd = dot(x * w[None, :], y) - w_total * outer(mua, mub)
+    cb = dot(ba * c_r, bb)
+    t = (dot(ga * c_r, bb) + dot(ba * c_r, gb) + big_c * cb + outer(za, zb)
+         - 2.0 * dot(ba * c_r**2, bb))
+    return 0.5 * (s_dd + t) + cb
+
+
+def _wcov_one(a, b, c, center: bool):
+    k = c.shape[0]
+    i, j = np.triu_indices(k, 1)
+
+    def square(v):
+        return jnp.zeros((v.shape[0], k, k), v.dtype).at[:, i, j].set(v).at[:, j, i].set(v)
+
+    w = c[i] * c[j]
+    pa, pb = _cov_parts(a, square(a), c, center), _cov_parts(b, square(b), c, center)
+    num = _cov_inner(pa, pb, a, b, c, w, cross=True)
+    na = _cov_inner(pa, pa, a, a, c, w, cross=False)
+    nb = _cov_inner(pb, pb, b, b, c, w, cross=False)
+    # a resampled RDM with no variance left (e.g. two distinct conditions drawn, corr_cov):
+    # undefined, NaN (left out of the bootstrap statistics), not a ratio of round-off
+    na = jnp.where(na > 1e-10 * jnp.sum(a * a * w[None, :], axis=1), na, jnp.nan)
+    nb = jnp.where(nb > 1e-10 * jnp.sum(b * b * w[None, :], axis=1), nb, jnp.nan)
+    return num / jnp.sqrt(na[:, None] * nb[None, :])
+
+
+def _by_pairs(fn):
+    """A weighted method of pair weights as a method of condition counts."""
+    def method(a, b, counts):
+        i, j = np.triu_indices(counts.shape[1], 1)
+        if counts.shape[0] == 1:  # the bootstrap's vmapped call: a 1-D gather (the 2-D one
+            return fn(a, b, _pair_weights(counts[0], i, j)[None])  # ran 2x slower on CPU)
+        return fn(a, b, _pair_weights(counts, i, j))
+
+    return method
+
+
+def _by_counts(center: bool):
+    def method(a, b, counts):
+        return jax.vmap(lambda c: _wcov_one(a, b, c, center))(counts)
+
+    return method
+
+
+#: methods with a vectorised form for resampled stimuli; each maps (models (m, pair),
+#: data (s, pair), condition counts (sample, K)) -> (sample, m, s). tau-a has its own
+#: (host, weighted inversion counts) in :func:`bootstrap_compare`.
 BOOTSTRAP_METHODS: dict[str, Callable] = {
-    "cosine": _wcos, "pearson": _wcorr, "corr": _wcorr, "spearman": _wspearman,
-    "rho-a": _wrho_a,
+    "cosine": _by_pairs(_wcos), "pearson": _by_pairs(_wcorr), "corr": _by_pairs(_wcorr),
+    "spearman": _by_pairs(_wspearman), "rho-a": _by_pairs(_wrho_a),
+    "corr_cov": _by_counts(center=True), "cosine_cov": _by_counts(center=False),
 }
 
 
@@ -124,12 +216,11 @@ def _pair_weights(counts, i, j):
 
 
 def _boot_core(models, data, cond_counts, subj_counts, method: str):
-    i, j = np.triu_indices(n_cond_from_pairs(models.shape[1]), 1)
     fn = BOOTSTRAP_METHODS[method]
 
     def one(args):
         counts, subj = args
-        sims = fn(models, data, _pair_weights(counts, i, j)[None])[0]  # (model, subject)
+        sims = fn(models, data, counts[None])[0]  # (model, subject)
         return sims @ subj / jnp.sum(subj)
 
     # lax.map with batch_size vmaps `one` over blocks of samples: bounded memory
@@ -175,8 +266,9 @@ def bootstrap_compare(
     data : array-like or DataArray, shape (subject, K, K), (K, K) or condensed
         Data RDMs; a model's evaluation is its mean comparison over subjects.
     method : str
-        Any of :data:`~brainmodels.rsa.COMPARE_METHODS` when resampling subjects; resampling
-        stimuli (vectorised weighted comparisons) supports :data:`BOOTSTRAP_METHODS`.
+        Any of :data:`~brainmodels.rsa.COMPARE_METHODS`. Resampled stimuli are weighted
+        comparisons over the original pairs, vectorised over samples
+        (:data:`BOOTSTRAP_METHODS`; tau-a by weighted inversion counts on the host).
     key : jax PRNG key
         Randomness of the resampling (explicit, keyword-only).
     n_bootstrap : int
@@ -200,17 +292,13 @@ def bootstrap_compare(
     Raises
     ------
     ValueError
-        Unknown method/over; a stimulus bootstrap of a method outside
-        :data:`BOOTSTRAP_METHODS`; RDMs of different sizes; fewer than 2 subjects for a
-        subject bootstrap; n_bootstrap < 2.
+        Unknown method/over; RDMs of different sizes; fewer than 2 subjects for a subject
+        bootstrap; n_bootstrap < 2.
     """
     if over not in ("stimulus", "subject", "both"):
         raise ValueError(f"over must be 'stimulus', 'subject' or 'both', got {over!r}")
     if method not in COMPARE_METHODS:
         raise ValueError(f"method must be one of {sorted(COMPARE_METHODS)}, got {method!r}")
-    if method not in BOOTSTRAP_METHODS and over != "subject":
-        raise ValueError(f"resampling stimuli is vectorised for {sorted(BOOTSTRAP_METHODS)}; "
-                         f"with method={method!r} use over='subject' (any method)")
     if n_bootstrap < 2 or not 0 < ci < 1:
         raise ValueError(f"need n_bootstrap >= 2 and 0 < ci < 1, got {n_bootstrap}, {ci}")
     vm, *m_info = rdm_vectors(models, name="models")
@@ -229,14 +317,19 @@ def bootstrap_compare(
         jnp.broadcast_to(ones_c, (n_bootstrap, k))
     subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
         jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
-    if method in BOOTSTRAP_METHODS:
-        # row 0: the point estimate (all weights 1), evaluated in the same compiled call
-        both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
-                                    jnp.concatenate([ones_s, subj]), method))
-    else:  # subjects only: every (model, subject) comparison once, then resampled means
+    if over == "subject":  # every (model, subject) comparison once, then resampled means
         sims = np.asarray(COMPARE_METHODS[method](a, b, jnp.ones(k, dtype)))
         weights = np.asarray(jnp.concatenate([ones_s, subj]))
         both = weights @ sims.T / weights.sum(axis=1, keepdims=True)
+    elif method == "tau-a":  # weighted inversion counts on the host (numba)
+        sims = tau_a_resampled(vm, vd, np.asarray(jnp.concatenate([ones_c, cond])))
+        weights = np.asarray(jnp.concatenate([ones_s, subj]), np.float64)
+        both = (np.einsum("bms,bs->bm", sims, weights)
+                / weights.sum(axis=1, keepdims=True)).astype(dtype)
+    else:
+        # row 0: the point estimate (all weights 1), evaluated in the same compiled call
+        both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
+                                    jnp.concatenate([ones_s, subj]), method))
     point, samples = both[0], both[1:]
     names = model_names or _names(m_info, "model", vm.shape[0])
     lo, hi = np.nanquantile(samples, [(1 - ci) / 2, (1 + ci) / 2], axis=0)

@@ -14,7 +14,8 @@ from brainmodels.rsa import (
     noise_ceiling,
     permutation_test,
 )
-from brainmodels.rsa.inference import _boot_jit
+from brainmodels.rsa.compare import tau_a_resampled
+from brainmodels.rsa.inference import BOOTSTRAP_METHODS, _boot_jit
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -38,18 +39,43 @@ def test_noise_ceiling_matches_rsatoolbox(group, method, x64):
     np.testing.assert_allclose(noise_ceiling(data, method), ref, atol=1e-10)
 
 
-@pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a"])
-def test_weighted_bootstrap_sample_equals_resampled_rdms(group, method, x64):
-    # one bootstrap sample = rsatoolbox's subsample_pattern with the same drawn indices
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a", "corr_cov",
+                                    "cosine_cov", "tau-a"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_weighted_bootstrap_sample_equals_resampled_rdms(group, method, seed, x64):
+    # one bootstrap sample = rsatoolbox's subsample_pattern with the same drawn indices; the
+    # whitened methods re-centre by least squares without the dropped pairs, tau-a counts
+    # the copies' ties (float64: summation order only)
     models, data, k = group
-    idx = np.random.default_rng(1).integers(0, k, k)
+    idx = np.random.default_rng(seed).integers(0, k, k)
     counts = np.bincount(idx, minlength=k).astype(float)
     desc = {"index": np.arange(k)}
     ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern("index", idx),
                   RDMs(data, pattern_descriptors=desc).subsample_pattern("index", idx),
                   method).mean(axis=1)
-    ours = np.asarray(_boot_jit(models, data, counts[None], np.ones((1, 6)), method))[0]
+    if method == "tau-a":
+        ours = tau_a_resampled(models, data, counts[None])[0].mean(axis=1)
+    else:
+        ours = np.asarray(_boot_jit(models, data, counts[None], np.ones((1, 6)), method))[0]
     np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
+def test_whitened_bootstrap_with_a_vanishing_coefficient(method, x64):
+    # K = 6, one condition drawn 4 times: 1 + K/2 - c_i = 0, the closed form's special case
+    rng = np.random.default_rng(4)
+    a, b = rng.random((2, 15)), rng.random((3, 15))
+    idx = np.array([1, 1, 0, 1, 5, 1])
+    counts = np.bincount(idx, minlength=6).astype(float)
+    desc = {"index": np.arange(6)}
+    ref = compare(RDMs(a, pattern_descriptors=desc).subsample_pattern("index", idx),
+                  RDMs(b, pattern_descriptors=desc).subsample_pattern("index", idx), method)
+    ours = np.asarray(BOOTSTRAP_METHODS[method](a, b, counts[None]))[0]
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    # two distinct conditions drawn: one distinct pair, corr_cov undefined -> NaN, not inf
+    if method == "corr_cov":
+        two = np.bincount([1, 1, 1, 0, 0, 1], minlength=6).astype(float)
+        assert np.all(np.isnan(np.asarray(BOOTSTRAP_METHODS[method](a, b, two[None]))))
 
 
 def test_bootstrap_result_and_table(group):
@@ -94,6 +120,23 @@ def test_subject_bootstrap_of_any_method_resamples_subject_means(group, method, 
     assert np.all((res.samples.values >= lo - 1e-12) & (res.samples.values <= hi + 1e-12))
 
 
+@pytest.mark.parametrize("method", ["tau-a", "corr_cov"])
+def test_stimulus_bootstrap_of_every_method(group, method, x64):
+    # tau-a (host weighted counts) and corr_cov (least-squares re-centring) resample
+    # stimuli too: the point estimate is compare_rdms' subject mean, samples differ from it,
+    # and the same key gives the same samples
+    models, data, _ = group
+    kw = {"key": jax.random.key(3), "n_bootstrap": 200, "over": "both",
+          "with_noise_ceiling": False}
+    res = bootstrap_compare(models, data, method, **kw)
+    np.testing.assert_allclose(res.evaluation.values,
+                               compare(RDMs(models), RDMs(data), method).mean(axis=1),
+                               atol=1e-10)
+    assert np.all(res.se.values > 0) and np.all(np.isfinite(res.samples.values))
+    again = bootstrap_compare(models, data, method, **kw)
+    np.testing.assert_array_equal(res.samples.values, again.samples.values)
+
+
 def test_permutation_test(group):
     models, data, _ = group
     related = permutation_test(models[0], data[0], "spearman", key=jax.random.key(0),
@@ -107,8 +150,8 @@ def test_permutation_test(group):
 
 def test_bad_input(group):
     models, data, _ = group
-    with pytest.raises(ValueError, match="over='subject'"):
-        bootstrap_compare(models, data, "tau-a", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="over must be"):
+        bootstrap_compare(models, data, "tau-a", key=jax.random.key(0), over="conditions")
     with pytest.raises(ValueError, match="same conditions"):
         bootstrap_compare(models[:, :10], data, key=jax.random.key(0))
     with pytest.raises(ValueError, match=">= 2 data RDMs"):
