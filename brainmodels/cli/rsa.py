@@ -56,7 +56,8 @@ def register(sub) -> None:
                         help="RDM metric for the model representations (default: euclidean; "
                              "correlation fails for constant rows, e.g. one-hot codes of zeros)")
     parser.add_argument("--method", default="corr",
-                        help="RDM comparison: corr, cosine, spearman, rho-a (default: corr)")
+                        help="RDM comparison: corr, cosine, spearman, rho-a, tau-a, corr_cov, "
+                             "cosine_cov (default: corr)")
     parser.add_argument("--folds", default="repeat",
                         help="trial coord that splits the data into folds (default: repeat)")
     parser.add_argument("--n-bootstrap", type=int, default=1000,
