@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 from jax import lax
 
 from brainmodels._types import ArrayLike
@@ -287,6 +288,38 @@ def _whitened(jitted, center: bool):
     return method
 
 
+# A full (K, K) pattern covariance sigma_k: rsatoolbox then weights the RDM vectors by V^-1,
+# V = Xi o Xi with Xi = C sigma_k C' (C: the pair contrasts), solved by conjugate gradients.
+# V = K (sigma_k x sigma_k) K' where the rows of K are the pair contrasts' outer products, so
+# v' V^-1 w is a generalised least-squares norm: the smallest ||L^-1 X L^-T||_F over the
+# matrices X that give the RDM's distances (sigma_k = L L'). They are G + a 1' + 1 a' (plus
+# antisymmetric parts, which do not help), G the double-centred -D/2, and the best a solves
+# X sigma_k^-1 1 = 0: with u = sigma_k^-1 1 and s = 1'u, a = -(G u - (u'G u / 2 s) 1) / s.
+# The comparison is then the cosine of the L^-1 X L^-T: exact, where rsatoolbox's CG stops
+# at its tolerance (~1e-5). A (K,) sigma_k keeps rsatoolbox's entrywise whitening of G.
+
+
+def _whiten_full(v, l_inv, u):
+    k = u.shape[0]
+    i, j = np.triu_indices(k, 1)
+    d = jnp.zeros((v.shape[0], k, k), v.dtype).at[:, i, j].set(v).at[:, j, i].set(v)
+    row = jnp.mean(d, axis=2)
+    tot = jnp.mean(row, axis=1)
+    g = -0.5 * (d - row[:, :, None] - row[:, None, :] + tot[:, None, None])
+    s = jnp.sum(u)
+    gu = g @ u
+    a = -(gu - (gu @ u / (2.0 * s))[:, None]) / s
+    x = g + a[:, :, None] + a[:, None, :]
+    return (l_inv[None] @ x @ l_inv.T[None]).reshape(v.shape[0], -1)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _cov_full(a, b, l_inv, u, center: bool):
+    if center:
+        a, b = _center(a), _center(b)
+    return _cosine_matrix(_whiten_full(a, l_inv, u), _whiten_full(b, l_inv, u))
+
+
 # ----------------------------------------------------------------------------- Kendall tau-a
 #
 # tau-a = (concordant - discordant) / (n (n - 1) / 2). With ties, a tied pair contributes 0.
@@ -486,6 +519,24 @@ COMPARE_METHODS: dict[str, Callable] = {
 }
 
 
+def _full_sigma(sig: np.ndarray, method: str):
+    """(L^-1, sigma_k^-1 1) of a full pattern covariance, checked."""
+    if method not in ("corr_cov", "cosine_cov"):
+        raise ValueError(f"sigma_k applies to the whitened methods (corr_cov, cosine_cov), "
+                         f"not {method!r}")
+    if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
+        raise ValueError("sigma_k must be a symmetric pattern covariance")
+    try:
+        chol = np.linalg.cholesky(sig)
+    except np.linalg.LinAlgError:
+        raise ValueError("sigma_k must be positive definite (its Cholesky factor failed)") \
+            from None
+    dtype = jnp.result_type(float)
+    l_inv = scipy.linalg.solve_triangular(chol, np.eye(sig.shape[0]), lower=True)
+    u = scipy.linalg.cho_solve((chol, True), np.ones(sig.shape[0]))
+    return l_inv.astype(dtype), u.astype(dtype)
+
+
 def compare_rdms(
     A: ArrayLike,
     B: ArrayLike,
@@ -505,9 +556,11 @@ def compare_rdms(
     method : str
         One of :data:`COMPARE_METHODS`: ``"cosine"``, ``"pearson"`` (alias ``"corr"``),
         ``"spearman"``, ``"tau-a"``, ``"rho-a"``, ``"cosine_cov"``, ``"corr_cov"``.
-    sigma_k : array-like, shape (K,), optional
-        Variances of the pattern estimates for the whitened comparisons (``*_cov``);
-        default: i.i.d. patterns.
+    sigma_k : array-like, shape (K,) or (K, K), optional
+        For the whitened comparisons (``*_cov``): the variances of the pattern estimates
+        (rsatoolbox's entrywise whitening of the double-centred RDM), or their full
+        covariance (the exact V^-1 weighting that rsatoolbox approximates by conjugate
+        gradients; see the comment above ``_whiten_full``). Default: i.i.d. patterns.
 
     Returns
     -------
@@ -544,17 +597,24 @@ def compare_rdms(
                          f"({va.shape[1]} pairs), B has {kb} ({vb.shape[1]} pairs)")
     dtype = jnp.result_type(float)
     k = n_cond_from_pairs(va.shape[1])
+    full = None
     if sigma_k is None:
         sig = np.ones(k, dtype)
     else:
         sig = np.asarray(unwrap(sigma_k, name="sigma_k")[0], dtype=float)
-        if sig.shape != (k,) or np.any(sig <= 0):
-            raise ValueError(f"sigma_k must be {k} positive pattern variances, got shape "
-                             f"{sig.shape}")
-        sig = np.sqrt(sig).astype(dtype)
+        if sig.shape == (k, k):
+            full = _full_sigma(sig, method)
+        elif sig.shape != (k,) or np.any(sig <= 0):
+            raise ValueError(f"sigma_k must be {k} positive pattern variances or a ({k}, {k}) "
+                             f"pattern covariance, got shape {sig.shape}")
+        sig = np.sqrt(sig).astype(dtype) if full is None else sig
     # numpy in: the jitted methods transfer once, the host paths (ranks) need no round trip
     dtype = np.dtype(dtype)
-    out = COMPARE_METHODS[method](np.asarray(va, dtype), np.asarray(vb, dtype), sig)
+    if full is not None:
+        out = _cov_full(np.asarray(va, dtype), np.asarray(vb, dtype), *full,
+                        method == "corr_cov")
+    else:
+        out = COMPARE_METHODS[method](np.asarray(va, dtype), np.asarray(vb, dtype), sig)
     out = np.asarray(out)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"comparison {method!r} is undefined for a constant RDM (zero "

@@ -45,6 +45,33 @@ def test_whitened_with_pattern_variances(stacks, method, x64):
     np.testing.assert_allclose(compare_rdms(a, b, method, sigma_k=sigma), ref, atol=TOL64)
 
 
+@pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
+def test_whitened_with_full_pattern_covariance(stacks, method, x64):
+    # a (K, K) sigma_k: the exact V^-1 weighting, V = Xi o Xi, Xi = C sigma_k C'. Against
+    # the dense solve to round-off (1e-10); rsatoolbox solves it by conjugate gradients with
+    # scipy's default rtol 1e-5, so it agrees to ~1e-5 only
+    from rsatoolbox.rdm.compare import _get_v
+
+    a, b = stacks
+    k = 12
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((k, k))
+    sigma = m @ m.T / k + np.eye(k)
+    ours = compare_rdms(a, b, method, sigma_k=sigma)
+    v = _get_v(k, sigma).toarray()
+    va, vb = (a, b) if method == "cosine_cov" else (a - a.mean(1, keepdims=True),
+                                                   b - b.mean(1, keepdims=True))
+    wa, wb = np.linalg.solve(v, va.T).T, np.linalg.solve(v, vb.T).T
+    exact = (va @ wb.T) / np.sqrt(np.outer(np.sum(va * wa, 1), np.sum(vb * wb, 1)))
+    np.testing.assert_allclose(ours, exact, atol=1e-10, rtol=0)
+    ref = compare(RDMs(a), RDMs(b), method=method, sigma_k=sigma)
+    np.testing.assert_allclose(ours, ref, atol=2e-5, rtol=0)
+    with pytest.raises(ValueError, match="positive definite"):
+        compare_rdms(a, b, method, sigma_k=-np.eye(k))
+    with pytest.raises(ValueError, match="whitened methods"):
+        compare_rdms(a, b, "spearman", sigma_k=sigma)
+
+
 def test_pearson_alias_and_square_input(stacks, x64):
     a, b = stacks
     sq = to_square(a)
