@@ -212,7 +212,7 @@ def _corr_cov(a, b, sigma_sqrt):
 # cancels when an RDM's double-centred part is tiny next to its entries (a near-constant RDM).
 # The error is ~1e-16 * |D|^2 / |W|^2 relative; where that ratio exceeds 1e6 for any RDM the
 # call falls back to the explicit double-centring (the jitted path): results stay within
-# ~1e-10 of it.
+# ~1e-9 of it (tests/rsa/test_rsa_compare.py pins that bound).
 
 _COV_RATIO = 1e6
 
