@@ -3,7 +3,9 @@
 The bootstrap is vectorised: resampling conditions with replacement is the same as weighting
 each pair (i, j) of the original RDM by c_i c_j, where c counts how often each condition was
 drawn (pairs of a condition with its own copy are dropped, as rsatoolbox does). All samples are
-evaluated at once with ``vmap`` over the weight vectors.
+evaluated at once with ``vmap`` over the weight vectors; the whitened methods re-centre each
+sample by least squares in closed form, and tau-a counts weighted inversions on the host
+(numba), so every comparison method resamples stimuli.
 
 References
 ----------
