@@ -143,6 +143,24 @@ def _centered_ranks(a, b):
     return ra, rb
 
 
+def _cosine_host(a, b):
+    na = np.sqrt(np.einsum("ij,ij->i", a, a))
+    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (_gram_one_thread(a, b) / np.outer(na, nb)).astype(a.dtype, copy=False)
+
+
+def _cosine_any(a, b):
+    return _cosine_host(np.asarray(a), np.asarray(b)) if _on_host(a, b) else _cosine(a, b)
+
+
+def _pearson_any(a, b):
+    if not _on_host(a, b):
+        return _pearson(a, b)
+    a, b = np.asarray(a), np.asarray(b)
+    return _cosine_host(a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True))
+
+
 def _spearman(a, b):
     if not _on_host(a, b):
         return _pearson(_ranks_any(a), _ranks_any(b))
@@ -508,9 +526,9 @@ def _no_sigma(fn):
 
 #: method name -> function (vectors_a, vectors_b, sqrt(sigma_k)) -> (m, r) similarity matrix
 COMPARE_METHODS: dict[str, Callable] = {
-    "cosine": _no_sigma(_cosine),
-    "pearson": _no_sigma(_pearson),
-    "corr": _no_sigma(_pearson),
+    "cosine": _no_sigma(_cosine_any),
+    "pearson": _no_sigma(_pearson_any),
+    "corr": _no_sigma(_pearson_any),
     "spearman": _no_sigma(_spearman),
     "rho-a": _no_sigma(_rho_a),
     "tau-a": _no_sigma(_tau_a),
