@@ -1,4 +1,8 @@
-"""Single-trial betas from raw BIDS BOLD runs + events, with nilearn's first-level GLM.
+"""Single-trial betas from BIDS BOLD runs + events, with nilearn's first-level GLM.
+
+The BOLD runs are either the raw ones or fMRIPrep's preprocessed ones (``derivatives=``: the
+``space-<label>_desc-preproc_bold`` images, their brain masks and the
+``desc-confounds_timeseries`` regressors); the events always come from the raw dataset.
 
 Two estimators of one response per stimulus (Mumford et al. 2012):
 
@@ -34,22 +38,41 @@ from brainmodels.data import provenance
 from . import _validate as V
 from .nifti import _binary_mask, _load
 
-__all__ = ["betas_from_bids", "find_bids_runs"]
+__all__ = ["betas_from_bids", "find_bids_runs", "CONFOUND_SETS"]
 
 _REQUIRED_EVENT_COLUMNS = ("onset", "duration")
 
 
-def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str) -> pd.DataFrame:
-    """BOLD runs of ``sub-<subject>`` for ``task``: columns bold, events, session, run, tr.
+_STEM_ENTITIES = re.compile(r"_(space|res|den|desc)-[A-Za-z0-9]+")
+
+#: named confound sets of fMRIPrep's ``desc-confounds_timeseries.tsv``
+CONFOUND_SETS: dict[str, tuple[str, ...]] = {
+    "motion": ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"),
+    "motion+wm_csf": ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
+                      "white_matter", "csf"),
+}
+
+
+def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str, *,
+                   derivatives: str | os.PathLike | None = None,
+                   space: str | None = None) -> pd.DataFrame:
+    """BOLD runs of ``sub-<subject>`` for ``task``: columns bold, events, session, run, tr
+    (and, with fMRIPrep ``derivatives``, mask, confounds, space).
 
     Raises
     ------
     FileNotFoundError
-        If ``bids_root`` or the subject folder does not exist or no BOLD run matches.
+        If ``bids_root``, ``derivatives`` or the subject folder does not exist or no BOLD run
+        matches.
+    ValueError
+        If the derivatives hold several spaces and ``space`` does not pick one.
     """
     root = V.existing_file(bids_root, "bids_root")
     sub = str(subject).removeprefix("sub-")
     V.existing_file(root / f"sub-{sub}", f"subject folder of subject {sub!r}")
+    if derivatives is not None:
+        return _derivative_runs(root, V.existing_file(derivatives, "derivatives"), sub, task,
+                                space)
     bolds = sorted((root / f"sub-{sub}").glob(f"**/func/sub-{sub}_*task-{task}_*bold.nii*"))
     if not bolds:
         raise FileNotFoundError(
@@ -59,20 +82,61 @@ def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str) -> pd.
     rows = []
     for n, bold in enumerate(bolds):
         stem = re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)
-        run = re.search(r"_run-(\d+)", stem)
-        ses = re.search(r"_ses-([A-Za-z0-9]+)", stem)
         rows.append({"bold": bold, "events": bold.with_name(stem + "_events.tsv"),
-                     "sidecar": bold.with_name(stem + "_bold.json"),
-                     "run": int(run.group(1)) if run else n + 1,
-                     "session": ses.group(1) if ses else ""})
+                     "sidecar": bold.with_name(stem + "_bold.json"), **_run_entities(stem, n)})
     table = pd.DataFrame(rows)
     top = root / f"task-{task}_bold.json"
-    table["tr"] = [_sidecar_tr(s, top) for s in table["sidecar"]]
+    table["tr"] = [_sidecar_tr([s], top) for s in table["sidecar"]]
     return table
 
 
-def _sidecar_tr(sidecar: Path, top: Path) -> float | None:
-    for path in (sidecar, top):  # BIDS inheritance: the run's sidecar wins
+def _run_entities(stem: str, n: int) -> dict[str, Any]:
+    run = re.search(r"_run-(\d+)", stem)
+    ses = re.search(r"_ses-([A-Za-z0-9]+)", stem)
+    return {"run": int(run.group(1)) if run else n + 1, "session": ses.group(1) if ses else ""}
+
+
+def _derivative_runs(root: Path, deriv: Path, sub: str, task: str, space: str | None):
+    """fMRIPrep's preprocessed runs, their masks and confounds, and the raw runs' events."""
+    pattern = f"**/func/sub-{sub}_*task-{task}_*desc-preproc_bold.nii*"
+    bolds = sorted((deriv / f"sub-{sub}").glob(pattern))
+    if not bolds:
+        raise FileNotFoundError(
+            f"no preprocessed BOLD run for subject {sub!r}, task {task!r} under {deriv} "
+            f"(expected sub-{sub}/[ses-*/]func/sub-{sub}_[ses-*_]task-{task}_[run-*_]"
+            "space-<label>_desc-preproc_bold.nii.gz, as fMRIPrep writes)")
+    spaces = {b: (re.search(r"_space-([A-Za-z0-9]+)", b.name) or [None, ""])[1] for b in bolds}
+    found = sorted(set(spaces.values()))
+    if space is None and len(found) > 1:
+        raise ValueError(f"the derivatives hold several spaces {found}: pass space=")
+    chosen = found[0] if space is None else space
+    bolds = [b for b in bolds if spaces[b] == chosen]
+    if not bolds:
+        raise FileNotFoundError(f"no preprocessed BOLD run in space {space!r}; the "
+                                f"derivatives have {found}")
+    rows = []
+    for n, bold in enumerate(bolds):
+        stem = re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)  # ..._space-X_desc-preproc
+        raw_stem = _STEM_ENTITIES.sub("", stem)
+        raw_dir = root / bold.parent.relative_to(deriv)
+        confounds = bold.with_name(raw_stem + "_desc-confounds_timeseries.tsv")
+        if not confounds.exists():  # fMRIPrep < 20.2
+            confounds = bold.with_name(raw_stem + "_desc-confounds_regressors.tsv")
+        rows.append({
+            "bold": bold, "events": raw_dir / f"{raw_stem}_events.tsv",
+            "sidecar": bold.with_name(stem + "_bold.json"),
+            "raw_sidecar": raw_dir / f"{raw_stem}_bold.json",
+            "mask": bold.with_name(stem.replace("_desc-preproc", "_desc-brain") + "_mask.nii.gz"),
+            "confounds": confounds, "space": chosen, **_run_entities(raw_stem, n)})
+    table = pd.DataFrame(rows)
+    top = root / f"task-{task}_bold.json"
+    table["tr"] = [_sidecar_tr([d, r], top)
+                   for d, r in zip(table["sidecar"], table["raw_sidecar"], strict=True)]
+    return table
+
+
+def _sidecar_tr(sidecars: list[Path], top: Path) -> float | None:
+    for path in (*sidecars, top):  # BIDS inheritance: the run's sidecar wins
         if path.exists():
             try:
                 meta = json.loads(path.read_text())
@@ -102,35 +166,56 @@ def _read_events(path: Path, stimulus_column: str, n_frames: int, tr: float) -> 
     return events
 
 
-def _fit_glm(img, events: pd.DataFrame, tr: float, mask, options: dict[str, Any]):
+def _read_confounds(path: Path, columns: Sequence[str], n_frames: int) -> pd.DataFrame:
+    """The chosen columns of a run's fMRIPrep confounds table, one row per volume. The NaNs
+    fMRIPrep writes in the first row of derivative columns become the column's mean."""
+    V.existing_file(path, "confounds file")
+    table = V.read_table(path, "confounds file")
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise ValueError(f"confounds file {path} lacks column(s) {missing}; it has "
+                         f"{len(table.columns)} columns, e.g. {list(table.columns[:8])}")
+    if len(table) != n_frames:
+        raise ValueError(f"confounds file {path} has {len(table)} rows, its run {n_frames} "
+                         "volumes")
+    out = table[list(columns)].astype(float)
+    if out.isna().all().any():
+        raise ValueError(f"confounds file {path}: column(s) "
+                         f"{list(out.columns[out.isna().all()])} hold no values")
+    return out.fillna(out.mean())
+
+
+def _fit_glm(img, events: pd.DataFrame, tr: float, mask, options: dict[str, Any],
+             confounds: pd.DataFrame | None = None):
     """nilearn's FirstLevelModel fitted to one run (events: onset, duration, trial_type)."""
     from nilearn.glm.first_level import FirstLevelModel
 
     glm = FirstLevelModel(t_r=tr, mask_img=mask, minimize_memory=True, **options)
     with warnings.catch_warnings():  # nilearn notes that the given mask is used: it is meant
         warnings.filterwarnings("ignore", message=".*mask was given at masker creation")
-        return glm.fit(img, events=events[["onset", "duration", "trial_type"]])
+        return glm.fit(img, events=events[["onset", "duration", "trial_type"]],
+                       confounds=confounds)
 
 
-def _lsa(img, events, is_stim, labels, tr, mask, options, masker):
+def _lsa(img, events, is_stim, labels, tr, mask, options, masker, confounds=None):
     """One GLM, one regressor per stimulus label: (betas (label, voxel), labels, first onset)."""
     names = {lab: f"s{n:05d}" for n, lab in enumerate(pd.unique(labels[is_stim]))}
     kind = [names[lab] if s else "nuisance" for lab, s in zip(labels, is_stim, strict=True)]
     ev = events.assign(trial_type=kind)
-    glm = _fit_glm(img, ev, tr, mask, options)
+    glm = _fit_glm(img, ev, tr, mask, options, confounds)
     betas = [masker.transform(glm.compute_contrast(c, output_type="effect_size")).ravel()
              for c in names.values()]
     onsets = [events["onset"][is_stim & (labels == lab)].min() for lab in names]
     return np.stack(betas), np.asarray(list(names), dtype=object), np.asarray(onsets)
 
 
-def _lss(img, events, is_stim, labels, tr, mask, options, masker):
+def _lss(img, events, is_stim, labels, tr, mask, options, masker, confounds=None):
     """One GLM per stimulus event (target vs all other events): one beta per event."""
     betas, labs, onsets = [], [], []
     for n in np.flatnonzero(is_stim):
         kind = np.where(is_stim, "others", "nuisance").astype(object)
         kind[n] = "target"
-        glm = _fit_glm(img, events.assign(trial_type=kind), tr, mask, options)
+        glm = _fit_glm(img, events.assign(trial_type=kind), tr, mask, options, confounds)
         betas.append(masker.transform(glm.compute_contrast("target",
                                                            output_type="effect_size")).ravel())
         labs.append(labels[n])
@@ -148,6 +233,9 @@ def betas_from_bids(
     task: str,
     *,
     method: str = "lsa",
+    derivatives: str | os.PathLike | None = None,
+    space: str | None = None,
+    confounds: str | Sequence[str] | None = None,
     mask_img: Any = None,
     stimulus_column: str = "trial_type",
     ignore: Sequence[str] = (),
@@ -161,7 +249,7 @@ def betas_from_bids(
     on_bad_voxels: str = "raise",
     progress: Callable | None = None,
 ) -> xr.Dataset:
-    """Estimate one beta per stimulus (per run) from raw BIDS BOLD and events files.
+    """Estimate one beta per stimulus (per run) from BIDS BOLD and events files.
 
     Parameters
     ----------
@@ -171,8 +259,20 @@ def betas_from_bids(
         Subject label (with or without ``sub-``) and task label.
     method : {"lsa", "lss"}
         Least-squares-all (default) or least-squares-separate (see module docstring).
+    derivatives : path, optional
+        fMRIPrep output folder (e.g. ``<bids_root>/derivatives/fmriprep``): the GLM then reads
+        its ``space-<space>_desc-preproc_bold`` runs (events still from ``bids_root``).
+    space : str, optional
+        Output space of the derivatives (e.g. ``"MNI152NLin2009cAsym"``); needed only when
+        they hold several.
+    confounds : str or sequence of str, optional
+        Columns of fMRIPrep's ``desc-confounds_timeseries.tsv`` added to every run's GLM as
+        nuisance regressors, or a name from :data:`CONFOUND_SETS` (``"motion"``: the six
+        rigid-body parameters; ``"motion+wm_csf"``: plus white-matter and CSF signals).
+        Needs ``derivatives``.
     mask_img : path or image, optional
-        Brain mask on the BOLD grid; default: nilearn's EPI mask of the first run, reused.
+        Brain mask on the BOLD grid; default: with ``derivatives``, the intersection of the
+        runs' fMRIPrep brain masks; otherwise nilearn's EPI mask of the first run, reused.
     stimulus_column : str
         Events column naming the stimulus (default ``trial_type``).
     ignore : sequence of str
@@ -198,18 +298,26 @@ def betas_from_bids(
     Raises
     ------
     FileNotFoundError
-        Missing root, subject, BOLD runs or events files (named).
+        Missing root, derivatives, subject, BOLD runs, events, masks or confounds files
+        (named).
     ValueError
-        Unknown ``method``, events lacking columns or extending past the run, no TR,
-        an empty mask, or bad voxels with ``on_bad_voxels="raise"``.
+        Unknown ``method``; events lacking columns or extending past the run; confounds
+        without derivatives, lacking columns or of the wrong length; several spaces and no
+        ``space``; no TR; an empty mask; bad voxels with ``on_bad_voxels="raise"``.
     """
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
-    runs = find_bids_runs(bids_root, subject, task)
+    columns = _confound_columns(confounds, derivatives)
+    runs = find_bids_runs(bids_root, subject, task, derivatives=derivatives, space=space)
     options = dict(hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
                    noise_model=noise_model, signal_scaling=signal_scaling,
                    smoothing_fwhm=smoothing_fwhm)
-    mask = _binary_mask(mask_img)[0] if mask_img is not None else None
+    if mask_img is not None:
+        mask = _binary_mask(mask_img)[0]
+    elif derivatives is not None:
+        mask = _mask_intersection(runs["mask"])
+    else:
+        mask = None
     blocks = []
     iterator = runs.itertuples() if progress is None else progress(list(runs.itertuples()))
     for row in iterator:
@@ -225,11 +333,53 @@ def betas_from_bids(
             glm = _fit_glm(img, events.assign(trial_type="all"), run_tr, None, options)
             mask = _binary_mask(glm.masker_.mask_img_)[0]
         masker = _masker(mask)
+        conf = (None if columns is None
+                else _read_confounds(row.confounds, columns, img.shape[3]))
         betas, labs, onsets = ESTIMATORS[method](img, events, is_stim, labels, run_tr, mask,
-                                                 options, masker)
+                                                 options, masker, conf)
         blocks.append((betas, labs, onsets, row.run, row.session, run_tr))
-    return _bids_dataset(blocks, mask, method, on_bad_voxels, dict(bids_root=str(bids_root),
-                         subject=str(subject), task=task, **options))
+    params = dict(bids_root=str(bids_root), subject=str(subject), task=task, **options)
+    if derivatives is not None:
+        params |= {"derivatives": str(derivatives), "space": str(runs["space"].iloc[0]),
+                   "confounds": list(columns) if columns is not None else None}
+    return _bids_dataset(blocks, mask, method, on_bad_voxels, params)
+
+
+def _confound_columns(confounds, derivatives) -> tuple[str, ...] | None:
+    if confounds is None:
+        return None
+    if derivatives is None:
+        raise ValueError("confounds= reads fMRIPrep's confounds tables: pass derivatives= too")
+    if isinstance(confounds, str):
+        if confounds not in CONFOUND_SETS:
+            raise ValueError(f"confounds must be column names or one of "
+                             f"{sorted(CONFOUND_SETS)}, got {confounds!r}")
+        return CONFOUND_SETS[confounds]
+    columns = tuple(str(c) for c in confounds)
+    if not columns:
+        raise ValueError("confounds must name at least one column (or pass None)")
+    return columns
+
+
+def _mask_intersection(paths) -> Any:
+    """The voxels inside every run's brain mask (fMRIPrep's masks differ slightly by run)."""
+    import nibabel as nib
+
+    first = None
+    inside = None
+    for path in paths:
+        V.existing_file(path, "brain mask")
+        img, voxels = _binary_mask(path)
+        if first is None:
+            first, inside = img, voxels
+            continue
+        if img.shape != first.shape or not np.allclose(img.affine, first.affine):
+            raise ValueError(f"brain mask {path} is not on the grid of {paths.iloc[0]}: the "
+                             "runs are in different spaces or resolutions")
+        inside &= voxels
+    if not inside.any():
+        raise ValueError("the runs' brain masks have no voxel in common")
+    return nib.Nifti1Image(inside.astype(np.uint8), first.affine)
 
 
 def _run_tr(tr, row, img) -> float:

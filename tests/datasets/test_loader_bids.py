@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from brainmodels.datasets import betas_from_bids
+from brainmodels.datasets import betas_from_bids, find_bids_runs
 
 TR = 2.0
 N_FRAMES = 110
@@ -129,3 +129,85 @@ def test_bad_inputs(bids, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, dtype=np.uint8), np.eye(4)), empty)
     with pytest.raises(ValueError, match="empty"):
         betas_from_bids(root, "01", "objects", mask_img=empty)
+
+
+SPACE = "MNI152NLin2009cAsym"
+
+
+@pytest.fixture(scope="module")
+def fmriprep(bids):
+    """fMRIPrep-like derivatives of the tiny dataset: preprocessed runs that also carry a
+    motion and a CSF signal (weights 3 and -2), confounds tables, brain masks (run 2's
+    lacks one voxel) and a second space for run 1."""
+    root, true = bids
+    deriv = root / "derivatives" / "fmriprep"
+    func = deriv / "sub-01" / "func"
+    func.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for run in (1, 2):
+        raw = root / "sub-01" / "func" / f"sub-01_task-objects_run-{run}"
+        y = nib.load(f"{raw}_bold.nii.gz").get_fdata().reshape(-1, N_FRAMES).T
+        motion = np.cumsum(rng.standard_normal((N_FRAMES, 6)), axis=0) * 0.05
+        table = pd.DataFrame(motion, columns=["trans_x", "trans_y", "trans_z", "rot_x",
+                                              "rot_y", "rot_z"])
+        table["white_matter"] = rng.standard_normal(N_FRAMES)
+        table["csf"] = np.sin(np.arange(N_FRAMES) / 3.0) + 0.3 * rng.standard_normal(N_FRAMES)
+        table["framewise_displacement"] = np.r_[np.nan, np.abs(np.diff(motion[:, 0]))]
+        y = y + 3.0 * table["trans_x"].to_numpy()[:, None] - 2.0 * table["csf"].to_numpy()[:, None]
+        stem = func / f"sub-01_task-objects_run-{run}"
+        vol = y.T.reshape(*SHAPE, N_FRAMES).astype(np.float32)
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz")
+        (func / f"{stem.name}_space-{SPACE}_desc-preproc_bold.json").write_text(
+            json.dumps({"RepetitionTime": TR}))
+        mask = np.ones(SHAPE, np.uint8)
+        if run == 2:
+            mask[0, 0, 0] = 0
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
+        table.to_csv(f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+    return root, deriv, true
+
+
+def test_fmriprep_derivatives_with_confounds(fmriprep):
+    root, deriv, true = fmriprep
+    kw = {"derivatives": deriv, "ignore": ["fixation"], "noise_model": "ols",
+          "signal_scaling": False}
+    ds = betas_from_bids(root, "01", "objects", confounds=["trans_x", "csf"], **kw)
+    # the mask is the runs' intersection: 36 - 1 voxels
+    assert ds.sizes == {"trial": 16, "voxel": int(np.prod(SHAPE)) - 1}
+    assert ds.attrs["params"]["space"] == SPACE
+    assert ds.attrs["params"]["confounds"] == ["trans_x", "csf"]
+    keep = np.ravel_multi_index((ds.i.values, ds.j.values, ds.k.values), SHAPE)
+    # noiseless: the confounds are in the model, so the betas are exact to float32 storage
+    np.testing.assert_allclose(ds.betas.values, true[ds.stimulus_id.values][:, keep],
+                               atol=2e-3)
+    # without them the motion and CSF signals leak into the betas
+    plain = betas_from_bids(root, "01", "objects", **kw)
+    assert np.abs(plain.betas.values - true[plain.stimulus_id.values][:, keep]).max() > 0.05
+    # a named set (six motion parameters and both tissue signals) works as well
+    named = betas_from_bids(root, "01", "objects", confounds="motion+wm_csf", **kw)
+    np.testing.assert_allclose(named.betas.values, ds.betas.values, atol=2e-3)
+
+
+def test_fmriprep_bad_inputs(fmriprep, tmp_path):
+    root, deriv, _ = fmriprep
+    with pytest.raises(ValueError, match="pass derivatives= too"):
+        betas_from_bids(root, "01", "objects", confounds="motion")
+    with pytest.raises(ValueError, match="one of"):
+        betas_from_bids(root, "01", "objects", derivatives=deriv, confounds="aroma")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['global_signal'\]"):
+        betas_from_bids(root, "01", "objects", derivatives=deriv, confounds=["global_signal"])
+    with pytest.raises(FileNotFoundError, match="no preprocessed BOLD run"):
+        betas_from_bids(root, "01", "rest", derivatives=deriv)
+    with pytest.raises(FileNotFoundError, match="derivatives"):
+        betas_from_bids(root, "01", "objects", derivatives=tmp_path / "nope")
+    # a second output space: ambiguous until space= picks one
+    import shutil
+
+    two = tmp_path / "two"
+    shutil.copytree(deriv, two)
+    src = two / "sub-01/func" / f"sub-01_task-objects_run-1_space-{SPACE}_desc-preproc_bold.nii.gz"
+    shutil.copy(src, str(src).replace(SPACE, "T1w"))
+    with pytest.raises(ValueError, match=r"several spaces \['MNI152NLin2009cAsym', 'T1w'\]"):
+        betas_from_bids(root, "01", "objects", derivatives=two)
+    runs = find_bids_runs(root, "01", "objects", derivatives=two, space="T1w")
+    assert len(runs) == 1 and runs["events"][0].name == "sub-01_task-objects_run-1_events.tsv"
