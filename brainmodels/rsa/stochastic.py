@@ -2,8 +2,8 @@
 
 Each network's response to stimulus k is a distribution. The Gaussian metric compares means and
 covariances; the energy metric compares samples without a Gaussian assumption. Both align the
-networks by the best orthogonal transform T, found by alternating Procrustes steps with
-restarts (the objective is not convex in T).
+networks by the best orthogonal transform T, found by alternating Procrustes steps
+(accelerated by SQUAREM) from several starts: the objective is not convex in T.
 
 References
 ----------
@@ -42,17 +42,21 @@ def _gram_eig(a):
 
 def _polar_batched(a):
     """Polar factor U = A (A^T A)^{-1/2} of each matrix in a batch (pseudo-inverse square root:
-    directions of zero singular value map to 0, which leaves tr(U^T A) = |A|_* unchanged).
-    One symmetric eigensolver per matrix: 2x faster on CPU than a batched SVD or 30
-    Newton-Schulz steps at 100 x (50 x 50), and accurate to the conditioning of A."""
+    directions of zero singular value map to 0, which leaves tr(U^T A) = |A|_* unchanged), and
+    the eigenvalues of A^T A (|A|_* = sum of their square roots). One symmetric eigensolver per
+    matrix: 2x faster on CPU than a batched SVD or 30 Newton-Schulz steps at 100 x (50 x 50),
+    and accurate to the conditioning of A."""
     lam, v = _gram_eig(a)
     inv = jnp.where(lam > 0, 1.0 / jnp.sqrt(jnp.where(lam > 0, lam, 1.0)), 0.0)
-    return a @ ((v * inv[..., None, :]) @ jnp.swapaxes(v, -1, -2))
+    return a @ ((v * inv[..., None, :]) @ jnp.swapaxes(v, -1, -2)), lam
 
 
 def _nuclear(a):
-    """|A|_* = sum of singular values = sum sqrt(eig(A^T A)), per matrix."""
-    return jnp.sum(jnp.sqrt(_gram_eig(a)[0]), axis=-1)
+    """|A|_* = sum of singular values = sum sqrt(eig(A^T A)), per matrix (eigenvalues only:
+    half the cost of the full eigensolver)."""
+    lam = jnp.linalg.eigvalsh(jnp.swapaxes(a, -1, -2) @ a)
+    floor = a.shape[-1] * jnp.finfo(a.dtype).eps * lam[..., -1:]
+    return jnp.sum(jnp.sqrt(jnp.where(lam > floor, lam, 0.0)), axis=-1)
 
 
 def _sqrtm_psd(c):
@@ -68,34 +72,63 @@ def _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha):
 
 
 def _iterate(step, t0, n_iter: int):
-    """Apply ``step`` to the alignment until it moves by less than 10 sqrt(eps) (largest entry
-    change) or ``n_iter`` times. The objective is stationary at the fixed point, so the
-    distance is then accurate to ~eps; under ``vmap`` (restarts, pairs) converged entries stay
-    fixed while the others finish."""
+    """Iterate the alignment update ``step(t) -> (F(t), f(t))`` (the update and the objective
+    at t, which the update computes anyway) until t moves by less than 10 sqrt(eps) (largest
+    entry change) or ``n_iter`` updates are spent. The objective is stationary at the fixed
+    point, so the distance is then accurate to ~eps; under ``vmap`` (restarts, pairs)
+    converged entries stay fixed while the others finish.
+
+    Each update alone is a majorise-minimise step (it never raises the objective) that
+    converges linearly, at a rate ~0.98 per step on random networks. SQUAREM (Varadhan &
+    Roland 2008) accelerates it: t1 = F(t0), t2 = F(t1), r = t1 - t0, v = t2 - 2 t1 + t0;
+    the extrapolation t0 - 2 a r + a^2 v (a = -|r| / |v|, at most -1) is mapped back onto the
+    orthogonal group by its polar factor and stabilised by one more update. Where the
+    objective at the extrapolation exceeds f(t0), the plain t2 is kept, so the objective
+    never increases. Measured on random 50-unit networks: 1e-11 in d^2 after ~80 updates,
+    where the plain updates are at 3e-6 after 300."""
     tol = 10 * float(np.sqrt(np.finfo(t0.dtype).eps))
 
-    def body(c):
+    def cycle(c):
         i, t, _ = c
-        t_new = step(t)
-        return i + 1, t_new, jnp.max(jnp.abs(t_new - t))
+        t1, f0 = step(t)
+        t2, _ = step(t1)
+        r, v = t1 - t, t2 - 2.0 * t1 + t
+        a = jnp.minimum(-jnp.linalg.norm(r) / jnp.maximum(jnp.linalg.norm(v), 1e-300), -1.0)
+        t3, f_ext = step(_polar(t - 2.0 * a * r + a * a * v))
+        # F never raises f: f(t3) <= f_ext <= f0 when the extrapolation did not go uphill
+        t_new = jnp.where(f_ext <= f0, t3, t2)  # (a NaN extrapolation also keeps t2)
+        return i + 3, t_new, jnp.max(jnp.abs(t_new - t))
 
     init = (jnp.zeros((), jnp.int32), t0, jnp.asarray(jnp.inf, t0.dtype))
-    _, t, _ = jax.lax.while_loop(lambda c: (c[0] < n_iter) & (c[2] > tol), body, init)
+    _, t, _ = jax.lax.while_loop(lambda c: (c[0] < n_iter) & (c[2] > tol), cycle, init)
     return t
 
 
-def _gauss_align(t0, mx, my, sx, sy, alpha, n_iter: int):
+def _gauss_align(t0, mx, my, sx, sy, trx, try_, alpha, n_iter: int):
     """Alternating Procrustes: per-stimulus polar factors U_k, then T = polar(M)."""
     cross_means = mx.T @ my  # sum_k mx_k my_k^T
 
     def step(t):
-        a = sx @ t @ sy  # (k, u, u)
-        u_k = _polar_batched(jnp.swapaxes(a, -1, -2))  # maximises tr(U_k A_k)
+        u_k, lam = _polar_batched(jnp.swapaxes(sx @ t @ sy, -1, -2))  # max tr(U_k A_k)
         m = alpha * cross_means + (2.0 - alpha) * jnp.sum(
             sx @ jnp.swapaxes(u_k, -1, -2) @ sy, axis=0)
-        return _polar(m)
+        # the objective at t from the same eigenvalues (|A_k|_* = sum sqrt(lam))
+        bures = trx + try_ - 2 * jnp.sum(jnp.sqrt(lam), axis=-1)
+        mean_term = jnp.sum((mx - my @ t.T) ** 2, axis=1)
+        return _polar(m), jnp.mean(alpha * mean_term + (2.0 - alpha) * bures)
 
     return _iterate(step, t0, n_iter)
+
+
+def _starts(mx, my, key, n_restarts: int):
+    """Starting alignments: the means' Procrustes solution and its best reflection (the best
+    T of the other connected component of O(n): the updates rarely cross from det +1 to
+    det -1, and the optimum can lie on either side), then random orthogonal matrices."""
+    n = mx.shape[1]
+    u, _, vt = jnp.linalg.svd(mx.T @ my)
+    flip = jnp.ones(n, mx.dtype).at[-1].set(-1.0)
+    return jnp.concatenate([(u @ vt)[None], ((u * flip[None, :]) @ vt)[None],
+                            _random_orth(key, n, n_restarts).astype(mx.dtype)])
 
 
 def _random_orth(key, n, count):
@@ -104,15 +137,12 @@ def _random_orth(key, n, count):
 
 
 def _gauss_distance(key, mx, my, sx, sy, alpha, n_iter: int, n_restarts: int):
-    n = mx.shape[1]
-    inits = jnp.concatenate([jnp.eye(n, dtype=mx.dtype)[None],
-                             _polar(mx.T @ my)[None],
-                             _random_orth(key, n, n_restarts).astype(mx.dtype)])
+    inits = _starts(mx, my, key, n_restarts)
     trx = jnp.trace(sx @ sx, axis1=-2, axis2=-1)
     try_ = jnp.trace(sy @ sy, axis1=-2, axis2=-1)
 
     def run(t0):
-        t = _gauss_align(t0, mx, my, sx, sy, alpha, n_iter)
+        t = _gauss_align(t0, mx, my, sx, sy, trx, try_, alpha, n_iter)
         return _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha), t
 
     obj, ts = jax.vmap(run)(inits)
@@ -140,16 +170,15 @@ def _energy_terms(x, y, t):
 
 
 def _energy_distance(key, x, y, n_iter: int, n_restarts: int):
-    n = x.shape[-1]
     mx, my = jnp.mean(x, axis=1), jnp.mean(y, axis=1)
-    inits = jnp.concatenate([jnp.eye(n, dtype=x.dtype)[None], _polar(mx.T @ my)[None],
-                             _random_orth(key, n, n_restarts).astype(x.dtype)])
+    inits = _starts(mx, my, key, n_restarts)
 
     def step(t):
         diff = x[:, :, None, :] - (y @ t.T)[:, None, :, :]
-        w = 1.0 / jnp.maximum(jnp.sqrt(jnp.sum(diff**2, -1)), 1e-8)  # (k, r, r')
+        dist = jnp.sqrt(jnp.sum(diff**2, -1))  # (k, r, r')
+        w = 1.0 / jnp.maximum(dist, 1e-8)
         m = jnp.einsum("kij,kiu,kjv->uv", w, x, y)
-        return _polar(m)
+        return _polar(m), jnp.mean(dist)  # the T-dependent part of d^2 at t
 
     def run(t0):
         t = _iterate(step, t0, n_iter)
@@ -246,9 +275,10 @@ def stochastic_shape_distance(
     key : jax PRNG key, optional
         For the random orthogonal restarts (default ``jax.random.key(0)``).
     n_iter, n_restarts : int
-        Most alternating-Procrustes iterations per start (a start stops earlier once the
-        alignment moves by less than ``10 sqrt(eps)``); random starts added to the identity
-        and the means' Procrustes solution.
+        Most alignment updates per start (alternating / iteratively reweighted Procrustes,
+        accelerated by SQUAREM in cycles of 3; a start stops earlier once the alignment
+        moves by less than ``10 sqrt(eps)``); random starts added to the means' Procrustes
+        solution and its best reflection.
     return_alignment : bool
         Also return T (unit, unit), mapping Y into X's space (``T @ y``).
 
