@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import scipy.stats
 import xarray as xr
 from jax import lax
 
@@ -217,19 +218,30 @@ def _pair_weights(counts, i, j):
     return counts[..., i] * counts[..., j]
 
 
-def _boot_core(models, data, cond_counts, subj_counts, method: str):
+def _boot_core(models, data, cond_counts, method: str):
+    """(sample, model, subject) comparisons for each row of condition counts."""
     fn = BOOTSTRAP_METHODS[method]
 
-    def one(args):
-        counts, subj = args
-        sims = fn(models, data, counts[None])[0]  # (model, subject)
-        return sims @ subj / jnp.sum(subj)
+    def one(counts):
+        return fn(models, data, counts[None])[0]  # (model, subject)
 
     # lax.map with batch_size vmaps `one` over blocks of samples: bounded memory
-    return lax.map(one, (cond_counts, subj_counts), batch_size=min(128, cond_counts.shape[0]))
+    return lax.map(one, cond_counts, batch_size=min(128, cond_counts.shape[0]))
 
 
-_boot_jit = jax.jit(_boot_core, static_argnums=4)
+_boot_jit = jax.jit(_boot_core, static_argnums=3)
+
+
+def _dual_variance(v_both, v_subj, v_stim, n_subj: int, n_cond: int):
+    """Variance of an evaluation over random subjects and stimuli from the two-factor
+    bootstrap and the two one-factor bootstraps on the same draws (Schütt et al. 2023, eLife
+    12:e82566; rsatoolbox's ``_dual_bootstrap``): resampling both factors counts the
+    interaction twice, so the naive two-factor variance is too large; the small-sample
+    correction removes one copy and is clipped to [the larger one-factor variance, the
+    two-factor variance]."""
+    a, b = n_subj / (n_subj - 1), n_cond / (n_cond - 1)
+    var = a * v_subj + b * v_stim - a * b * (v_both - v_subj - v_stim)
+    return np.minimum(np.maximum(np.maximum(var, a * v_subj), b * v_stim), v_both)
 
 
 def _counts_core(key, n: int, n_samples: int, dtype):
@@ -287,9 +299,15 @@ def bootstrap_compare(
     -------
     xarray.Dataset
         ``evaluation (model)``, ``samples (bootstrap, model)``, ``se (model)``,
-        ``ci_low (model)``, ``ci_high (model)`` and, if available, ``noise_ceiling_lower``,
-        ``noise_ceiling_upper``; provenance attrs. :func:`model_comparison_table` turns it
-        into a table.
+        ``se_uncorrected (model)``, ``ci_low (model)``, ``ci_high (model)`` and, if
+        available, ``noise_ceiling_lower``, ``noise_ceiling_upper``; provenance attrs.
+        One factor: ``se`` is the samples' SD and the CI their percentiles. ``over="both"``:
+        resampling subjects and stimuli together counts their interaction twice, so ``se``
+        is the corrected dual-bootstrap SE of Schütt et al. (2023), from the one-factor
+        bootstraps of the same draws (``se_uncorrected``: the samples' SD), and the CI is
+        the t interval with min(subjects, conditions) - 1 degrees of freedom, as
+        rsatoolbox's ``eval_dual_bootstrap``. :func:`model_comparison_table` turns it into a
+        table.
 
     Raises
     ------
@@ -319,34 +337,48 @@ def bootstrap_compare(
         jnp.broadcast_to(ones_c, (n_bootstrap, k))
     subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
         jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
-    if over == "subject":  # every (model, subject) comparison once, then resampled means
-        sims = np.asarray(COMPARE_METHODS[method](a, b, jnp.ones(k, dtype)))
-        weights = np.asarray(jnp.concatenate([ones_s, subj]))
-        both = weights @ sims.T / weights.sum(axis=1, keepdims=True)
+    if over == "subject":
+        sims = np.asarray(COMPARE_METHODS[method](a, b, jnp.ones(k, dtype)))[None]
     elif method == "tau-a":  # weighted inversion counts on the host (numba)
         sims = tau_a_resampled(vm, vd, np.asarray(jnp.concatenate([ones_c, cond])))
-        weights = np.asarray(jnp.concatenate([ones_s, subj]), np.float64)
-        both = (np.einsum("bms,bs->bm", sims, weights)
-                / weights.sum(axis=1, keepdims=True)).astype(dtype)
+    else:  # row 0: all weights 1, the point estimate, in the same compiled call
+        sims = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]), method))
+    sims = sims.astype(np.float64)  # (1 + sample or 1, model, subject)
+    w_subj = np.asarray(subj, np.float64)
+    point = sims[0].mean(axis=1)
+    by_subject = w_subj @ sims[0].T / w_subj.sum(axis=1, keepdims=True)  # (sample, model)
+    if over == "subject":
+        samples = by_subject
+    elif over == "stimulus":
+        samples = sims[1:].mean(axis=2)
     else:
-        # row 0: the point estimate (all weights 1), evaluated in the same compiled call
-        both = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]),
-                                    jnp.concatenate([ones_s, subj]), method))
-    point, samples = both[0], both[1:]
+        samples = np.einsum("bms,bs->bm", sims[1:], w_subj) / w_subj.sum(axis=1)[:, None]
     names = model_names or _names(m_info, "model", vm.shape[0])
-    lo, hi = np.nanquantile(samples, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    se_naive = np.nanstd(samples, axis=0, ddof=1)
+    if over == "both":
+        # the two one-factor bootstraps of the same draws correct the two-factor variance;
+        # the interval is then the t interval of rsatoolbox's dual bootstrap
+        var = _dual_variance(se_naive**2, np.nanvar(by_subject, axis=0, ddof=1),
+                             np.nanvar(sims[1:].mean(axis=2), axis=0, ddof=1), n_subj, k)
+        se = np.sqrt(var)
+        half = scipy.stats.t.ppf((1 + ci) / 2, min(n_subj, k) - 1) * se
+        lo, hi = point - half, point + half
+    else:
+        se = se_naive
+        lo, hi = np.nanquantile(samples, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
     ds = xr.Dataset(
         {
-            "evaluation": ("model", point),
-            "samples": (("bootstrap", "model"), samples),
-            "se": ("model", np.nanstd(samples, axis=0, ddof=1)),
+            "evaluation": ("model", point.astype(dtype)),
+            "samples": (("bootstrap", "model"), samples.astype(dtype)),
+            "se": ("model", se),
+            "se_uncorrected": ("model", se_naive),
             "ci_low": ("model", lo),
             "ci_high": ("model", hi),
         },
         coords={"model": names},
         attrs=provenance("bootstrap_compare", params={
-            "method": method, "n_bootstrap": n_bootstrap, "over": over, "ci": ci},
-            units="similarity"),
+            "method": method, "n_bootstrap": n_bootstrap, "over": over, "ci": ci,
+            "dof": min(n_subj, k) - 1}, units="similarity"),
     )
     if with_noise_ceiling and n_subj >= 2:
         lower, upper = noise_ceiling(vd, method)
@@ -482,17 +514,24 @@ def permutation_test(
 def model_comparison_table(result: xr.Dataset) -> pd.DataFrame:
     """Tidy table (one row per model, best first) from :func:`bootstrap_compare`.
 
-    Columns: model, evaluation, se, ci_low, ci_high, and ``p_gt_zero`` (bootstrap fraction
-    of samples <= 0, a one-sided test of a positive relation); plus the noise ceiling and
-    ``frac_of_lower_ceiling`` when the result has one.
+    Columns: model, evaluation, se, ci_low, ci_high, and ``p_gt_zero``, a one-sided test of
+    a positive relation (the bootstrap fraction of samples <= 0; for ``over="both"`` the t
+    test on the corrected SE); plus the noise ceiling and ``frac_of_lower_ceiling`` when the
+    result has one.
     """
+    params = result.attrs.get("params", {})
+    if params.get("over") == "both":  # a t test on the corrected SE (see bootstrap_compare)
+        dof = params["dof"]
+        p = scipy.stats.t.sf(result["evaluation"].values / result["se"].values, dof)
+    else:
+        p = np.mean(result["samples"].values <= 0, axis=0)
     df = pd.DataFrame({
         "model": result["model"].values,
         "evaluation": result["evaluation"].values,
         "se": result["se"].values,
         "ci_low": result["ci_low"].values,
         "ci_high": result["ci_high"].values,
-        "p_gt_zero": np.mean(result["samples"].values <= 0, axis=0),
+        "p_gt_zero": p,
     })
     if "noise_ceiling_lower" in result:
         lower = float(result["noise_ceiling_lower"])
