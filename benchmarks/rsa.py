@@ -83,9 +83,9 @@ def bench_bootstrap(size, repeats):
                  for i in range(n_models)]
     rs_data = RDMs(data)
 
-    # corr: rsatoolbox runs every sample. tau-a: rsatoolbox is timed on a fiftieth of the
+    # corr: rsatoolbox runs every sample. tau-a: rsatoolbox is timed on a twentieth of the
     # samples and scaled (its loop is linear in samples); ours are weighted inversion counts
-    for method, n_ref in (("corr", n_boot), ("tau-a", max(2, n_boot // 50))):
+    for method, n_ref in (("corr", n_boot), ("tau-a", max(2, n_boot // 20))):
         def ours(method=method):
             return bm.bootstrap_compare(models, data, method, key=jax.random.key(0),
                                         n_bootstrap=n_boot, over="stimulus",
