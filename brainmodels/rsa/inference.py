@@ -252,6 +252,20 @@ def _counts_core(key, n: int, n_samples: int, dtype):
 _counts = jax.jit(_counts_core, static_argnums=(1, 2, 3))
 
 
+def _group_index(groups, k: int) -> np.ndarray:
+    """Group index (0..G-1) of each condition; every condition its own group by default."""
+    if groups is None:
+        return np.arange(k)
+    labels = np.asarray(groups)
+    if labels.shape != (k,):
+        raise ValueError(f"groups must hold one label per condition ({k}), got shape "
+                         f"{labels.shape}")
+    _, index = np.unique(labels, return_inverse=True)
+    if index.max() < 1:
+        raise ValueError("groups must hold at least 2 distinct labels to resample")
+    return index.astype(np.int64)
+
+
 def _names(info, default_prefix: str, n: int) -> list[str]:
     _, dims, coords = info
     if dims and dims[0] in coords:
@@ -270,6 +284,7 @@ def bootstrap_compare(
     ci: float = 0.95,
     model_names: list[str] | None = None,
     with_noise_ceiling: bool = True,
+    groups: ArrayLike | None = None,
 ) -> xr.Dataset:
     """Evaluate model RDMs against data RDMs with bootstrap confidence intervals.
 
@@ -294,6 +309,10 @@ def bootstrap_compare(
         Coverage of the percentile confidence interval.
     with_noise_ceiling : bool
         Add the lower/upper noise ceiling (needs >= 2 subjects).
+    groups : array-like, shape (K,), optional
+        A label per condition: resampling stimuli draws whole groups (e.g. the images of one
+        object, or one category), as rsatoolbox's ``pattern_descriptor``. Default: every
+        condition on its own.
 
     Returns
     -------
@@ -331,9 +350,13 @@ def bootstrap_compare(
         raise ValueError(f"a subject bootstrap needs >= 2 data RDMs, got {n_subj}")
     dtype = jnp.result_type(float)
     a, b = jnp.asarray(vm, dtype), jnp.asarray(vd, dtype)
+    group_of = _group_index(groups, k)
+    n_units = int(group_of.max()) + 1  # resampled units: conditions or groups
     k_c, k_s = jax.random.split(key)
     ones_c, ones_s = jnp.ones((1, k), dtype), jnp.ones((1, n_subj), dtype)
-    cond = _counts(k_c, k, n_bootstrap, dtype) if over != "subject" else \
+    # a condition is drawn as often as its group; pair (i, j) then weighs c_i c_j, and pairs
+    # of a condition with its own copy drop out, as with rsatoolbox's grouped subsampling
+    cond = _counts(k_c, n_units, n_bootstrap, dtype)[:, group_of] if over != "subject" else \
         jnp.broadcast_to(ones_c, (n_bootstrap, k))
     subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
         jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
@@ -359,9 +382,10 @@ def bootstrap_compare(
         # the two one-factor bootstraps of the same draws correct the two-factor variance;
         # the interval is then the t interval of rsatoolbox's dual bootstrap
         var = _dual_variance(se_naive**2, np.nanvar(by_subject, axis=0, ddof=1),
-                             np.nanvar(sims[1:].mean(axis=2), axis=0, ddof=1), n_subj, k)
+                             np.nanvar(sims[1:].mean(axis=2), axis=0, ddof=1), n_subj,
+                             n_units)
         se = np.sqrt(var)
-        half = scipy.stats.t.ppf((1 + ci) / 2, min(n_subj, k) - 1) * se
+        half = scipy.stats.t.ppf((1 + ci) / 2, min(n_subj, n_units) - 1) * se
         lo, hi = point - half, point + half
     else:
         se = se_naive
@@ -378,7 +402,7 @@ def bootstrap_compare(
         coords={"model": names},
         attrs=provenance("bootstrap_compare", params={
             "method": method, "n_bootstrap": n_bootstrap, "over": over, "ci": ci,
-            "dof": min(n_subj, k) - 1}, units="similarity"),
+            "dof": min(n_subj, n_units) - 1, "n_groups": n_units}, units="similarity"),
     )
     if with_noise_ceiling and n_subj >= 2:
         lower, upper = noise_ceiling(vd, method)

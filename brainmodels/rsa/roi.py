@@ -119,9 +119,13 @@ def compare_models_by_roi(
     key: PRNGKeyArray,
     n_bootstrap: int = 1000,
     progress=None,
+    over: str | None = None,
+    groups=None,
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Bootstrap comparison of every model with every ROI.
 
+    ``over`` is passed to :func:`~brainmodels.rsa.bootstrap_compare` (default: ``"both"``
+    where an ROI has >= 2 data RDMs, else ``"stimulus"``), as are ``groups`` of conditions.
     Returns the results (``evaluation (roi, model)``, ``ci_low``, ``ci_high``, ``se``,
     ``noise_ceiling_lower/upper (roi)`` when there are >= 2 folds) and a tidy table.
     """
@@ -133,9 +137,9 @@ def compare_models_by_roi(
     iterator = progress(range(len(rois))) if progress is not None else range(len(rois))
     for r in iterator:
         data = data_rdms.isel(roi=r).values
-        over = "both" if data.shape[0] >= 2 else "stimulus"
+        how = over if over is not None else ("both" if data.shape[0] >= 2 else "stimulus")
         res = bootstrap_compare(models.values, data, method, key=keys[r],
-                                n_bootstrap=n_bootstrap, over=over,
+                                n_bootstrap=n_bootstrap, over=how, groups=groups,
                                 model_names=[str(m) for m in models["model"].values])
         per_roi.append(res.drop_vars("samples"))
     result = xr.concat(per_roi, dim="roi").assign_coords(roi=rois)

@@ -60,6 +60,31 @@ def test_weighted_bootstrap_sample_equals_resampled_rdms(group, method, seed, x6
     np.testing.assert_allclose(ours, ref, atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["corr", "spearman", "corr_cov", "tau-a"])
+def test_grouped_bootstrap_sample_equals_rsatoolbox_pattern_descriptor(group, method, x64):
+    # groups of 3 conditions drawn as wholes = rsatoolbox's subsample_pattern over a
+    # pattern descriptor (copies of a group duplicate all its conditions)
+    models, data, k = group
+    labels = np.repeat(np.array(["a", "b", "c", "d"]), 3)
+    drawn = np.array(["c", "a", "c", "d"])
+    counts = np.array([np.sum(drawn == g) for g in labels], float)
+    desc = {"group": labels}
+    ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern("group", drawn),
+                  RDMs(data, pattern_descriptors=desc).subsample_pattern("group", drawn),
+                  method).mean(axis=1)
+    if method == "tau-a":
+        ours = tau_a_resampled(models, data, counts[None])[0].mean(axis=1)
+    else:
+        ours = np.asarray(_boot_jit(models, data, counts[None], method))[0].mean(axis=1)
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    # through bootstrap_compare: whole groups resampled, dual correction over 4 groups
+    res = bootstrap_compare(models, data, method, key=jax.random.key(0), n_bootstrap=100,
+                            over="both", groups=labels, with_noise_ceiling=False)
+    assert res.attrs["params"]["n_groups"] == 4 and res.attrs["params"]["dof"] == 3
+    with pytest.raises(ValueError, match="one label per condition"):
+        bootstrap_compare(models, data, method, key=jax.random.key(0), groups=labels[:5])
+
+
 @pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
 def test_whitened_bootstrap_with_a_vanishing_coefficient(method, x64):
     # K = 6, one condition drawn 4 times: 1 + K/2 - c_i = 0, the closed form's special case
