@@ -62,6 +62,10 @@ def register(sub) -> None:
                         help="trial coord that splits the data into folds (default: repeat)")
     parser.add_argument("--n-bootstrap", type=int, default=1000,
                         help="bootstrap samples (default 1000)")
+    parser.add_argument("--over", default="auto", choices=["auto", "both", "stimulus", "subject"],
+                        help="what the bootstrap resamples: stimuli, folds ('subject') or both "
+                             "with the dual-bootstrap correction (default auto: both where an "
+                             "ROI has >= 2 folds)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_out_argument(parser, "rsa_output")
     add_seed_argument(parser)
@@ -112,6 +116,7 @@ def run(args) -> int:
     result, table = compare_models_by_roi(data, models, args.method,
                                           key=jax.random.key(args.seed),
                                           n_bootstrap=args.n_bootstrap,
+                                          over=None if args.over == "auto" else args.over,
                                           progress=lambda it: progress(it, desc="ROIs"))
     out = Path(args.out)
     save_netcdf(data.to_dataset(name="data_rdm").assign(model_rdm=models.rename(

@@ -90,6 +90,15 @@ def test_cli_rsa_end_to_end(tmp_path, capsys):
     res = load_netcdf(out / "results.nc")
     assert res["evaluation"].dims == ("roi", "model")
     assert "true" in capsys.readouterr().out
+    # stimuli only: same evaluations, narrower intervals than the dual bootstrap's t interval
+    code = main(["rsa", "--data", str(tmp_path / "data.nc"), "--models",
+                 f"true,{tmp_path / 'noise.npy'}", "--n-bootstrap", "100", "--out",
+                 str(tmp_path / "stim"), "--no-plots", "--over", "stimulus"])
+    assert code == 0
+    stim = pd.read_csv(tmp_path / "stim" / "table.csv").set_index(["roi", "model"])
+    both = table.set_index(["roi", "model"])
+    np.testing.assert_allclose(stim.evaluation, both.evaluation, atol=1e-6)
+    assert np.all(stim.ci_high - stim.ci_low <= both.ci_high - both.ci_low + 1e-9)
 
 
 def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
