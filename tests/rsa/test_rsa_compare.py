@@ -114,6 +114,13 @@ def test_tau_a_host_kernel_equals_array_kernel_and_scipy(x64):
     brute = int(np.sum(np.triu(pi[:, None] > pi[None, :], 1)))
     ident = np.arange(300, dtype=np.int32)[None]
     assert _host.inversions(ident, pi[None])[0, 0] == brute
+    # reversing the tie runs of a stable order = a stable sort with ties in reverse order
+    from brainmodels.rsa.compare import _reverse_tie_runs
+
+    tied = rng.integers(0, 6, (3, 200)).astype(float)
+    fwd = np.argsort(tied, axis=1, kind="stable")
+    np.testing.assert_array_equal(_reverse_tie_runs(tied, fwd),
+                                  199 - np.argsort(tied[:, ::-1], axis=1, kind="stable"))
     # the host ranks (spearman, rho-a) are scipy's average ranks, ties included: exact
     v = np.stack([a[1], b[2], a[0]])
     np.testing.assert_array_equal(_host.average_ranks(v), scipy.stats.rankdata(v, axis=1))
