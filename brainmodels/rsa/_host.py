@@ -172,6 +172,13 @@ def average_ranks(v: np.ndarray, shift: float = 0.0, out: np.ndarray | None = No
     return out
 
 
+def compile_kernels() -> None:
+    """Define the kernels (numba dispatchers) on this thread, before a pool's threads call
+    them: ``_kernels`` is cached, but two threads entering it at once would each build and
+    compile a set."""
+    _kernels()
+
+
 def _split(pool_map, workers: int, total: int, fn, big: bool) -> None:
     if pool_map is None or workers < 2 or total < 2 or not big:
         fn((0, total))

@@ -103,6 +103,7 @@ def _ranks_any(v):
     inside a caller's jit."""
     if isinstance(v, jax.core.Tracer):
         return _rank_rows(v)
+    _host.compile_kernels()
     return jnp.asarray(_host_map(_host.average_ranks, np.asarray(v)), v.dtype)
 
 
@@ -134,6 +135,7 @@ def _centered_ranks(a, b):
     c = (a.shape[1] + 1) / 2
     a, b = np.asarray(a), np.asarray(b)
     ra, rb = np.empty(a.shape), np.empty(b.shape)
+    _host.compile_kernels()  # here, not concurrently in the pool's threads
     jobs = []
     for v, r in ((a, ra), (b, rb)):
         parts = 1 if _WORKERS == 1 or v.size < 100_000 else min(2 * _WORKERS, v.shape[0])
