@@ -5,6 +5,9 @@
   ``--bold`` adds the BOLD time-series variant (``synthetic_bold.nc``).
 * ``brainmodels data info PATH``: what a dataset holds (a netCDF written by brainmodels, an
   Algonauts 2023 folder, a BIDS folder, a NIfTI image).
+* ``brainmodels data bids ROOT --subject S --task T --out DIR``: single-trial betas from a BIDS
+  dataset (raw, or fMRIPrep derivatives with confounds) as ``DIR/betas.nc`` (trial x voxel,
+  with stimulus, run and voxel coordinates; open with ``brainmodels.data.load_netcdf``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,39 @@ def register(sub) -> None:
     info.add_argument("--ceiling", action="store_true",
                       help="also estimate the noise ceiling per ROI from the repeats (netCDF)")
     info.set_defaults(func=run_info)
+    bids = actions.add_parser(
+        "bids",
+        help="single-trial betas from a BIDS dataset (raw or fMRIPrep derivatives) to netCDF",
+        description=(
+            "Estimate one beta per stimulus and run (LS-A) or per event (LS-S) with nilearn's "
+            "first-level GLM, from raw BIDS BOLD runs or fMRIPrep's preprocessed ones "
+            "(--derivatives, with --confounds as nuisance regressors); the events come from "
+            "the raw dataset. Writes DIR/betas.nc atomically."
+        ),
+    )
+    bids.add_argument("root", help="BIDS dataset root (sub-*/[ses-*/]func/*_events.tsv)")
+    bids.add_argument("--subject", required=True, help="subject label (with or without sub-)")
+    bids.add_argument("--task", required=True, help="task label")
+    bids.add_argument("--method", default="lsa", choices=["lsa", "lss"],
+                      help="least squares - all (default) or - separate")
+    bids.add_argument("--derivatives", default=None, metavar="DIR",
+                      help="fMRIPrep output folder: read its preprocessed runs")
+    bids.add_argument("--space", default=None,
+                      help="output space of the derivatives (needed when there are several)")
+    bids.add_argument("--confounds", default=None, metavar="SET|COLS",
+                      help="fMRIPrep confounds: 'motion', 'motion+wm_csf' or comma-separated "
+                           "columns of desc-confounds_timeseries.tsv (needs --derivatives)")
+    bids.add_argument("--mask", default=None, metavar="NIFTI",
+                      help="brain mask on the BOLD grid (default: the runs' brain masks with "
+                           "--derivatives, else nilearn's EPI mask of the first run)")
+    bids.add_argument("--stimulus-column", default="trial_type",
+                      help="events column naming the stimulus (default: trial_type)")
+    bids.add_argument("--ignore", default="", metavar="LIST",
+                      help="comma-separated stimulus values modelled as nuisance, not estimated")
+    bids.add_argument("--smoothing", type=float, default=None, metavar="FWHM",
+                      help="spatial smoothing in mm (default: none)")
+    add_out_argument(bids, "bids_betas")
+    bids.set_defaults(func=run_bids)
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
@@ -123,3 +159,26 @@ def run_info(args) -> int:
 
     print(describe(args.path, estimate_ceiling=args.ceiling))
     return 0
+
+
+def run_bids(args) -> int:
+    from brainmodels.data import save_netcdf
+    from brainmodels.datasets import CONFOUND_SETS, betas_from_bids
+
+    t0 = time.perf_counter()
+    confounds = args.confounds
+    if confounds is not None and confounds not in CONFOUND_SETS:
+        confounds = [c.strip() for c in confounds.split(",") if c.strip()]
+    ignore = [v.strip() for v in args.ignore.split(",") if v.strip()]
+    ds = betas_from_bids(args.root, args.subject, args.task, method=args.method,
+                         derivatives=args.derivatives, space=args.space, confounds=confounds,
+                         mask_img=args.mask, stimulus_column=args.stimulus_column,
+                         ignore=ignore, smoothing_fwhm=args.smoothing,
+                         progress=lambda runs: progress(runs, desc="runs"))
+    path = save_netcdf(ds, args.out / "betas.nc")
+    print(f"{ds.sizes['trial']} trials of {len(set(ds.stimulus.values.tolist()))} stimuli in "
+          f"{len(set(ds.run.values.tolist()))} run(s), {ds.sizes['voxel']} voxels, "
+          f"{time.perf_counter() - t0:.1f} s")
+    print(f"wrote {path}")
+    return 0
+

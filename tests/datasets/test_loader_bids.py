@@ -211,3 +211,23 @@ def test_fmriprep_bad_inputs(fmriprep, tmp_path):
         betas_from_bids(root, "01", "objects", derivatives=two)
     runs = find_bids_runs(root, "01", "objects", derivatives=two, space="T1w")
     assert len(runs) == 1 and runs["events"][0].name == "sub-01_task-objects_run-1_events.tsv"
+
+
+def test_cli_data_bids_writes_betas(fmriprep, tmp_path, capsys):
+    from brainmodels.cli import main
+    from brainmodels.data import load_netcdf
+
+    root, deriv, true = fmriprep
+    out = tmp_path / "betas"
+    rc = main(["data", "bids", str(root), "--subject", "01", "--task", "objects",
+               "--derivatives", str(deriv), "--confounds", "trans_x,csf", "--ignore", "fixation",
+               "--out", str(out)])
+    assert rc == 0 and "16 trials of 8 stimuli in 2 run(s), 35 voxels" in capsys.readouterr().out
+    ds = load_netcdf(out / "betas.nc")
+    keep = np.ravel_multi_index((ds.i.values, ds.j.values, ds.k.values), SHAPE)
+    # percent signal change (nilearn's default scaling; the voxel means are ~100): ~ the truth
+    np.testing.assert_allclose(ds.betas.values, true[ds.stimulus_id.values][:, keep], atol=0.05)
+    assert ds.attrs["params"]["confounds"] == ["trans_x", "csf"]
+    rc = main(["data", "bids", str(root), "--subject", "01", "--task", "objects",
+               "--confounds", "motion", "--out", str(out)])
+    assert rc == 2 and "pass derivatives= too" in capsys.readouterr().err
