@@ -48,10 +48,14 @@ def test_weighted_bootstrap_sample_equals_resampled_rdms(group, method, seed, x6
     # the copies' ties (float64: summation order only)
     models, data, k = group
     idx = np.random.default_rng(seed).integers(0, k, k)
-    counts = np.bincount(idx, minlength=k).astype(float)
-    desc = {"index": np.arange(k)}
-    ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern("index", idx),
-                  RDMs(data, pattern_descriptors=desc).subsample_pattern("index", idx),
+    _check_sample(models, data, method, {"index": np.arange(k)}, "index", idx,
+                  np.bincount(idx, minlength=k).astype(float))
+
+
+def _check_sample(models, data, method, desc, by, drawn, counts):
+    """Our weighted comparison for condition counts = rsatoolbox's resampled RDMs."""
+    ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern(by, drawn),
+                  RDMs(data, pattern_descriptors=desc).subsample_pattern(by, drawn),
                   method).mean(axis=1)
     if method == "tau-a":
         ours = tau_a_resampled(models, data, counts[None])[0].mean(axis=1)
@@ -68,15 +72,7 @@ def test_grouped_bootstrap_sample_equals_rsatoolbox_pattern_descriptor(group, me
     labels = np.repeat(np.array(["a", "b", "c", "d"]), 3)
     drawn = np.array(["c", "a", "c", "d"])
     counts = np.array([np.sum(drawn == g) for g in labels], float)
-    desc = {"group": labels}
-    ref = compare(RDMs(models, pattern_descriptors=desc).subsample_pattern("group", drawn),
-                  RDMs(data, pattern_descriptors=desc).subsample_pattern("group", drawn),
-                  method).mean(axis=1)
-    if method == "tau-a":
-        ours = tau_a_resampled(models, data, counts[None])[0].mean(axis=1)
-    else:
-        ours = np.asarray(_boot_jit(models, data, counts[None], method))[0].mean(axis=1)
-    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    _check_sample(models, data, method, {"group": labels}, "group", drawn, counts)
     # through bootstrap_compare: whole groups resampled, dual correction over 4 groups
     res = bootstrap_compare(models, data, method, key=jax.random.key(0), n_bootstrap=100,
                             over="both", groups=labels, with_noise_ceiling=False)
