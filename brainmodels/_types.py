@@ -1,7 +1,10 @@
 """Shape-annotated array aliases (jaxtyping) used in signatures across brainmodels.
 
 Example: ``def fit(X: Float[ArrayLike, "stimulus feature"], Y: Float[ArrayLike, "stimulus voxel"])``.
-The annotations document shapes; runtime checking (jaxtyping + beartype) is not switched on yet.
+The annotations document shapes and dtypes; the test suite checks them at run time (jaxtyping's
+import hook with beartype, see ``tests/conftest.py``). Public entry points that take lists,
+DataArrays or mismatched inputs they report themselves are annotated ``ArrayLike`` (shapes in
+the docstring), so their own ``ValueError`` messages stay what users see.
 """
 
 from __future__ import annotations

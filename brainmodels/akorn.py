@@ -446,7 +446,7 @@ class AKOrN(nnx.Module):
         self.head1 = nnx.Linear(channels, 4 * channels, rngs=rngs)
         self.head2 = nnx.Linear(4 * channels, out_features, rngs=rngs)
 
-    def __call__(self, images: Float[Array, "batch height width color"], *, key: PRNGKeyArray,
+    def __call__(self, images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
                  T: int | None = None) -> AKOrNOutput:
         c = self.embed(2.0 * images - 1.0) + self.pos[...][None]
         if self.oscillatory:
@@ -484,7 +484,7 @@ def _augment_one(img: Array, key: PRNGKeyArray, shift: int, permute_colors: bool
     return jnp.clip(img * jax.random.uniform(k[4], (), img.dtype, 0.6, 1.2), 0.0, 1.0)
 
 
-def augment(images: Float[Array, "batch height width color"], *, key: PRNGKeyArray,
+def augment(images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
             shift: int = 4, permute_colors: bool = False) -> Array:
     """SimCLR-style views: random flips, translation by up to ``shift`` px (zero fill),
     brightness scaling and optionally a colour-channel permutation; independent per image."""

@@ -109,7 +109,7 @@ _SCALARS = ("coupling", "lag", "noise", "forcing", "forcing_frequency", "forcing
 # ----------------------------------------------------------------------------- validation
 
 
-def _float_dtype(*arrays) -> jnp.dtype:
+def _float_dtype(*arrays) -> Any:
     default = jnp.zeros(()).dtype  # float32, or float64 under jax.enable_x64
     if any(np.asarray(a).dtype == np.float64 for a in arrays) and default == jnp.float64:
         return jnp.float64
@@ -443,7 +443,7 @@ def _sweep_core(base, couplings, keys, dt, r0, width, center, *, batch, **static
     return jax.lax.map(one_coupling, couplings, batch_size=batch)
 
 
-def sweep(couplings: Float[ArrayLike, " coupling"], *, n: int | None = None,
+def sweep(couplings: ArrayLike, *, n: int | None = None,
           omega: Float[ArrayLike, " oscillator"] | None = None,
           distribution: str = "lorentzian", width: float = 1.0, center: float = 0.0,
           sampling: str = "quantile", seeds=(0,), r0: float = 0.0, adjacency=None,

@@ -67,7 +67,7 @@ def load_nifti_betas(
     mask_img: ImgLike,
     *,
     stimulus_column: str = "stimulus_id",
-    runs: Sequence[int] | None = None,
+    runs: Any = None,
     scale: float = 1.0,
     roi_img: ImgLike | None = None,
     roi_labels: Mapping[int, str] | None = None,

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import fft as sfft
 
-from brainmodels._types import Float, NDArray
+from brainmodels._types import ArrayLike, Float, NDArray
 
 __all__ = ["SHAPE_CATEGORIES", "make_stimuli", "render_stimuli", "gabor_energy", "category_code"]
 
@@ -301,7 +301,7 @@ def gabor_energy(
 
 
 def category_code(
-    labels: Sequence[str], categories: Sequence[str]
+    labels: ArrayLike, categories: Sequence[str]
 ) -> Float[NDArray, "stimulus category"]:
     """One-hot code of ``labels`` over ``categories`` (all zeros for labels not listed)."""
     labels = np.asarray(labels)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from brainmodels._types import ArrayLike
 from brainmodels.data import provenance
 
 from .stimuli import SHAPE_CATEGORIES
@@ -24,7 +25,7 @@ __all__ = ["make_synthetic_bold", "hrf_regressors"]
 
 
 def hrf_regressors(
-    onsets: Sequence[float], durations: Sequence[float], frame_times: Sequence[float],
+    onsets: ArrayLike, durations: ArrayLike, frame_times: ArrayLike,
     *, tr: float, oversampling: int = 50,
 ) -> np.ndarray:
     """One HRF-convolved boxcar per event, sampled at ``frame_times``: shape (time, event).

@@ -64,7 +64,7 @@ def zscore_runs(X: Float[ArrayLike, "time feature"], runs: ArrayLike | None = No
     return out if template is None else template.copy(data=out)
 
 
-def reshape_by_delays(coef: Float[ArrayLike, "feature voxel"], n_delays: int) -> Any:
+def reshape_by_delays(coef: Float[ArrayLike, "feature ..."], n_delays: int) -> Any:
     """Inverse of the delay stacking: ``(delay * feature, ...)`` -> ``(delay, feature, ...)``.
 
     A DataArray ``(feature, voxel)`` from a delayed design becomes ``(delay, feature, voxel)``.
@@ -139,7 +139,7 @@ class Delayer:
                       runs: ArrayLike | None = None) -> Any:
         return self.fit(X, runs=runs).transform(X, runs=runs)
 
-    def reshape_by_delays(self, coef: Float[ArrayLike, "feature voxel"]) -> Any:
+    def reshape_by_delays(self, coef: Float[ArrayLike, "feature ..."]) -> Any:
         """``(delay * feature, voxel)`` coefficients -> ``(delay, feature, voxel)``."""
         return reshape_by_delays(coef, self._delays().size)
 

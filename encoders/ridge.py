@@ -346,7 +346,7 @@ class RidgeEncoder:
                              f"{runs.shape}")
         return runs
 
-    def fit(self, X: Float[ArrayLike, "sample feature"], Y: Float[ArrayLike, "sample voxel"],
+    def fit(self, X: ArrayLike, Y: ArrayLike,
             runs: ArrayLike | None = None) -> RidgeEncoder:
         """Pick one alpha per voxel by cross-validation, then refit on all the data.
 

@@ -212,7 +212,7 @@ def repeats_from_trials(betas: Float[ArrayLike, "trial voxel"], stimulus_id: Arr
     return values[trial_idx], stimuli
 
 
-def correlation_pvalues(r: Float[ArrayLike, " voxel"], n_samples: int) -> np.ndarray:
+def correlation_pvalues(r: ArrayLike, n_samples: int) -> np.ndarray:
     """One-sided p-values of ``H0: rho <= 0`` by the t-test ``t = r sqrt((n-2)/(1-r^2))``.
 
     Assumes independent samples (e.g. held-out trials of distinct stimuli).

@@ -32,13 +32,14 @@ dense cost; the threshold comes from the crossover measured by ``benchmarks/snn.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from brainmodels._types import ArrayLike
 
 __all__ = [
     "Connectivity",
@@ -106,7 +107,7 @@ def _as_sizes(n_pre, n_post) -> tuple[int, int]:
 
 
 def from_indices(
-    pre: Sequence[int], post: Sequence[int], weight=1.0, *, n_pre: int, n_post: int,
+    pre: ArrayLike, post: ArrayLike, weight=1.0, *, n_pre: int, n_post: int,
     delay_ms=0.0,
 ) -> Connectivity:
     """Connectivity from explicit index lists (one entry per synapse).
@@ -151,7 +152,7 @@ def from_indices(
 
 def fixed_probability(
     n_pre: int, n_post: int, p: float, weight=1.0, *, seed: int, delay_ms=0.0,
-    pre_indices: Sequence[int] | None = None, autapses: bool = True,
+    pre_indices: ArrayLike | None = None, autapses: bool = True,
 ) -> Connectivity:
     """Each (pre, post) pair is connected independently with probability ``p``.
 

@@ -24,6 +24,7 @@ import dataclasses
 import weakref
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +157,7 @@ class Recording:
 
     spikes: bool = True
     traces: tuple[str, ...] = ()
-    neurons: Sequence[int] = ()
+    neurons: Any = ()
     every_ms: float = 1.0
 
 

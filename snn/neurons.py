@@ -40,6 +40,7 @@ Brette & Gerstner (2005). Adaptive exponential integrate-and-fire model. J. Neur
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -206,7 +207,7 @@ class LIF(_Base):
         if self.reset_mode not in RESETS:
             raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
 
-    def update(self, state: dict, i_ext: Float[ArrayLike, " neuron"], dt: float, step) -> dict:
+    def update(self, state: dict, i_ext: Float[ArrayLike, "*neuron"] | float, dt: float, step) -> dict:
         """Integrate one step (exact for current synapses, exponential Euler otherwise)."""
         v, g = state["v"], state["g"]
         if self.syn.kind == "current":
@@ -338,9 +339,10 @@ class Izhikevich(_Base):
 
 
 def analytic_lif_rate(
-    i_ext_na: float, *, tau_m: float = 20.0, v_rest: float = -60.0, v_th: float = -50.0,
-    v_reset: float = -60.0, t_ref: float = 0.0, r_m: float = 1.0,
-) -> float:
+    i_ext_na: ArrayLike, *, tau_m: ArrayLike = 20.0, v_rest: ArrayLike = -60.0,
+    v_th: ArrayLike = -50.0, v_reset: ArrayLike = -60.0, t_ref: ArrayLike = 0.0,
+    r_m: ArrayLike = 1.0,
+) -> Any:
     """Firing rate (Hz) of a LIF neuron under constant current, from ``v_reset``.
 
     ``T = t_ref + tau_m ln((E_l + R I - v_reset) / (E_l + R I - v_th))``; 0 if ``E_l + R I <= v_th``.

@@ -339,7 +339,7 @@ class RSNN(_SpikeFnMixin, nnx.Module):
         """Per-neuron leak factor ``exp(-dt / tau)``."""
         return jnp.exp(-self.dt_ms / self.tau_mem_ms[...])
 
-    def effective_w_rec(self) -> Float[Array, "neuron neuron"]:
+    def effective_w_rec(self) -> Float[ArrayLike, "neuron neuron"]:
         """Recurrent weights with pruned synapses zeroed (presynaptic rows, postsynaptic cols)."""
         return self.w_rec[...] * self.rec_mask[...]
 

@@ -97,7 +97,8 @@ _arctan = _make_spike_fn("arctan")
 _triangle = _make_spike_fn("triangle")
 
 
-def fast_sigmoid(x: Float[ArrayLike, "*shape"], slope: float = 25.0) -> Float[Array, "*shape"]:
+def fast_sigmoid(x: Float[ArrayLike, "*shape"] | float, slope: float = 25.0
+                 ) -> Float[Array, "*shape"]:
     """Heaviside spike with the fast-sigmoid surrogate derivative ``1 / (1 + k|x|)^2``.
 
     Parameters

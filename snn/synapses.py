@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from brainmodels._types import Array, Float
+from brainmodels._types import Array, ArrayLike, Float
 
 __all__ = ["ExpSynapses", "current_synapses", "conductance_synapses", "SYNAPSE_KINDS"]
 
@@ -64,8 +64,8 @@ class ExpSynapses:
         Coupling (static).
     """
 
-    tau: Float[Array, " channel"]
-    e_rev: Float[Array, " channel"]
+    tau: Float[ArrayLike, "*network channel"]  # stacked networks: leading axes
+    e_rev: Float[ArrayLike, "*network channel"]
     names: tuple[str, ...] = struct.field(pytree_node=False, default=("e", "i"))
     kind: str = struct.field(pytree_node=False, default="current")
 

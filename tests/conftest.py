@@ -19,6 +19,22 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+if os.environ.get("BRAINMODELS_TYPECHECK", "1") != "0":
+    # Runtime shape and type checks (jaxtyping + beartype) on every annotated function of
+    # brainmodels, installed before any brainmodels module is imported. An int passes where a
+    # float is annotated (PEP 484's numeric tower). BRAINMODELS_TYPECHECK=0 switches them off.
+    import sys  # noqa: E402
+    import types  # noqa: E402
+
+    from beartype import BeartypeConf, beartype  # noqa: E402
+    from jaxtyping import install_import_hook  # noqa: E402
+
+    # the hook takes the checker by import path: a module that exists only in the tests
+    _checker = types.ModuleType("_brainmodels_typecheck")
+    _checker.check = beartype(conf=BeartypeConf(is_pep484_tower=True))
+    sys.modules["_brainmodels_typecheck"] = _checker
+    install_import_hook("brainmodels", "_brainmodels_typecheck.check")
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 

@@ -22,6 +22,7 @@ numba is imported on first use only, and its compiled code is cached on disk (``
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
 
 import numpy as np
@@ -32,6 +33,7 @@ def _kernels() -> dict[str, Callable]:
     import numba
 
     @numba.njit(nogil=True, cache=True, boundscheck=False)
+    @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
     def count(order_a, rank_b, out, lo, hi):
         n = order_a.shape[1]
         mb = rank_b.shape[0]
@@ -70,6 +72,7 @@ def _kernels() -> dict[str, Callable]:
             out[p // mb, p % mb] = inv
 
     @numba.njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
+    @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
     def rows(v, u, weighted, total, r, q):
         m_rdm, n = v.shape
         k = u.shape[0]
@@ -101,6 +104,7 @@ def _kernels() -> dict[str, Callable]:
             q[a] = ql if weighted else rl
 
     @numba.njit(nogil=True, cache=True, boundscheck=False)
+    @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
     def ranks(v, order, shift, out):
         m_rdm, n = v.shape
         for a in range(m_rdm):
@@ -117,6 +121,7 @@ def _kernels() -> dict[str, Callable]:
                 i = j + 1
 
     @numba.njit(nogil=True, cache=True, boundscheck=False)
+    @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
     def count_weighted(order_a, rank_b, weights, out, lo, hi):
         n = order_a.shape[1]
         ta, tb = order_a.shape[0], rank_b.shape[0]

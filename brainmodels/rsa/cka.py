@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brainmodels._types import ArrayLike, Float
+from brainmodels._types import ArrayLike
 from brainmodels.data import provenance, unwrap
 from brainmodels.rsa._utils import label_pairs_matrix
 
@@ -101,8 +101,8 @@ def _stack(x, name: str):
 
 
 def cka(
-    X: Float[ArrayLike, "*batch stimulus unit"],
-    Y: Float[ArrayLike, "*batch stimulus unit2"],
+    X: ArrayLike,
+    Y: ArrayLike,
     kernel: str = "linear",
     *,
     debiased: bool = False,

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
-from brainmodels._types import ArrayLike, Float
+from brainmodels._types import ArrayLike
 from brainmodels.data import provenance, unwrap
 
 __all__ = ["shape_distance", "pairwise_distances", "SHAPE_SCORES", "SHAPE_GROUPS"]
@@ -112,8 +112,8 @@ def _prepare(reps: list[np.ndarray], alpha: float):
 
 
 def shape_distance(
-    X: Float[ArrayLike, "stimulus unit"],
-    Y: Float[ArrayLike, "stimulus unit2"],
+    X: ArrayLike,
+    Y: ArrayLike,
     alpha: float = 1.0,
     score: str = "angular",
     *,
