@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from brainmodels._types import Float, Int, NDArray
+
 
 @functools.cache
 def _kernels() -> dict[str, Callable]:
@@ -164,8 +166,8 @@ def _kernels() -> dict[str, Callable]:
     return {"count": count, "rows": rows, "ranks": ranks, "count_weighted": count_weighted}
 
 
-def average_ranks(v: np.ndarray, shift: float = 0.0, out: np.ndarray | None = None
-                  ) -> np.ndarray:
+def average_ranks(v: Float[NDArray, "row entry"], shift: float = 0.0,
+                  out: Float[NDArray, "row entry"] | None = None) -> Float[NDArray, "row entry"]:
     """Average ranks along rows (``scipy.stats.rankdata``, 1-based, ties share their mean
     rank) minus ``shift``, float64 (written into ``out`` if given): numpy's argsort, then one
     numba pass for the ties and the inverse permutation."""
@@ -192,7 +194,9 @@ def _split(pool_map, workers: int, total: int, fn, big: bool) -> None:
     list(pool_map(fn, zip(edges[:-1], edges[1:], strict=True)))
 
 
-def row_sums(v: np.ndarray, u: np.ndarray):
+def row_sums(v: Float[NDArray, "rdm pair"], u: Float[NDArray, " condition"]
+             ) -> tuple[Float[NDArray, " rdm"], Float[NDArray, "rdm condition"],
+                        Float[NDArray, "rdm condition"]]:
     """Per RDM (rows of ``v``, condensed, float64): the sum of its entries and the row sums
     of the square RDM (zero diagonal), plain (``r``) and weighted by ``u`` of the other
     condition (``q_i = sum_j u_j D_ij``; ``q`` is ``r`` when ``u`` is all ones). One pass
@@ -207,8 +211,10 @@ def row_sums(v: np.ndarray, u: np.ndarray):
     return total, r, q
 
 
-def weighted_inversions(order_a: np.ndarray, rank_b: np.ndarray, weights: np.ndarray,
-                        pool_map: Callable | None = None, workers: int = 1) -> np.ndarray:
+def weighted_inversions(order_a: Int[NDArray, "a entry"], rank_b: Int[NDArray, "b entry"],
+                        weights: Int[NDArray, "sample entry"],
+                        pool_map: Callable | None = None, workers: int = 1
+                        ) -> Int[NDArray, "sample a b"]:
     """Weighted inversions for every weight row s and pair (i, j): the sum of
     ``w_p w_q`` over pairs of entries p before q in ``order_a[i]`` with
     ``rank_b[j][p] > rank_b[j][q]``; an (s, ma, mb) int64 array. Entry p stands for ``w_p``
@@ -224,8 +230,8 @@ def weighted_inversions(order_a: np.ndarray, rank_b: np.ndarray, weights: np.nda
     return out
 
 
-def inversions(order_a: np.ndarray, rank_b: np.ndarray,
-               pool_map: Callable | None = None, workers: int = 1) -> np.ndarray:
+def inversions(order_a: Int[NDArray, "a entry"], rank_b: Int[NDArray, "b entry"],
+               pool_map: Callable | None = None, workers: int = 1) -> Int[NDArray, "a b"]:
     """Inversions of ``rank_b[j][order_a[i]]`` for every (i, j): an (ma, mb) int64 array.
 
     ``order_a`` (ma, n) are permutations (argsorts), ``rank_b`` (mb, n) their inverses' kind:

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg
 from jax import lax
 
-from brainmodels._types import ArrayLike
+from brainmodels._types import ArrayLike, Float, NDArray
 from brainmodels.data import provenance, unwrap
 from brainmodels.rsa import _host
 from brainmodels.rsa._utils import label_pairs_matrix, n_cond_from_pairs, rdm_vectors
@@ -498,7 +498,9 @@ def _tau_a(a, b):
     return tau.mean(axis=(0, 2)).astype(a.dtype)
 
 
-def tau_a_resampled(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def tau_a_resampled(a: Float[ArrayLike, "model pair"], b: Float[ArrayLike, "reference pair"],
+                    counts: Float[ArrayLike, "sample condition"]
+                    ) -> Float[NDArray, "sample model reference"]:
     """tau-a of all (a, b) pairs for resampled conditions: counts (sample, K) of how often
     each condition was drawn. A pair (i, j) of distinct conditions stands for c_i c_j entries
     of the resampled RDM (pairs of a condition with its own copy are dropped, as rsatoolbox's
