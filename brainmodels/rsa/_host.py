@@ -21,7 +21,7 @@ numba is imported on first use only, and its compiled code is cached on disk (``
 
 from __future__ import annotations
 
-import functools
+import threading
 import typing
 from collections.abc import Callable
 
@@ -29,9 +29,20 @@ import numpy as np
 
 from brainmodels._types import Float, Int, NDArray
 
+_KERNELS: dict[str, Callable] = {}
+_KERNELS_LOCK = threading.Lock()
 
-@functools.cache
+
 def _kernels() -> dict[str, Callable]:
+    """The numba kernels, defined once: a pool's threads may ask for them at the same time
+    (each definition would compile its own copy)."""
+    with _KERNELS_LOCK:
+        if not _KERNELS:
+            _KERNELS.update(_define_kernels())
+    return _KERNELS
+
+
+def _define_kernels() -> dict[str, Callable]:
     import numba
 
     @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -177,13 +188,6 @@ def average_ranks(v: Float[NDArray, "row entry"], shift: float = 0.0,
         out = np.empty(v.shape, np.float64)
     _kernels()["ranks"](v, order, float(shift), out)
     return out
-
-
-def compile_kernels() -> None:
-    """Define the kernels (numba dispatchers) on this thread, before a pool's threads call
-    them: ``_kernels`` is cached, but two threads entering it at once would each build and
-    compile a set."""
-    _kernels()
 
 
 def _split(pool_map, workers: int, total: int, fn, big: bool) -> None:

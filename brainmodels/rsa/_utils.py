@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -43,6 +44,13 @@ def to_square(vec: np.ndarray) -> np.ndarray:
     out[..., i, j] = vec
     out[..., j, i] = vec
     return out
+
+
+def to_square_jax(vec):
+    """:func:`to_square` for a JAX stack of condensed RDMs ``(m, K (K - 1) / 2)`` (traceable)."""
+    k = n_cond_from_pairs(vec.shape[-1])
+    i, j = triu_indices(k)
+    return jnp.zeros((vec.shape[0], k, k), vec.dtype).at[:, i, j].set(vec).at[:, j, i].set(vec)
 
 
 def _looks_square(values: np.ndarray) -> bool:

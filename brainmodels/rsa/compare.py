@@ -30,7 +30,12 @@ from jax import lax
 from brainmodels._types import ArrayLike, Float, NDArray
 from brainmodels.data import provenance, unwrap
 from brainmodels.rsa import _host
-from brainmodels.rsa._utils import label_pairs_matrix, n_cond_from_pairs, rdm_vectors
+from brainmodels.rsa._utils import (
+    label_pairs_matrix,
+    n_cond_from_pairs,
+    rdm_vectors,
+    to_square_jax,
+)
 
 __all__ = ["compare_rdms", "COMPARE_METHODS", "rank_average"]
 
@@ -103,7 +108,6 @@ def _ranks_any(v):
     inside a caller's jit."""
     if isinstance(v, jax.core.Tracer):
         return _rank_rows(v)
-    _host.compile_kernels()
     return jnp.asarray(_host_map(_host.average_ranks, np.asarray(v)), v.dtype)
 
 
@@ -135,7 +139,6 @@ def _centered_ranks(a, b):
     c = (a.shape[1] + 1) / 2
     a, b = np.asarray(a), np.asarray(b)
     ra, rb = np.empty(a.shape), np.empty(b.shape)
-    _host.compile_kernels()  # here, not concurrently in the pool's threads
     jobs = []
     for v, r in ((a, ra), (b, rb)):
         parts = 1 if _WORKERS == 1 or v.size < 100_000 else min(2 * _WORKERS, v.shape[0])
@@ -166,11 +169,7 @@ def _pearson_any(a, b):
 def _spearman(a, b):
     if not _on_host(a, b):
         return _pearson(_ranks_any(a), _ranks_any(b))
-    ra, rb = _centered_ranks(a, b)
-    num = _gram_one_thread(ra, rb)
-    norm = np.outer(np.sqrt(np.einsum("ij,ij->i", ra, ra)), np.sqrt(np.einsum("ij,ij->i", rb, rb)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (num / norm).astype(a.dtype, copy=False)
+    return _cosine_host(*_centered_ranks(a, b)).astype(a.dtype, copy=False)
 
 
 @jax.jit
@@ -320,9 +319,7 @@ def _whitened(jitted, center: bool):
 
 
 def _whiten_full(v, l_inv, u):
-    k = u.shape[0]
-    i, j = np.triu_indices(k, 1)
-    d = jnp.zeros((v.shape[0], k, k), v.dtype).at[:, i, j].set(v).at[:, j, i].set(v)
+    d = to_square_jax(v)
     row = jnp.mean(d, axis=2)
     tot = jnp.mean(row, axis=1)
     g = -0.5 * (d - row[:, :, None] - row[:, None, :] + tot[:, None, None])
@@ -492,10 +489,15 @@ def _tau_a(a, b):
     # on CPU: the compiled O(n log n) count per pair (brainmodels.rsa._host), ~5x faster
     inv = _host.inversions(oa[0], ob[1], _host_pool().map, _WORKERS)
     n = a.shape[1]
-    tau = 1.0 - 4.0 * inv / (n * (n - 1))
-    tau = tau.reshape(oa[0].shape[0] // a.shape[0], a.shape[0],
-                      ob[0].shape[0] // b.shape[0], b.shape[0])
-    return tau.mean(axis=(0, 2)).astype(a.dtype)
+    tau = _mean_over_tie_breakings(1.0 - 4.0 * inv / (n * (n - 1)), a.shape[0], b.shape[0])
+    return tau.astype(a.dtype)
+
+
+def _mean_over_tie_breakings(tau: np.ndarray, ma: int, mb: int) -> np.ndarray:
+    """(..., tie-breakings of A x ma, tie-breakings of B x mb) -> (..., ma, mb): the mean
+    over the tie-breakings is tau-a (see the comment above ``_tau_block``)."""
+    *lead, ta, tb = tau.shape
+    return tau.reshape(*lead, ta // ma, ma, tb // mb, mb).mean(axis=(-4, -2))
 
 
 def tau_a_resampled(a: Float[ArrayLike, "model pair"], b: Float[ArrayLike, "reference pair"],
@@ -518,9 +520,7 @@ def tau_a_resampled(a: Float[ArrayLike, "model pair"], b: Float[ArrayLike, "refe
     pairs = 0.5 * (big_n**2 - np.sum(w.astype(np.float64) ** 2, axis=1))  # distinct entries
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = ((pairs[:, None, None] - 2.0 * inv) / (0.5 * big_n * (big_n - 1))[:, None, None])
-    tau = tau.reshape(c.shape[0], oa[0].shape[0] // a.shape[0], a.shape[0],
-                      ob[0].shape[0] // b.shape[0], b.shape[0])
-    return tau.mean(axis=(1, 3))
+    return _mean_over_tie_breakings(tau, a.shape[0], b.shape[0])
 
 
 # ----------------------------------------------------------------------------- registry

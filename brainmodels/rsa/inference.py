@@ -30,7 +30,7 @@ from jax import lax
 
 from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
-from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors
+from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors, to_square_jax
 from brainmodels.rsa.compare import COMPARE_METHODS, _rank_rows, tau_a_resampled
 
 __all__ = [
@@ -168,14 +168,9 @@ def _cov_inner(pa, pb, x, y, c, w, cross: bool):
 
 
 def _wcov_one(a, b, c, center: bool):
-    k = c.shape[0]
-    i, j = np.triu_indices(k, 1)
-
-    def square(v):
-        return jnp.zeros((v.shape[0], k, k), v.dtype).at[:, i, j].set(v).at[:, j, i].set(v)
-
+    i, j = np.triu_indices(c.shape[0], 1)
     w = c[i] * c[j]
-    pa, pb = _cov_parts(a, square(a), c, center), _cov_parts(b, square(b), c, center)
+    pa, pb = _cov_parts(a, to_square_jax(a), c, center), _cov_parts(b, to_square_jax(b), c, center)
     num = _cov_inner(pa, pb, a, b, c, w, cross=True)
     na = _cov_inner(pa, pa, a, a, c, w, cross=False)
     nb = _cov_inner(pb, pb, b, b, c, w, cross=False)
@@ -356,8 +351,7 @@ def bootstrap_compare(
     ones_c, ones_s = jnp.ones((1, k), dtype), jnp.ones((1, n_subj), dtype)
     # a condition is drawn as often as its group; pair (i, j) then weighs c_i c_j, and pairs
     # of a condition with its own copy drop out, as with rsatoolbox's grouped subsampling
-    cond = _counts(k_c, n_units, n_bootstrap, dtype)[:, group_of] if over != "subject" else \
-        jnp.broadcast_to(ones_c, (n_bootstrap, k))
+    cond = _counts(k_c, n_units, n_bootstrap, dtype)[:, group_of] if over != "subject" else None
     subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
         jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
     if over == "subject":
@@ -370,10 +364,11 @@ def bootstrap_compare(
     w_subj = np.asarray(subj, np.float64)
     point = sims[0].mean(axis=1)
     by_subject = w_subj @ sims[0].T / w_subj.sum(axis=1, keepdims=True)  # (sample, model)
+    by_stimulus = sims[1:].mean(axis=2)  # (sample, model); empty when over == "subject"
     if over == "subject":
         samples = by_subject
     elif over == "stimulus":
-        samples = sims[1:].mean(axis=2)
+        samples = by_stimulus
     else:
         samples = np.einsum("bms,bs->bm", sims[1:], w_subj) / w_subj.sum(axis=1)[:, None]
     names = model_names or _names(m_info, "model", vm.shape[0])
@@ -382,8 +377,7 @@ def bootstrap_compare(
         # the two one-factor bootstraps of the same draws correct the two-factor variance;
         # the interval is then the t interval of rsatoolbox's dual bootstrap
         var = _dual_variance(se_naive**2, np.nanvar(by_subject, axis=0, ddof=1),
-                             np.nanvar(sims[1:].mean(axis=2), axis=0, ddof=1), n_subj,
-                             n_units)
+                             np.nanvar(by_stimulus, axis=0, ddof=1), n_subj, n_units)
         se = np.sqrt(var)
         half = scipy.stats.t.ppf((1 + ci) / 2, min(n_subj, n_units) - 1) * se
         lo, hi = point - half, point + half

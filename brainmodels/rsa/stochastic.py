@@ -32,12 +32,17 @@ def _polar(m):
     return u @ vt
 
 
-def _gram_eig(a):
-    """Eigen-decomposition of A^T A per matrix, with the eigenvalues that are numerically zero
-    (below dim * eps * largest) set to 0: zero-padded units, rank-deficient covariances."""
-    lam, v = jnp.linalg.eigh(jnp.swapaxes(a, -1, -2) @ a)
+def _zero_floor(lam, a):
+    """Eigenvalues of A^T A (ascending) with the numerically zero ones (below dim * eps *
+    largest) set to 0: zero-padded units, rank-deficient covariances."""
     floor = a.shape[-1] * jnp.finfo(a.dtype).eps * lam[..., -1:]
-    return jnp.where(lam > floor, lam, 0.0), v
+    return jnp.where(lam > floor, lam, 0.0)
+
+
+def _gram_eig(a):
+    """Eigen-decomposition of A^T A per matrix (see :func:`_zero_floor`)."""
+    lam, v = jnp.linalg.eigh(jnp.swapaxes(a, -1, -2) @ a)
+    return _zero_floor(lam, a), v
 
 
 def _polar_batched(a):
@@ -55,8 +60,7 @@ def _nuclear(a):
     """|A|_* = sum of singular values = sum sqrt(eig(A^T A)), per matrix (eigenvalues only:
     half the cost of the full eigensolver)."""
     lam = jnp.linalg.eigvalsh(jnp.swapaxes(a, -1, -2) @ a)
-    floor = a.shape[-1] * jnp.finfo(a.dtype).eps * lam[..., -1:]
-    return jnp.sum(jnp.sqrt(jnp.where(lam > floor, lam, 0.0)), axis=-1)
+    return jnp.sum(jnp.sqrt(_zero_floor(lam, a)), axis=-1)
 
 
 def _sqrtm_psd(c):
@@ -64,10 +68,13 @@ def _sqrtm_psd(c):
     return (v * jnp.sqrt(jnp.maximum(lam, 0.0))[..., None, :]) @ jnp.swapaxes(v, -1, -2)
 
 
-def _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha):
-    """d^2(T) = mean_k [alpha |mx - T my|^2 + (2 - alpha) B^2(Sx, T Sy T^T)]."""
+def _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha, nuclear=None):
+    """d^2(T) = mean_k [alpha |mx - T my|^2 + (2 - alpha) B^2(Sx, T Sy T^T)]; ``nuclear``:
+    the |Sx T Sy|_* per stimulus where the caller has them already."""
     mean_term = jnp.sum((mx - my @ t.T) ** 2, axis=1)
-    bures = trx + try_ - 2 * _nuclear(sx @ t @ sy)
+    if nuclear is None:
+        nuclear = _nuclear(sx @ t @ sy)
+    bures = trx + try_ - 2 * nuclear
     return jnp.mean(alpha * mean_term + (2.0 - alpha) * bures)
 
 
@@ -113,9 +120,8 @@ def _gauss_align(t0, mx, my, sx, sy, trx, try_, alpha, n_iter: int):
         m = alpha * cross_means + (2.0 - alpha) * jnp.sum(
             sx @ jnp.swapaxes(u_k, -1, -2) @ sy, axis=0)
         # the objective at t from the same eigenvalues (|A_k|_* = sum sqrt(lam))
-        bures = trx + try_ - 2 * jnp.sum(jnp.sqrt(lam), axis=-1)
-        mean_term = jnp.sum((mx - my @ t.T) ** 2, axis=1)
-        return _polar(m), jnp.mean(alpha * mean_term + (2.0 - alpha) * bures)
+        return _polar(m), _gauss_objective(t, mx, my, sx, sy, trx, try_, alpha,
+                                           nuclear=jnp.sum(jnp.sqrt(lam), axis=-1))
 
     return _iterate(step, t0, n_iter)
 
