@@ -81,13 +81,18 @@ def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str, *,
         )
     rows = []
     for n, bold in enumerate(bolds):
-        stem = re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)
+        stem = _bold_stem(bold)
         rows.append({"bold": bold, "events": bold.with_name(stem + "_events.tsv"),
                      "sidecar": bold.with_name(stem + "_bold.json"), **_run_entities(stem, n)})
     table = pd.DataFrame(rows)
     top = root / f"task-{task}_bold.json"
     table["tr"] = [_sidecar_tr([s], top) for s in table["sidecar"]]
     return table
+
+
+def _bold_stem(bold: Path) -> str:
+    """The file name without ``_bold.nii[.gz]``: the run's entities."""
+    return re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)
 
 
 def _run_entities(stem: str, n: int) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def _derivative_runs(root: Path, deriv: Path, sub: str, task: str, space: str | 
                                 f"derivatives have {found}")
     rows = []
     for n, bold in enumerate(bolds):
-        stem = re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)  # ..._space-X_desc-preproc
+        stem = _bold_stem(bold)  # ..._space-X_desc-preproc
         raw_stem = _STEM_ENTITIES.sub("", stem)
         raw_dir = root / bold.parent.relative_to(deriv)
         confounds = bold.with_name(raw_stem + "_desc-confounds_timeseries.tsv")
