@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from brainmodels._deps import require
 from brainmodels._io import atomic_path
 
 __all__ = [
@@ -259,12 +260,37 @@ def _check_storable(ds: xr.Dataset) -> None:
             )
 
 
-def save_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
+def save_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike, *,
+                compress: bool = True) -> Path:
     """Save a Dataset or DataArray to netCDF (h5netcdf engine), atomically and losslessly.
 
     Attributes that netCDF cannot hold natively (dicts, lists, booleans, None) are stored as
     JSON strings and restored by :func:`load_netcdf`. dtypes (float32 stays float32) and
     string coordinates are preserved.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+    path : path-like
+        Destination; written through a temporary file and renamed, so a failure leaves no
+        half file.
+    compress : bool
+        Compress numeric variables losslessly (HDF5 byte shuffle + zlib level
+        :data:`COMPRESSION_LEVEL`), which any netCDF4/HDF5 reader decodes transparently. Maps
+        that are zero outside a region shrink ~10x; noise-like float32 data by ~15 %. Pass
+        False for the fastest write.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, xarray as xr
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> da = xr.DataArray(np.zeros((1000, 500), np.float32), dims=("stimulus", "voxel"))
+    >>> small = save_netcdf(da, folder / "zeros.nc")
+    >>> raw = save_netcdf(da, folder / "zeros_raw.nc", compress=False)
+    >>> small.stat().st_size < raw.stat().st_size / 10
+    True
+    >>> load_netcdf(small).dtype
+    dtype('float32')
     """
     if isinstance(obj, xr.DataArray):
         name = obj.name if obj.name is not None else "__data__"
@@ -280,9 +306,29 @@ def save_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path
     ds.attrs = _encode_attrs(ds.attrs, "the dataset")
     for name in ds.variables:
         ds[name].attrs = _encode_attrs(ds[name].attrs, f"variable {name!r}")
+    _netcdf_backend()
+    encoding = _compression(ds) if compress else None
     with atomic_path(path, suffix=".nc") as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return Path(path)
+
+
+def _netcdf_backend() -> None:
+    for module in ("h5netcdf", "h5py"):
+        require(module, purpose="reading and writing netCDF files (xarray's h5netcdf engine)")
+
+
+#: zlib level of :func:`save_netcdf` (4: within 1 % of level 9's size on the demo's betas at half its time)
+COMPRESSION_LEVEL = 4
+
+
+def _compression(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
+    """Shuffle + zlib for every numeric or boolean variable of more than one element."""
+    return {
+        name: {"zlib": True, "complevel": COMPRESSION_LEVEL, "shuffle": True}
+        for name, var in ds.variables.items()
+        if var.size > 1 and var.dtype.kind in "biuf"
+    }
 
 
 def load_netcdf(path: str | os.PathLike) -> xr.Dataset | xr.DataArray:
@@ -290,6 +336,7 @@ def load_netcdf(path: str | os.PathLike) -> xr.Dataset | xr.DataArray:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such netCDF file: {path}")
+    _netcdf_backend()
     ds = xr.load_dataset(path, engine="h5netcdf")
     ds.attrs = _decode_attrs(ds.attrs)
     for name in ds.variables:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "data", "encode", "rsa", "simulate", "bench")
+COMMANDS = ("demo", "data", "encode", "rsa", "simulate", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from brainmodels._deps import MissingDependencyError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, MissingDependencyError) as err:
         print(f"brainmodels {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -39,5 +39,14 @@ def run(args) -> int:
         raise ValueError(f"unknown benchmark {args.name!r}; available: {available}")
     sys.argv = [str(folder / f"{args.name}.py"), *args.rest]
     sys.path.insert(0, str(folder))  # as `python benchmarks/<name>.py` would: shared helpers
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    except ModuleNotFoundError as err:  # a peer library of the benchmark is not installed
+        from brainmodels._deps import MissingDependencyError, install_hint
+
+        missing = (err.name or "").split(".")[0]
+        raise MissingDependencyError(
+            f"benchmark {args.name!r} runs the peer package {missing!r}, which is not "
+            f"installed; install the benchmark peers with `make bench` in a checkout, or "
+            f"{install_hint(missing)}") from err
     return 0

@@ -42,7 +42,7 @@ def register(sub) -> None:
             "score it against the single-trial betas of held-out stimuli, "
             "and print a per-ROI table: median held-out correlation, fraction of voxels above "
             f"chance ({CHANCE}), median noise ceiling and median normalised score. Writes "
-            "model.nc, scores.nc, alphas.nc, roi_table.csv and brain maps (PNG, NIfTI)."
+            "model.nc (coefficients, alphas, CV scores), scores.nc, roi_table.csv and brain maps (PNG, NIfTI)."
         ),
         epilog=(
             "examples:\n"
@@ -246,7 +246,6 @@ def _write(ds, enc, scores, rows, out: Path, *, spaces, maps: bool, attrs) -> li
                     coords=vcoords, attrs=attrs)
     sc["alphas"] = ("voxel", np.asarray(model["alphas"].values))
     files.append(save_netcdf(sc, out / "scores.nc"))
-    files.append(save_netcdf(model["alphas"], out / "alphas.nc"))
     cols = list(rows[0])
     csv = "\n".join([",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows])
     files.append(write_text_atomic(out / "roi_table.csv", csv + "\n"))
