@@ -318,10 +318,17 @@ def rdm(
         out = kernel(means, arg)
     out = np.asarray(out).reshape(*lead, n_cond, n_cond)
     if not np.all(np.isfinite(out)):
-        bad = np.unique(np.nonzero(~np.isfinite(out))[-1])
+        # A constant pattern makes its whole row and column NaN, so the rows cannot tell which
+        # condition it was; its own distance d(c, c) is NaN exactly when the pattern is.
+        own = ~np.isfinite(np.diagonal(out, axis1=-2, axis2=-1)).reshape(-1, n_cond)
+        bad = np.flatnonzero(own.any(axis=0))
+        if bad.size == 0:  # pragma: no cover - every kernel's diagonal sees the pattern
+            bad = np.unique(np.nonzero(~np.isfinite(out))[-1])
+        more = f" and {bad.size - 10} more" if bad.size > 10 else ""
         raise ValueError(
-            f"metric {metric!r} is undefined for condition(s) {conds_u[bad][:10].tolist()}: their "
-            "patterns are constant (zero variance or zero norm); use 'euclidean' or drop them"
+            f"metric {metric!r} is undefined for condition(s) {conds_u[bad][:10].tolist()}"
+            f"{more}: their patterns are constant (zero variance or zero norm); use "
+            "'euclidean' or drop them"
         )
     out = (out + np.swapaxes(out, -1, -2)) / 2  # exact symmetry
     idx = np.arange(n_cond)

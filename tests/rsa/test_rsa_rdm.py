@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -175,3 +177,14 @@ def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64):
     ref = _reference(x, cond, runs, "crossnobis")
     np.testing.assert_allclose(rdm(x, "crossnobis", conditions=cond, runs=runs), ref,
                                atol=TOL64, rtol=0)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine"])
+@pytest.mark.parametrize("constant", [[10], [0], [3, 7]])
+def test_constant_conditions_are_named_exactly(metric, constant):
+    """Each constant pattern is named, and no other (the old message listed every condition
+    its NaN row touched: [0, 1, ..., 9] for a constant condition 10)."""
+    x = np.random.default_rng(0).standard_normal((12, 20))
+    x[constant] = 0.0 if metric == "cosine" else 3.0
+    with pytest.raises(ValueError, match=rf"condition\(s\) {re.escape(str(constant))}: "):
+        rdm(x, metric=metric)
