@@ -53,18 +53,67 @@ def to_square_jax(vec):
     return jnp.zeros((vec.shape[0], k, k), vec.dtype).at[:, i, j].set(vec).at[:, j, i].set(vec)
 
 
-def _looks_square(values: np.ndarray) -> bool:
-    if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
-        return False
+#: Relative tolerance of the square-RDM checks: |D - D^T| and |diag D| at most this times
+#: max |D|. 1e-5 is ~84 float32 eps: round-off of any float32 RDM passes, while a similarity
+#: matrix (diagonal 1) or a hand-edited asymmetric matrix does not.
+SQUARE_RTOL = 1e-5
+
+#: Accepted values of ``layout=``.
+LAYOUTS = ("square", "condensed")
+
+
+def _check_square(values: np.ndarray, name: str) -> None:
+    """Raise a ValueError naming the failed check unless ``values`` are (..., K, K) RDMs."""
+    shape = values.shape
+    if values.ndim < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name} was given as square RDMs (..., K, K) but has shape {shape}")
+    scale = max(float(np.max(np.abs(values))) if values.size else 0.0, 1e-300)
+    asym = float(np.max(np.abs(values - np.swapaxes(values, -1, -2)))) / scale
     diag = np.diagonal(values, axis1=-2, axis2=-1)
-    scale = max(float(np.nanmax(np.abs(values))) if values.size else 0.0, 1e-300)
-    sym = np.allclose(values, np.swapaxes(values, -1, -2), atol=1e-6 * scale, equal_nan=True)
-    return bool(sym and np.all(np.abs(np.nan_to_num(diag)) <= 1e-6 * scale))
+    off = float(np.max(np.abs(diag))) / scale
+    hint = ("; if it holds stacked condensed RDMs (one upper triangle per row), pass "
+            "layout='condensed' or a DataArray whose last dim is 'pair'")
+    if off > SQUARE_RTOL:
+        similarity = bool(np.allclose(diag, diag.flat[0])) and float(diag.flat[0]) != 0.0
+        raise ValueError(
+            f"{name} of shape {shape} is read as square RDMs, but its diagonal is not zero "
+            f"(max |diag| = {off:.3g} of max |entry|, tolerance {SQUARE_RTOL:g})"
+            + ("; it looks like a similarity matrix (e.g. np.corrcoef): pass 1 - similarity"
+               if similarity else "") + hint)
+    if asym > SQUARE_RTOL:
+        raise ValueError(
+            f"{name} of shape {shape} is read as square RDMs, but it is not symmetric "
+            f"(max |D - D^T| = {asym:.3g} of max |entry|, tolerance {SQUARE_RTOL:g}); "
+            f"symmetrise it ((D + D.T) / 2) if the asymmetry is noise" + hint)
 
 
-def rdm_vectors(x: Any, *, name: str) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...] | None,
-                                               dict[str, Any]]:
+def _is_square(values: np.ndarray, template, layout: str | None, name: str) -> bool:
+    """The layout: explicit (``layout=`` or a DataArray's dims), else square iff the last two
+    axes are equal. Never guessed from the values: a wrong reading is an error, not a number."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)} or None, got {layout!r}")
+    labelled = None
+    if template is not None and tuple(template.dims[-2:]) == RDM_DIMS:
+        labelled = "square"
+    elif template is not None and template.dims[-1] == "pair":
+        labelled = "condensed"
+    if layout is not None and labelled is not None and layout != labelled:
+        raise ValueError(f"layout={layout!r} contradicts {name}'s dims {template.dims}")
+    layout = layout or labelled
+    if layout is None:
+        layout = "square" if values.ndim >= 2 and values.shape[-1] == values.shape[-2] else (
+            "condensed")
+    return layout == "square"
+
+
+def rdm_vectors(x: Any, *, name: str, layout: str | None = None
+                ) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...] | None, dict[str, Any]]:
     """Normalise RDM input to condensed vectors.
+
+    ``layout`` is ``"square"`` ((..., K, K)), ``"condensed"`` ((..., K (K - 1) / 2)) or None:
+    a DataArray's dims decide (``condition_a, condition_b`` or a last dim ``pair``), else an
+    input whose last two axes are equal is square. Square input must be symmetric with a zero
+    diagonal to :data:`SQUARE_RTOL`.
 
     Returns ``(vectors, lead_shape, lead_dims, lead_coords)``: vectors has shape
     ``(prod(lead_shape), n_pairs)``; ``lead_dims`` are the names of the leading axes when ``x``
@@ -81,22 +130,20 @@ def rdm_vectors(x: Any, *, name: str) -> tuple[np.ndarray, tuple[int, ...], tupl
         raise TypeError(f"{name} must hold real numbers, got dtype {values.dtype}")
     if values.ndim == 0:
         raise ValueError(f"{name} must be an RDM (square or condensed), got a scalar")
-    if template is not None and tuple(template.dims[-2:]) == RDM_DIMS:
-        square = True
-    elif template is not None and template.dims[-1] == "pair":
-        square = False
-    else:
-        square = _looks_square(values)
+    square = _is_square(values, template, layout, name)
     if not np.all(np.isfinite(values)):
         bad = int(np.sum(~np.isfinite(values)))
         raise ValueError(
             f"{name} contains {bad} NaN/infinite entries; RDM comparisons need finite "
             "dissimilarities (drop the conditions with missing data first)"
         )
+    if square:
+        _check_square(values, name)
     vec = to_condensed(values) if square else values
     n_lead = values.ndim - (2 if square else 1)
     lead_shape = values.shape[:n_lead]
-    k = n_cond_from_pairs(vec.shape[-1], name=name)
+    k = n_cond_from_pairs(vec.shape[-1], name=f"{name} (shape {values.shape}, read as condensed)"
+                          if not square else name)
     if k < 3:
         raise ValueError(f"{name} has {k} conditions; RDM comparisons need at least 3")
     lead_dims = tuple(template.dims[:n_lead]) if template is not None else None

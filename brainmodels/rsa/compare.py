@@ -571,6 +571,7 @@ def compare_rdms(
     method: str = "cosine",
     *,
     sigma_k: ArrayLike | None = None,
+    layout: str | None = None,
 ) -> Any:
     """Similarity of RDMs under a comparison method, for all pairs of two stacks.
 
@@ -589,6 +590,11 @@ def compare_rdms(
         (rsatoolbox's entrywise whitening of the double-centred RDM), or their full
         covariance (the exact V^-1 weighting that rsatoolbox approximates by conjugate
         gradients; see the comment above ``_whiten_full``). Default: i.i.d. patterns.
+    layout : {"square", "condensed"}, optional
+        How to read unlabelled arrays. By default a DataArray's dims decide, and an array
+        whose last two axes are equal is square; pass ``"condensed"`` for a stack of upper
+        triangles that happens to be square-shaped. Square input must be symmetric with a zero
+        diagonal (to ``1e-5`` of its largest entry), else a ValueError says which check failed.
 
     Returns
     -------
@@ -617,12 +623,13 @@ def compare_rdms(
     """
     if method not in COMPARE_METHODS:
         raise ValueError(f"method must be one of {sorted(COMPARE_METHODS)}, got {method!r}")
-    va, *a_info = rdm_vectors(A, name="A")
-    vb, *b_info = rdm_vectors(B, name="B")
+    va, *a_info = rdm_vectors(A, name="A", layout=layout)
+    vb, *b_info = rdm_vectors(B, name="B", layout=layout)
     if va.shape[1] != vb.shape[1]:
         ka, kb = n_cond_from_pairs(va.shape[1]), n_cond_from_pairs(vb.shape[1])
-        raise ValueError(f"A and B must be RDMs of the same conditions: A has {ka} conditions "
-                         f"({va.shape[1]} pairs), B has {kb} ({vb.shape[1]} pairs)")
+        raise ValueError(f"A and B must be RDMs of the same conditions: A (shape "
+                         f"{np.shape(unwrap(A, name='A')[0])}) has {ka} conditions, B (shape "
+                         f"{np.shape(unwrap(B, name='B')[0])}) has {kb}")
     dtype = jnp.result_type(float)
     k = n_cond_from_pairs(va.shape[1])
     full = None

@@ -200,3 +200,56 @@ def test_unknown_method_and_constant_rdm():
         compare_rdms(np.ones(3), np.ones(3), "kendall-b")
     with pytest.raises(ValueError, match="constant RDM"):
         compare_rdms(np.ones(3), np.arange(3.0), "corr")
+
+
+def _square_rdm(rng, k=15):
+    d = rng.random((k, k))
+    d = d + d.T
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def test_similarity_matrix_is_refused_with_the_fix():
+    """np.corrcoef output (diagonal 1) used to be read as 15 condensed vectors and return a
+    15 x 15 array of numbers without a word."""
+    rng = np.random.default_rng(0)
+    sim = np.corrcoef(rng.standard_normal((15, 30)))
+    with pytest.raises(ValueError, match=r"\(15, 15\).*diagonal is not zero.*1 - similarity"):
+        compare_rdms(sim, sim, "corr")
+    assert np.isclose(compare_rdms(1 - sim, 1 - sim, "corr"), 1.0)
+
+
+def test_slightly_asymmetric_square_is_refused():
+    rng = np.random.default_rng(1)
+    d = _square_rdm(rng)
+    d[0, 1] += 0.05
+    with pytest.raises(ValueError, match=r"not symmetric.*max \|D - D\^T\|.*layout='condensed'"):
+        compare_rdms(d, _square_rdm(rng), "corr")
+    ok = d.copy()
+    ok[0, 1] = d[1, 0] * (1 + 1e-7)  # float round-off passes
+    assert np.isfinite(compare_rdms(ok, _square_rdm(rng), "corr"))
+
+
+def test_square_shaped_stack_of_condensed_vectors_needs_the_layout():
+    """Three 3-condition RDMs stacked as rows are a (3, 3) array: read as square (refused,
+    with the spelling that works), and as intended with layout='condensed' or a 'pair' dim."""
+    rng = np.random.default_rng(2)
+    stack = rng.random((3, 3)) + 0.1
+    with pytest.raises(ValueError, match="layout='condensed'"):
+        compare_rdms(stack, stack, "corr")
+    got = compare_rdms(stack, stack, "corr", layout="condensed")
+    assert got.shape == (3, 3) and np.allclose(np.diag(got), 1.0)
+    labelled = xr.DataArray(stack, dims=("model", "pair"))
+    np.testing.assert_allclose(compare_rdms(labelled, labelled, "corr").values, got)
+    with pytest.raises(ValueError, match="contradicts"):
+        compare_rdms(labelled, labelled, "corr", layout="square")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        compare_rdms(stack, stack, "corr", layout="upper")
+
+
+def test_mismatch_error_names_the_shapes():
+    rng = np.random.default_rng(3)
+    with pytest.raises(ValueError, match=r"shape \(15, 15\).*shape \(12, 12\)"):
+        compare_rdms(_square_rdm(rng, 15), _square_rdm(rng, 12), "corr")
+    with pytest.raises(ValueError, match=r"shape \(7,\), read as condensed"):
+        compare_rdms(np.ones(7), np.ones(7), "corr")
