@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -45,14 +46,43 @@ class Brian2Model:
     dt_ms: float
 
 
-def _scalar(model, name):
-    value = np.asarray(getattr(model, name), dtype=float)
-    if value.ndim:
-        raise NotImplementedError(
-            f"to_brian2 supports scalar parameters only; {type(model).__name__}.{name} is "
-            "per-neuron"
-        )
-    return float(value)
+class _Params:
+    """A neuron model's parameters in brian2: a uniform value goes into the namespace as a
+    Quantity, a per-neuron one becomes a ``(constant)`` variable of the group. Values are
+    converted with ``float``/``np.asarray`` (Python, numpy and JAX scalars and arrays alike),
+    never written into equations as text."""
+
+    # brian2 unit of each parameter and the name of its base unit in equations
+    _UNITS = {"ms": ("ms", "second"), "mV": ("mV", "volt"), "Mohm": ("Mohm", "ohm"),
+              "usiemens": ("usiemens", "siemens"), "nA": ("nA", "amp"), "1": (None, "1")}
+
+    def __init__(self, model, size: int, b2):
+        self.model, self.size, self.b2 = model, size, b2
+        self.namespace: dict = {}
+        self.per_neuron: dict = {}
+
+    def values(self, name: str) -> np.ndarray:
+        """The parameter per neuron, shape (size,)."""
+        value = np.asarray(getattr(self.model, name), dtype=float)
+        if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, self.size)):
+            raise ValueError(f"{type(self.model).__name__}.{name} has shape {value.shape}; "
+                             f"expected a scalar or one value per neuron ({self.size},)")
+        return np.broadcast_to(value.reshape(-1) if value.ndim else value, (self.size,))
+
+    def add(self, name: str, unit: str) -> None:
+        values = self.values(name)
+        scale = getattr(self.b2, self._UNITS[unit][0]) if unit != "1" else 1.0
+        if np.all(values == values[0]):
+            self.namespace[name] = float(values[0]) * scale
+        else:
+            self.per_neuron[name] = (values * scale, self._UNITS[unit][1])
+
+    def equations(self) -> list[str]:
+        return [f"{name} : {unit} (constant)" for name, (_, unit) in self.per_neuron.items()]
+
+    def assign(self, group) -> None:
+        for name, (values, _) in self.per_neuron.items():
+            setattr(group, name, values)
 
 
 def _channel_eqs(model, b2):
@@ -70,31 +100,43 @@ def _channel_eqs(model, b2):
     return eqs, ns, " + ".join(drive) or "0*mV"
 
 
-def _lif_eqs(model: LIF, b2):
+def _lif_eqs(model: LIF, params: _Params, b2):
     eqs, ns, drive = _channel_eqs(model, b2)
     eqs.insert(0, f"dv/dt = (v_rest - v + I_drive + {drive}) / tau_m : volt (unless refractory)")
-    ns.update(tau_m=_scalar(model, "tau_m") * b2.ms, v_rest=_scalar(model, "v_rest") * b2.mV)
+    params.add("tau_m", "ms")
+    params.add("v_rest", "mV")
     method = "exact" if model.syn.kind == "current" else "exponential_euler"
+    degenerate = np.isclose(params.values("tau_m")[:, None],
+                            np.asarray(model.syn.tau, float)[None, :], rtol=1e-6)
+    if method == "exact" and degenerate.any():
+        # brian2's closed form divides by (tau_m - tau_syn): NaN voltages, silently no spikes
+        equal = np.asarray(model.syn.tau, float)[degenerate.any(axis=0)].tolist()
+        warnings.warn(
+            f"tau_m equals a synaptic time constant ({equal} ms), where brian2's exact integrator divides by zero; using brian2's "
+            "exponential_euler instead (spike times may differ from the JAX run by a step)",
+            RuntimeWarning, stacklevel=4)
+        method = "exponential_euler"
     return eqs, ns, method, {}
 
 
-def _alif_eqs(model: AdaptiveLIF, b2):
+def _alif_eqs(model: AdaptiveLIF, params: _Params, b2):
     eqs, ns, drive = _channel_eqs(model, b2)
     eqs.insert(0, f"dv/dt = (v_rest - v + I_drive - r_m * w + {drive}) / tau_m : volt "
                   "(unless refractory)")
     eqs.insert(1, "dw/dt = (a * (v - v_rest) - w) / tau_w : amp")
-    ns.update(tau_m=_scalar(model, "tau_m") * b2.ms, v_rest=_scalar(model, "v_rest") * b2.mV,
-              r_m=_scalar(model, "r_m") * b2.Mohm, tau_w=_scalar(model, "tau_w") * b2.ms,
-              a=_scalar(model, "a") * b2.usiemens, b=_scalar(model, "b") * b2.nA)
+    for name, unit in (("tau_m", "ms"), ("v_rest", "mV"), ("r_m", "Mohm"), ("tau_w", "ms"),
+                       ("a", "usiemens"), ("b", "nA")):
+        params.add(name, unit)
     return eqs, ns, model.method, {"reset_extra": "w += b", "init": {"w": 0.0 * b2.nA}}
 
 
-def _izh_eqs(model: Izhikevich, b2):
+def _izh_eqs(model: Izhikevich, params: _Params, b2):
     eqs, ns, drive = _channel_eqs(model, b2)
     eqs.insert(0, "dv/dt = (0.04 / mV * v**2 + 5 * v + 140 * mV - u + I_drive + "
                   f"{drive}) / ms : volt (unless refractory)")
     eqs.insert(1, "du/dt = a * (b * v - u) / ms : volt")
-    ns.update(a=_scalar(model, "a"), b=_scalar(model, "b"), d=_scalar(model, "d") * b2.mV)
+    for name, unit in (("a", "1"), ("b", "1"), ("d", "mV")):
+        params.add(name, unit)
     return eqs, ns, model.method, {"reset_extra": "u += d", "init_u": True}
 
 
@@ -108,23 +150,28 @@ def _group(pop, dt_ms, b2):
     if type(model) not in _EQUATIONS:
         raise TypeError(f"to_brian2 supports {[t.__name__ for t in _EQUATIONS]}, got "
                         f"{type(model).__name__}")
-    eqs, ns, method, extra = _EQUATIONS[type(model)](model, b2)
+    params = _Params(model, pop.size, b2)
+    eqs, ns, method, extra = _EQUATIONS[type(model)](model, params, b2)
     eqs.append("I_drive : volt (constant)")
-    ns.update(v_th=_scalar(model, "v_th") * b2.mV, v_reset=_scalar(model, "v_reset") * b2.mV)
+    for name, unit in (("v_th", "mV"), ("v_reset", "mV"), ("t_ref", "ms")):
+        params.add(name, unit)
+    ns.update(params.namespace)
     reset = "\n".join([_RESETS[model.reset_mode], extra.get("reset_extra", "")]).strip()
     group = b2.NeuronGroup(
-        pop.size, "\n".join(eqs), threshold="v > v_th", reset=reset,
-        refractory=_scalar(model, "t_ref") * b2.ms, method=method, namespace=ns,
-        dt=dt_ms * b2.ms, name=f"pop_{pop.name}",
+        pop.size, "\n".join(eqs + params.equations()), threshold="v > v_th", reset=reset,
+        refractory="t_ref", method=method, namespace=ns, dt=float(dt_ms) * b2.ms,
+        name=f"pop_{pop.name}",
     )
+    params.assign(group)
     v0 = np.broadcast_to(np.asarray(model.v_rest if pop.v0 is None else pop.v0, float),
                          (pop.size,))
     group.v = v0 * b2.mV
     # r_m (MOhm) times i_ext (nA) is the drive in mV
-    drive = _scalar(model, "r_m") * np.broadcast_to(np.asarray(pop.i_ext, float), (pop.size,))
+    r_m = params.values("r_m") if hasattr(model, "r_m") else 1.0
+    drive = r_m * np.broadcast_to(np.asarray(pop.i_ext, float), (pop.size,))
     group.I_drive = drive * b2.mV
     if extra.get("init_u"):
-        group.u = _scalar(model, "b") * v0 * b2.mV
+        group.u = params.values("b") * v0 * b2.mV
     return group
 
 
@@ -150,16 +197,17 @@ def to_brian2(net: Network, *, dt_ms: float = 0.1, recording: Recording | None =
         unit = b2.mV if kind == "current" else 1.0
         s = b2.Synapses(groups[pr.pre], groups[pr.post],
                         "w : volt" if kind == "current" else "w : 1",
-                        on_pre=f"g_{pr.channel}_post += w", dt=dt_ms * b2.ms, name=f"syn_{k}")
-        s.connect(i=pr.conn.pre.astype(np.int64), j=pr.conn.post.astype(np.int64))
-        s.w = pr.conn.weight.astype(float) * unit
-        s.delay = pr.conn.delay_ms.astype(float) * b2.ms
+                        on_pre=f"g_{pr.channel}_post += w", dt=float(dt_ms) * b2.ms, name=f"syn_{k}")
+        s.connect(i=np.asarray(pr.conn.pre, np.int64), j=np.asarray(pr.conn.post, np.int64))
+        s.w = np.asarray(pr.conn.weight, float) * unit
+        s.delay = np.asarray(pr.conn.delay_ms, float) * b2.ms
         synapses.append(s)
     for inp in net.inputs:
         kind = net.population(inp.target).model.syn.kind
-        weight = f"{inp.weight!r}*mV" if kind == "current" else repr(float(inp.weight))
-        synapses.append(b2.PoissonInput(groups[inp.target], f"g_{inp.channel}", inp.n_sources,
-                                        inp.rate_hz * b2.Hz, weight=weight))
+        weight = float(inp.weight) * (b2.mV if kind == "current" else 1.0)  # a value, not text
+        synapses.append(b2.PoissonInput(groups[inp.target], f"g_{inp.channel}",
+                                        int(inp.n_sources), float(inp.rate_hz) * b2.Hz,
+                                        weight=weight))
     spikes = {name: b2.SpikeMonitor(g) for name, g in groups.items()}
     states = {}
     offsets = net.offsets
@@ -169,7 +217,7 @@ def to_brian2(net: Network, *, dt_ms: float = 0.1, recording: Recording | None =
         local = neurons[(neurons >= start) & (neurons < stop)] - start
         if recording.traces and local.size:
             states[name] = b2.StateMonitor(g, list(recording.traces), record=local,
-                                           dt=recording.every_ms * b2.ms)
+                                           dt=float(recording.every_ms) * b2.ms)
     network = b2.Network(*groups.values(), *synapses, *spikes.values(), *states.values())
     return Brian2Model(network, groups, synapses, spikes, states, float(dt_ms))
 
@@ -202,7 +250,7 @@ def run_brian2(
         if seed is not None:
             b2.seed(seed)
         model = to_brian2(net, dt_ms=dt_ms, recording=recording)
-        model.network.run(duration_ms * b2.ms, namespace={})
+        model.network.run(float(duration_ms) * b2.ms, namespace={})
     return _dataset(net, model, duration_ms, dt_ms, recording, target)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from flax import struct
 
+from brainmodels._types import ArrayLike
 from brainmodels.snn.analysis import _concat_networks, _to_dataset
 from brainmodels.snn.connectivity import Connectivity, build_kernel
 
@@ -82,9 +83,9 @@ class PoissonInput:
 
     target: str
     channel: str
-    n_sources: int
-    rate_hz: float
-    weight: float
+    n_sources: int | ArrayLike  # scalars: Python, numpy or JAX alike
+    rate_hz: float | ArrayLike
+    weight: float | ArrayLike
 
 
 @dataclasses.dataclass(frozen=True)

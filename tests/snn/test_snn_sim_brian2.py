@@ -120,3 +120,60 @@ def test_coba_rate_distribution_over_seeds_matches_brian2():
         theirs.append(snn.population_summary(snn.run_brian2(net, 1000.0, 0.1))["P"]["rate_hz"])
     # same networks, same initial states: per-seed rates within 10 %, hence the distributions
     np.testing.assert_allclose(ours, theirs, rtol=0.10)
+
+
+def _as(kind: str, value):
+    """``value`` (float or array) in one of the spellings the public API accepts."""
+    import jax.numpy as jnp
+
+    return {"python": lambda v: v if np.ndim(v) else float(v), "numpy": np.asarray,
+            "numpy_scalar": lambda v: np.float64(v) if not np.ndim(v) else np.asarray(v),
+            "jax": jnp.asarray}[kind](value)
+
+
+@pytest.mark.parametrize("kind", ["python", "numpy", "numpy_scalar", "jax"])
+def test_per_neuron_and_any_scalar_type_match_brian2(x64, kind):
+    """Every LIF parameter as a Python, numpy or JAX value, per neuron where it varies: the
+    bridge used to accept scalars only and to write values into brian2 as text."""
+    n = 6
+    model = snn.LIF(tau_m=_as(kind, np.linspace(12.0, 30.0, n)), v_rest=_as(kind, -60.0),
+                    v_th=_as(kind, np.array([-50.0, -51.0, -52.0, -50.0, -49.0, -50.5])),
+                    v_reset=_as(kind, -62.0), t_ref=_as(kind, np.array([1.0, 2.0, 3.0] * 2)))
+    pop = snn.Population("P", n, model, v0=_as(kind, -60.0),
+                         i_ext=_as(kind, np.linspace(11.0, 20.0, n)))
+    net = snn.Network((pop,))
+    res, ref = snn.simulate(net, 200.0, 0.1), snn.run_brian2(net, 200.0, 0.1)
+    assert ref.spike_time.size > 30
+    assert snn.spike_time_agreement(res, ref) == 1.0
+    # and every neuron's own parameters mattered: the rates differ across neurons
+    assert len(set(np.bincount(ref.spike_neuron.values, minlength=n))) > 3
+
+
+@pytest.mark.parametrize("kind", ["python", "numpy_scalar", "jax"])
+def test_poisson_input_weight_of_any_scalar_type(kind):
+    """A numpy scalar weight was written as ``np.float64(20.0)*mV`` and brian2 failed with
+    "Error encountered with object named 'poissoninput'"."""
+    model = snn.LIF(tau_m=20.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=2.0,
+                    syn=snn.current_synapses((5.0,), ("e",)))
+    net = snn.Network((snn.Population("P", 20, model),),
+                      inputs=(snn.PoissonInput("P", "e", 50,
+                                               _as(kind, 20.0), _as(kind, 2.0)),))
+    ref = snn.run_brian2(net, 100.0, 0.1, seed=3)
+    base = snn.run_brian2(snn.Network(net.populations, inputs=(snn.PoissonInput(
+        "P", "e", 50, 20.0, 2.0),)), 100.0, 0.1, seed=3)
+    assert ref.spike_time.size > 10
+    np.testing.assert_array_equal(ref.spike_neuron.values, base.spike_neuron.values)
+    np.testing.assert_array_equal(ref.spike_time.values, base.spike_time.values)
+
+
+def test_tau_m_equal_to_a_synaptic_tau_is_not_silently_nan(x64):
+    """brian2's exact closed form divides by (tau_m - tau_syn): the bridge ran it and brian2
+    produced NaN voltages and no spikes. It now warns and integrates with exponential_euler,
+    which is exact here (no synaptic input), so the trains match the JAX run."""
+    model = snn.LIF(tau_m=10.0, v_rest=-60.0, v_th=-50.0, v_reset=-62.0, t_ref=2.0)  # tau_i 10
+    net = snn.Network((snn.Population("P", 2, model, v0=-60.0, i_ext=np.array([11.0, 15.0])),))
+    with pytest.warns(RuntimeWarning, match="tau_m equals a synaptic time constant"):
+        ref = snn.run_brian2(net, 200.0, 0.1)
+    res = snn.simulate(net, 200.0, 0.1)
+    assert ref.spike_time.size > 10 and np.isfinite(ref.spike_time.values).all()
+    assert snn.spike_time_agreement(res, ref) == 1.0
