@@ -17,15 +17,33 @@ _DESCRIPTIONS = {
     "cuba": "current-based LIF network (Brette et al. 2007, brian2 examples/CUBA.py, ~5.5 Hz)",
     "coba": "conductance-based LIF network (Brette et al. 2007 COBA, E_e = 0, E_i = -80 mV)",
 }
-_UNITS_MS = {"ms": 1.0, "s": 1000.0, "": 1.0}
+_UNITS_MS = {"ms": 1.0, "s": 1000.0}
+#: the rate plot's axis ignores the first this many ms (at most a fifth of the run)
+_TRANSIENT_MS = 50.0
 
 
 def parse_duration_ms(text: str) -> float:
-    """``"1s"`` -> 1000.0, ``"250ms"`` -> 250.0, ``"100"`` -> 100.0 (ms)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(ms|s|)\s*", str(text))
+    """``"1s"`` -> 1000.0, ``"250ms"`` -> 250.0; a bare number is refused (seconds or ms?).
+
+    Examples
+    --------
+    >>> parse_duration_ms("1.5s"), parse_duration_ms("250ms")
+    (1500.0, 250.0)
+    >>> parse_duration_ms("1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '1' has no unit: write 1s (seconds) or 1ms (milliseconds)
+    """
+    number = r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*"
+    bare = re.fullmatch(number, str(text))
+    if bare is not None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit: write {bare.group(1)}s (seconds) or {bare.group(1)}ms "
+            "(milliseconds)")
+    match = re.fullmatch(number + r"(ms|s)\s*", str(text))
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"expected a duration such as 1s, 250ms or 100 (ms), got {text!r}")
+            f"expected a duration with its unit, such as 1s or 250ms, got {text!r}")
     value = float(match.group(1)) * _UNITS_MS[match.group(2)]
     if value <= 0:
         raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
@@ -54,6 +72,27 @@ def register(sub) -> None:
         parser.set_defaults(func=run, preset=name)
 
 
+def rate_axis_limit(time, rates: dict) -> tuple[float | None, str]:
+    """The rate plot's upper limit and its caption, or ``(None, "")`` to leave it as is.
+
+    The start-up volley (neurons drawn near threshold fire together) would set the axis to
+    several hundred Hz and flatten the steady state: the axis is scaled to what follows the
+    first :data:`_TRANSIENT_MS` ms (at most a fifth of the run), and the caption says so.
+    """
+    import numpy as np
+
+    transient = min(_TRANSIENT_MS, 0.2 * float(time[-1]))
+    late = np.asarray(time) > transient
+    if not late.any() or late.all():
+        return None, ""
+    top = max(float(np.max(r[late])) for r in rates.values())
+    peak = max(float(np.max(r[~late])) for r in rates.values())
+    if top <= 0 or peak <= 1.2 * top:
+        return None, ""
+    return 1.2 * top, (f"start-up volley off-scale: peak {peak:.0f} Hz in the first "
+                       f"{transient:g} ms")
+
+
 def _plot(res, path, title: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
@@ -67,8 +106,14 @@ def _plot(res, path, title: str) -> None:
     ax1.plot(t[shown], i[shown], ",k", rasterized=True)
     ax1.set_ylabel("neuron (first 1000)")
     ax1.set_title(title)
-    for name in res.attrs["populations"]:
-        ax2.plot(res["time"].values, np.asarray(res[f"rate_{name}"].values), lw=0.8, label=name)
+    time = res["time"].values
+    rates = {name: np.asarray(res[f"rate_{name}"].values) for name in res.attrs["populations"]}
+    for name, rate in rates.items():
+        ax2.plot(time, rate, lw=0.8, label=name)
+    top, note = rate_axis_limit(time, rates)
+    if top is not None:
+        ax2.set_ylim(0, top)
+        ax2.text(0.99, 0.95, note, transform=ax2.transAxes, ha="right", va="top", fontsize=8)
     ax2.set_xlabel("time (ms)")
     ax2.set_ylabel("rate (Hz)")
     fig.tight_layout()
@@ -78,6 +123,7 @@ def _plot(res, path, title: str) -> None:
 
 def run(args) -> int:
     import jax
+    import numpy as np
 
     from brainmodels import snn
     from brainmodels.cli._common import format_table
@@ -92,10 +138,12 @@ def run(args) -> int:
     nc = save_netcdf(res, out / f"{args.preset}_spikes.nc")
     png = out / f"{args.preset}_raster.png"
     summary = snn.population_summary(res)["P"]
+    cv = summary["cv_isi"]  # NaN when no neuron fired twice: say so rather than print nan
     _plot(res, png, f"{args.preset.upper()}: {summary['rate_hz']:.2f} Hz, "
-                    f"CV-ISI {summary['cv_isi']:.2f}")
+                    + (f"CV-ISI {cv:.2f}" if np.isfinite(cv) else "CV-ISI n/a"))
     rows = [{"model": args.preset, "neurons": args.n, "spikes": summary["n_spikes"],
-             "rate_hz": summary["rate_hz"], "cv_isi": summary["cv_isi"]}]
+             "rate_hz": summary["rate_hz"],
+             "cv_isi": cv if np.isfinite(cv) else "n/a (no neuron fired twice)"}]
     print(format_table(rows))
     if args.compare_brian2:
         ref = snn.run_brian2(net, args.duration, args.dt, target="cython")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from brainmodels.cli import main
-from brainmodels.cli.simulate_snn import parse_duration_ms
+from brainmodels.cli.simulate_snn import parse_duration_ms, rate_axis_limit
 from brainmodels.data import load_netcdf
 
 
@@ -34,10 +34,37 @@ def test_duration_parser():
     assert parse_duration_ms("1s") == 1000.0
     assert parse_duration_ms("250ms") == 250.0
     assert parse_duration_ms("0.1ms") == pytest.approx(0.1)
-    assert parse_duration_ms("40") == 40.0
-    for bad in ("-1s", "1h", "fast", "0"):
+    for bad in ("-1s", "1h", "fast", "0ms", "1 sec"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_duration_ms(bad)
+
+
+def test_bare_duration_is_refused_with_both_spellings(tmp_path, capsys):
+    """`--duration 1` used to mean 1 ms (and printed "cv nan"): ambiguous, so refused."""
+    with pytest.raises(argparse.ArgumentTypeError, match=r"write 40s \(seconds\) or 40ms"):
+        parse_duration_ms("40")
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "cuba", "--duration", "1", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "1s (seconds) or 1ms" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_short_run_prints_no_nan(tmp_path, capsys):
+    assert main(["simulate", "cuba", "--duration", "2ms", "--n", "100",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    out = out.replace(str(tmp_path), "")  # the folder is named for this test
+    assert "nan" not in out and "n/a" in out
+
+
+def test_rate_axis_skips_the_start_up_volley():
+    time = np.arange(0.0, 600.0, 1.0)
+    rate = np.full(time.size, 20.0)
+    rate[:5] = 350.0  # the COBA start-up volley
+    top, note = rate_axis_limit(time, {"P": rate})
+    assert top == pytest.approx(24.0) and "peak 350 Hz in the first 50 ms" in note
+    assert rate_axis_limit(time, {"P": np.full(time.size, 20.0)}) == (None, "")
 
 
 def test_bad_dt_is_a_clean_error(tmp_path, capsys):
