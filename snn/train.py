@@ -249,15 +249,13 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
         yield order[start:start + batch_size]
 
 
-def _run_epoch(model, optimizer, data, bs, rng, bar, kw, metric):
+def _run_epoch(model, optimizer, data, bs, rng, kw):
     x, y, mask = data
     losses, scores = [], []
     for idx in _batches(x.shape[0], bs, rng):
         value, score, _ = train_step(model, optimizer, x[idx], y[idx], mask[idx], **kw)
         losses.append(float(value))
         scores.append(float(score))
-        bar.update(1)
-        bar.set_postfix({"loss": f"{losses[-1]:.3f}", metric: f"{scores[-1]:.3f}"})
     if not np.isfinite(losses).all():
         raise FloatingPointError("training diverged (non-finite loss); lower learning_rate or "
                                  "set grad_clip")
@@ -267,7 +265,7 @@ def _run_epoch(model, optimizer, data, bs, rng, bar, kw, metric):
 def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConfig(),
                      x_val=None, y_val=None, mask_train=None, mask_val=None,
                      checkpoint_dir: str | os.PathLike | None = None,
-                     progress: bool | None = None, log: Callable[[dict], None] | None = None
+                     progress: Callable | None = None, log: Callable[[dict], None] | None = None
                      ) -> TrainResult:
     """Train a sequence model (e.g. :class:`~brainmodels.snn.rsnn.RSNN`) with BPTT.
 
@@ -287,8 +285,8 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     checkpoint_dir : path, optional
         Writes ``last.msgpack`` after each epoch and ``best.msgpack`` on the best validation
         score, atomically.
-    progress : bool, optional
-        Show a progress bar (default: when stderr is a terminal).
+    progress : callable, optional
+        Wraps the iterable of epochs, e.g. ``tqdm.tqdm`` (the library draws no bar itself).
     log : callable, optional
         Called with each epoch's record (``train_loss``, ``train_<score>``, ``val_*``).
 
@@ -296,20 +294,17 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     -------
     TrainResult
     """
-    from brainmodels.cli._common import progress as progress_bar
-
     data = _prepare(x_train, y_train, mask_train, config.loss)
     bs = min(config.batch_size, data[0].shape[0])
     optimizer = make_optimizer(model, config)
     rng = np.random.default_rng(config.seed)
-    bar = progress_bar(total=config.epochs * (data[0].shape[0] // bs), desc="train",
-                       disable=None if progress is None else not progress)
     _, metric, sign = LOSSES[config.loss]
     kw = {"loss": config.loss, "readout": config.readout, "rate_reg": config.rate_reg,
           "target_rate": config.target_rate}
     history, best = [], -np.inf
-    for epoch in range(config.epochs):
-        loss, score = _run_epoch(model, optimizer, data, bs, rng, bar, kw, metric)
+    epochs = range(config.epochs)
+    for epoch in epochs if progress is None else progress(epochs):
+        loss, score = _run_epoch(model, optimizer, data, bs, rng, kw)
         record = {"epoch": epoch + 1, "train_loss": loss, f"train_{metric}": score}
         if x_val is not None:
             ev = evaluate(model, x_val, y_val, mask_val, loss=config.loss,
@@ -326,7 +321,6 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
             if current > best:
                 best = current
                 save_checkpoint(model, Path(checkpoint_dir) / "best.msgpack", metadata=meta)
-    bar.close()
     return TrainResult(history, optimizer)
 
 

@@ -76,3 +76,15 @@ def test_the_checker_sees_relative_imports():
     """Guard against a checker that silently passes: it resolves a known relative import."""
     imps = _imports(ROOT / "brainmodels" / "brainmaps.py", "brainmodels")
     assert "brainmodels.data" in imps and "brainmodels._io" in imps
+
+
+def test_no_library_module_imports_the_cli():
+    """Long work takes a progress callable; only the CLI and scripts choose tqdm (DESIGN.md).
+    ``snn/train.py`` imported the CLI's progress bar."""
+    bad = {}
+    for folder in PACKAGES:
+        for path, rel, imps in _modules(folder):
+            if folder == "brainmodels" and (rel[0] == "cli" or rel == ("__main__",)):
+                continue
+            bad[str(path)] = _hits(imps, ["brainmodels.cli"])
+    assert not {k: v for k, v in bad.items() if v}
