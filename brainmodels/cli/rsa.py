@@ -52,9 +52,12 @@ def register(sub) -> None:
                         help="RDM metric for the data: correlation, euclidean, cosine (one RDM "
                              "per fold, with a noise ceiling) or crossnobis (cross-validated over "
                              "folds) (default: correlation)")
-    parser.add_argument("--model-metric", default="euclidean",
-                        help="RDM metric for the model representations (default: euclidean; "
-                             "correlation fails for constant rows, e.g. one-hot codes of zeros)")
+    parser.add_argument("--model-metric", default="auto",
+                        help="RDM metric for the model representations: correlation, euclidean, "
+                             "cosine, or auto (default): correlation distance, as rsatoolbox "
+                             "users expect, except for a model with constant rows (e.g. all-zero "
+                             "codes), where it is undefined and euclidean is used; the metric of "
+                             "each model is printed")
     parser.add_argument("--method", default="corr",
                         help="RDM comparison: corr, cosine, spearman, rho-a, tau-a, corr_cov, "
                              "cosine_cov (default: corr)")
@@ -92,6 +95,48 @@ def _models(ds, spec: str) -> dict:
     return out
 
 
+def _model_metrics(reps: dict, choice: str) -> dict[str, str]:
+    """Each model's RDM metric; ``auto``: correlation unless a row is constant."""
+    import numpy as np
+
+    if choice != "auto":
+        return dict.fromkeys(reps, choice)
+    out = {}
+    for name, x in reps.items():
+        x = np.asarray(x, float).reshape(len(x), -1)
+        out[name] = "euclidean" if np.any(np.ptp(x, axis=1) == 0) else "correlation"
+    return out
+
+
+def _header(args, data, metrics: dict, result) -> str:
+    """What was computed, in words: metrics, method and what the interval is."""
+    import numpy as np
+    from scipy import stats
+
+    folds = int(data.sizes.get("fold", 1))
+    lines = [f"data RDMs: {args.metric} distance per ROI and fold ({folds} folds of "
+             f"'{args.folds}')",
+             "model RDMs: " + ", ".join(f"{m} ({metrics[m]})" for m in metrics)
+             + ("  [auto: euclidean where a model has constant rows]"
+                if args.model_metric == "auto" and "euclidean" in metrics.values() else ""),
+             f"comparison: {args.method}; {args.n_bootstrap} bootstrap samples"]
+    over = args.over if args.over != "auto" else ("both" if folds >= 2 else "stimulus")
+    if over == "both":
+        df = min(folds, data.sizes["condition_a"]) - 1
+        mult = float(stats.t.ppf(0.975, df))
+        lines.append(
+            f"interval: 95 % t interval on the corrected two-factor (stimuli x folds) bootstrap "
+            f"SE (Schuett et al. 2023) with {df} degrees of freedom, i.e. +-{mult:.2f} SE; with "
+            f"few folds it is wide: --over stimulus treats the folds as fixed")
+    else:
+        lines.append(f"interval: 95 % bootstrap percentile interval over {over}s")
+    ceiling = result["noise_ceiling_lower"].values if "noise_ceiling_lower" in result else None
+    if ceiling is not None and np.all(np.isfinite(ceiling)):
+        lines.append("noise ceiling: each fold's RDM against the pool of the other folds "
+                     "(lower) and of all folds (upper): where a true model would score")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     import jax
 
@@ -109,7 +154,9 @@ def run(args) -> int:
     ds = load_fmri_data(args)
     rois = None if args.rois == "all" else [r.strip() for r in args.rois.split(",")]
     data = roi_rdms(ds, args.metric, rois=rois, folds=args.folds)
-    models = model_rdms(_models(ds, args.models), args.model_metric)
+    reps = _models(ds, args.models)
+    metrics = _model_metrics(reps, args.model_metric)
+    models = model_rdms(reps, metrics)
     if models.sizes["condition_a"] != data.sizes["condition_a"]:
         raise ValueError(f"models have {models.sizes['condition_a']} stimuli, the data "
                          f"{data.sizes['condition_a']}")
@@ -125,6 +172,7 @@ def run(args) -> int:
     from brainmodels._io import write_text_atomic
 
     write_text_atomic(out / "table.csv", table.to_csv(index=False))
+    print(_header(args, data, metrics, result))
     print(format_table(table.to_dict("records")))
     if not args.no_plots:
         _plots(result, data, out, plot_model_comparison, plot_rdm, savefig_atomic)

@@ -91,23 +91,32 @@ def roi_rdms(
     )
 
 
-def model_rdms(models: Mapping[str, ArrayLike], metric: str = "correlation") -> xr.DataArray:
-    """RDMs of model representations (stimulus, feature), stacked as (model, cond, cond)."""
+def model_rdms(models: Mapping[str, ArrayLike],
+               metric: str | Mapping[str, str] = "correlation") -> xr.DataArray:
+    """RDMs of model representations (stimulus, feature), stacked as (model, cond, cond).
+
+    ``metric`` is one RDM metric for every model, or a mapping from each model's name to its
+    metric (e.g. euclidean for a model with all-zero rows, where correlation is undefined).
+    """
     if not models:
         raise ValueError("models is empty: pass {name: (stimulus, feature) array}")
+    metrics = dict(metric) if isinstance(metric, Mapping) else dict.fromkeys(models, metric)
+    if set(metrics) != set(models):
+        raise ValueError(f"metric names models {sorted(metrics)}, but the models are "
+                         f"{sorted(models)}")
     mats = []
     for name, rep in models.items():
         x = to_numpy(rep, name=f"models[{name!r}]").reshape(np.shape(rep)[0], -1)
         if np.allclose(x, x.mean(axis=0, keepdims=True)):
             raise ValueError(f"model {name!r} gives the same representation for every stimulus")
-        mats.append(rdm(x.astype(float), metric))
+        mats.append(rdm(x.astype(float), metrics[name]))
     shapes = {m.shape for m in mats}
     if len(shapes) != 1:
         raise ValueError(f"model representations must cover the same stimuli, got RDM shapes "
                          f"{sorted(shapes)}")
     return xr.DataArray(np.stack(mats), dims=("model", "condition_a", "condition_b"),
                         coords={"model": list(models)}, name="model_rdm",
-                        attrs=provenance("model_rdms", params={"metric": metric},
+                        attrs=provenance("model_rdms", params={"metric": metrics},
                                          units="dissimilarity"))
 
 
