@@ -175,26 +175,45 @@ def run(args) -> int:
     print(_header(args, data, metrics, result))
     print(format_table(table.to_dict("records")))
     if not args.no_plots:
-        _plots(result, data, out, plot_model_comparison, plot_rdm, savefig_atomic)
-    print(f"wrote {out}/rdms.nc, results.nc, table.csv" + ("" if args.no_plots else ", *.png"))
+        _plots(result, data, _condition_groups(ds, data), out, plot_model_comparison, plot_rdm,
+               savefig_atomic)
+    print(f"wrote {out}/rdms.nc, results.nc, table.csv"
+          + ("" if args.no_plots else ", model_comparison.png, rdms.png"))
     return 0
 
 
-def _plots(result, data, out, plot_model_comparison, plot_rdm, savefig_atomic):
+def _plots(result, data, groups, out, plot_model_comparison, plot_rdm, savefig_atomic):
+    """One model-comparison panel per ROI (the models in one order throughout) and the data
+    RDM of every ROI, conditions sorted by category with category bands on the axes."""
     import matplotlib.pyplot as plt
 
     rois = list(result["roi"].values)
+    models = [str(m) for m in result["model"].values]
     ncol = min(4, len(rois))
     nrow = -(-len(rois) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow), squeeze=False)
     for ax, roi in zip(axes.flat, rois, strict=False):
-        plot_model_comparison(result.sel(roi=roi), axes=ax, title=str(roi))
+        plot_model_comparison(result.sel(roi=roi), axes=ax, title=str(roi), order=models)
     for ax in axes.flat[len(rois):]:
         ax.set_visible(False)
     fig.tight_layout()
     savefig_atomic(fig, out / "model_comparison.png", dpi=110)
     plt.close(fig)
-    fig = plot_rdm(data.isel(roi=0).mean("fold"), rank_transform=True,
-                   title=f"data RDM, {rois[0]}")
-    savefig_atomic(fig, out / f"rdm_{rois[0]}.png", dpi=110)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.8 * nrow), squeeze=False)
+    for ax, roi in zip(axes.flat, rois, strict=False):
+        rdm = data.sel(roi=roi)
+        rdm = rdm.mean("fold") if "fold" in rdm.dims else rdm
+        plot_rdm(rdm, groups=groups, rank_transform=True, axes=ax, title=f"{roi} (percentile)")
+    for ax in axes.flat[len(rois):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    savefig_atomic(fig, out / "rdms.png", dpi=110)
     plt.close(fig)
+
+
+def _condition_groups(ds, data):
+    """Category labels of the RDM's conditions from the dataset's stimulus coords (or None)."""
+    for name in ("category", "kind"):
+        if name in ds.coords and ds.coords[name].dims == ("stimulus",):
+            return ds.coords[name].sel(stimulus=data["condition_a"].values).values
+    return None

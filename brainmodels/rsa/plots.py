@@ -42,14 +42,26 @@ def _square_and_labels(rdm, labels):
     return square, labels
 
 
-def plot_rdm(rdm: Any, *, labels=None, title: str | None = None, cmap: str = "viridis",
-             rank_transform: bool = False, axes=None, output_file=None, max_labels: int = 40):
+def plot_rdm(rdm: Any, *, labels=None, groups=None, title: str | None = None,
+             cmap: str = "viridis", rank_transform: bool = False, axes=None, output_file=None,
+             max_labels: int = 40):
     """Heatmap of an RDM with condition labels (thinned to at most ``max_labels`` ticks).
 
     ``rank_transform=True`` shows percentiles of the dissimilarities (the usual RSA display).
+    ``groups`` (one label per condition, e.g. the category) sorts the conditions by group
+    (stably), draws a coloured band per group along both axes with the group names as tick
+    labels, and separates the groups by thin lines.
     """
     square, labels = _square_and_labels(rdm, labels)
     k = square.shape[0]
+    if groups is not None:
+        groups = np.asarray(unwrap(groups, name="groups")[0]).astype(str)
+        if groups.shape != (k,):
+            raise ValueError(f"groups must give one label per condition ({k},), got shape "
+                             f"{groups.shape}")
+        order = np.argsort(groups, kind="stable")
+        square, groups = square[np.ix_(order, order)], groups[order]
+        labels = None if labels is None else [labels[i] for i in order]
     if rank_transform:
         i, j = np.triu_indices(k, 1)
         ranks = np.argsort(np.argsort(square[i, j])) / max(len(i) - 1, 1) * 100
@@ -59,7 +71,9 @@ def plot_rdm(rdm: Any, *, labels=None, title: str | None = None, cmap: str = "vi
     im = ax.imshow(square, cmap=cmap, interpolation="nearest")
     fig.colorbar(im, ax=ax, label="percentile" if rank_transform else "dissimilarity",
                  fraction=0.046)
-    if labels is not None:
+    if groups is not None:
+        _group_bands(ax, groups)
+    elif labels is not None:
         step = max(1, int(np.ceil(k / max_labels)))
         ticks = np.arange(0, k, step)
         ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90, fontsize=7)
@@ -67,6 +81,32 @@ def plot_rdm(rdm: Any, *, labels=None, title: str | None = None, cmap: str = "vi
     if title:
         ax.set_title(title)
     return _finish(fig, output_file)
+
+
+def _group_bands(ax, groups: np.ndarray) -> None:
+    """Coloured strips outside the matrix for runs of equal (sorted) group labels."""
+    import matplotlib.pyplot as plt
+
+    k = len(groups)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    stops = np.r_[starts[1:], k]
+    colours = plt.get_cmap("tab10")
+    width = max(1.0, 0.03 * k)
+    for n, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        c = colours(n % 10)
+        ax.add_patch(plt.Rectangle((a - 0.5, k - 0.5), b - a, width, color=c, clip_on=False))
+        ax.add_patch(plt.Rectangle((-0.5 - width, a - 0.5), width, b - a, color=c,
+                                   clip_on=False))
+        if a > 0:
+            ax.axhline(a - 0.5, color="w", lw=0.6)
+            ax.axvline(a - 0.5, color="w", lw=0.6)
+    centres = (starts + stops - 1) / 2
+    names = [groups[a] for a in starts]
+    ax.set_xticks(centres, names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(centres, names, fontsize=8)
+    ax.tick_params(length=0, pad=width * 72 / k + 4)
+    ax.set_xlim(-0.5 - width, k - 0.5)
+    ax.set_ylim(k - 0.5 + width, -0.5)
 
 
 def mds(rdm: Any, n_components: int = 2) -> np.ndarray:
@@ -110,12 +150,21 @@ def plot_mds(rdm: Any, *, labels=None, groups=None, title: str | None = None, ax
 
 
 def plot_model_comparison(result: xr.Dataset, *, title: str | None = None, axes=None,
-                          output_file=None):
+                          output_file=None, order=None):
     """Bar plot of model evaluations with bootstrap CIs and the noise-ceiling band.
 
-    ``result`` is the Dataset of :func:`brainmodels.rsa.bootstrap_compare`.
+    ``result`` is the Dataset of :func:`brainmodels.rsa.bootstrap_compare`. ``order`` lists
+    the model names left to right (keep one order across panels); default: best first.
     """
-    order = np.argsort(-result["evaluation"].values)
+    models = [str(m) for m in result["model"].values]
+    if order is None:
+        order = np.argsort(-result["evaluation"].values)
+    else:
+        missing = sorted(set(map(str, order)) ^ set(models))
+        if missing:
+            raise ValueError(f"order must list the models {models} once each; differs in "
+                             f"{missing}")
+        order = [models.index(str(m)) for m in order]
     names = [str(result["model"].values[i]) for i in order]
     ev = result["evaluation"].values[order]
     lo = result["ci_low"].values[order]

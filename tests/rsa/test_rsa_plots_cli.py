@@ -57,6 +57,30 @@ def test_plot_model_comparison_has_bars_and_band():
     assert len(ax.patches) >= 3  # 2 bars + the noise-ceiling band
     assert [t.get_text() for t in ax.get_xticklabels()] == ["model0", "model1"]
     plt.close(fig)
+    # a fixed order (one order across ROI panels) overrides best-first
+    fig = plot_model_comparison(res, order=["model1", "model0"])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["model1", "model0"]
+    heights = [p.get_height() for p in fig.axes[0].patches[:2]]
+    np.testing.assert_allclose(heights, res["evaluation"].values[::-1])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="once each"):
+        plot_model_comparison(res, order=["model1"])
+
+
+def test_plot_rdm_groups_sort_conditions_and_label_bands():
+    """Conditions sorted by category, one tick per category at its band's centre."""
+    x = np.random.default_rng(5).standard_normal((9, 20))
+    groups = np.array(["b", "a", "c", "a", "b", "c", "a", "b", "c"])
+    d = rdm(x, "euclidean")
+    fig = plot_rdm(d, groups=groups)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    np.testing.assert_allclose(ax.get_xticks(), [1.0, 4.0, 7.0])
+    order = np.argsort(groups, kind="stable")
+    np.testing.assert_allclose(ax.images[0].get_array(), np.asarray(d)[np.ix_(order, order)])
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"one label per condition \(9,\)"):
+        plot_rdm(d, groups=groups[:5])
 
 
 def _tiny_dataset(rng):
@@ -113,13 +137,16 @@ def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
 def test_cli_rsa_defaults_find_the_true_model_and_say_what_they_did(tmp_path, capsys):
     """With euclidean model RDMs the ground-truth retinotopic model scored 0.08 in V1 (noise
     ceiling 0.39-0.74); correlation distance, rsatoolbox users' default, gives ~0.28."""
-    code = main(["rsa", "--data", "synthetic", "--rois", "V1", "--n-bootstrap", "100",
-                 "--out", str(tmp_path / "o"), "--no-plots"])
+    code = main(["rsa", "--data", "synthetic", "--rois", "V1,face-like", "--n-bootstrap",
+                 "100", "--out", str(tmp_path / "o")])
     assert code == 0
     out = capsys.readouterr().out
     assert "retinotopic (correlation)" in out and "category (euclidean)" in out
     assert "2 degrees of freedom, i.e. +-4.30 SE" in out
-    v1 = pd.read_csv(tmp_path / "o" / "table.csv").set_index("model")
+    for png in ("rdms.png", "model_comparison.png"):  # an RDM for every ROI, not only the first
+        assert (tmp_path / "o" / png).read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(tmp_path / "o" / "table.csv")
+    v1 = table[table.roi == "V1"].set_index("model")
     assert v1.loc["retinotopic", "evaluation"] > 0.2
     assert v1.loc["retinotopic", "ci_low"] > max(v1.loc["pixels", "ci_high"],
                                                  v1.loc["category", "ci_high"])
