@@ -59,16 +59,16 @@ def register(sub) -> None:
                         help="comma-separated feature spaces: names of features_<name> variables "
                              "of the dataset or .npy files of shape (stimulus, feature) "
                              "(default: retinotopic,category)")
-    parser.add_argument("--cv", default="loo", metavar="loo|K",
+    parser.add_argument("--cv", default="loo", metavar="loo|K", type=_parse_cv,
                         help="alpha selection on the repeat-averaged training stimuli: exact "
                              "leave-one-out (default; valid because distinct stimuli are "
                              "independent samples) or K contiguous folds")
-    parser.add_argument("--alphas", default="-2,6,17", metavar="LO,HI,N",
+    parser.add_argument("--alphas", default="-2,6,17", metavar="LO,HI,N", type=_parse_alphas,
                         help="alphas = logspace(LO, HI, N); write --alphas=-2,6,17 (with =) when LO "
                              "is negative (default -2,6,17)")
-    parser.add_argument("--test-fraction", type=float, default=0.2,
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
                         help="fraction of stimuli held out for scoring (default 0.2)")
-    parser.add_argument("--voxel-batch", type=int, default=1024,
+    parser.add_argument("--voxel-batch", type=_positive_int, default=1024,
                         help="voxels per jitted batch; lower it to save memory (default 1024)")
     parser.add_argument("--no-maps", action="store_true", help="skip the brain maps")
     add_out_argument(parser, "encode_output")
@@ -77,23 +77,50 @@ def register(sub) -> None:
 
 
 def _parse_alphas(text: str):
+    """``--alphas LO,HI,N``: checked when the arguments are parsed, before any data work."""
     import numpy as np
 
     try:
         lo, hi, n = (float(t) for t in text.split(","))
     except ValueError as err:
-        raise ValueError(f"--alphas must be 'LO,HI,N' (logspace exponents), got {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"must be 'LO,HI,N' (logspace exponents), got {text!r}") from err
+    if n < 1 or n != int(n) or lo > hi:
+        raise argparse.ArgumentTypeError(f"needs LO <= HI and a whole N >= 1, got {text!r}")
     return np.logspace(lo, hi, int(n))
 
 
 def _parse_cv(text: str):
-    return int(text) if text.isdigit() else text
+    """``--cv loo|K``, checked at parse time: 'runs' needs time series, which encode's
+    repeat-averaged betas are not."""
+    if text == "loo":
+        return text
+    if text.isdigit() and int(text) >= 2:
+        return int(text)
+    if text == "runs":
+        raise argparse.ArgumentTypeError(
+            "'runs' (leave-one-run-out) is for BOLD time series; encode fits repeat-averaged "
+            "betas of distinct stimuli: use loo or a number of folds K >= 2")
+    raise argparse.ArgumentTypeError(f"must be loo or a number of folds K >= 2, got {text!r}")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def run(args) -> int:
     ds = load_fmri_data(args, verbose=True)
-    run_encode(ds, [s for s in args.features.split(",") if s], args.out, cv=_parse_cv(args.cv),
-               alphas=_parse_alphas(args.alphas), seed=args.seed,
+    run_encode(ds, [s for s in args.features.split(",") if s], args.out, cv=args.cv,
+               alphas=args.alphas, seed=args.seed,
                test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,
                maps=not args.no_maps)
     return 0
