@@ -54,7 +54,7 @@ def roi_rdms(
     if "roi" not in ds.coords:
         raise ValueError("the dataset needs a voxel coord 'roi' to group voxels")
     roi_labels = np.asarray(ds["roi"].values).astype(str)
-    available = sorted(set(roi_labels) - {"none"})
+    available = sorted(str(r) for r in set(roi_labels) - {"none"})  # plain str in messages
     rois = list(rois) if rois is not None else available
     fold = _fold_labels(ds, folds)
     cond = np.asarray(ds["stimulus_id"].values)

@@ -32,3 +32,12 @@ def test_bad_arguments_fail_before_any_work(argv, message, tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err  # usage + one error line
     assert not (tmp_path / "out").exists()
+
+
+def test_error_messages_print_plain_values(tmp_path, capsys):
+    """Lists in messages read ['V1', 'V2'], not [np.str_('V1'), np.str_('V2')]."""
+    code = main(["rsa", "--data", "synthetic", "--n-stimuli", "30", "--rois", "V9",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ROIs with voxels: ['V1', 'V2'" in err and "np." not in err
