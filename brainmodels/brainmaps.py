@@ -20,7 +20,8 @@ import xarray as xr
 from brainmodels._io import atomic_path, savefig_atomic
 from brainmodels.data import to_numpy
 
-__all__ = ["volume_geometry", "to_nifti", "mask_image", "save_nifti", "plot_brain_map"]
+__all__ = ["volume_geometry", "to_nifti", "mask_image", "save_nifti", "plot_brain_map",
+           "plot_surface_map", "volume_to_surface"]
 
 
 def volume_geometry(dataset: xr.Dataset | xr.DataArray) -> tuple[np.ndarray, tuple[int, int, int], np.ndarray]:
@@ -183,4 +184,80 @@ def plot_brain_map(
         plotters[kind](img, **options, **kwargs)
     if output_file is not None:
         savefig_atomic(fig, output_file, dpi=110)
+    return fig
+
+
+def volume_to_surface(values: Any, dataset: xr.Dataset | xr.DataArray, *, mesh=None):
+    """A per-voxel map sampled on the fsaverage5 pial surface (a nilearn ``SurfaceImage``;
+    ``.data.parts["left"]`` / ``["right"]`` hold one value per vertex). NaN is drawn as 0."""
+    from nilearn import datasets
+    from nilearn.surface import SurfaceImage
+
+    arr = np.nan_to_num(to_numpy(values, name="values").astype(float))
+    mesh = datasets.load_fsaverage("fsaverage5") if mesh is None else mesh
+    return SurfaceImage.from_volume(mesh=mesh["pial"], volume_img=to_nifti(arr, dataset))
+
+
+#: (hemisphere, view) panels of :func:`plot_surface_map`
+SURFACE_PANELS = (("left", "lateral"), ("left", "medial"), ("right", "medial"),
+                  ("right", "lateral"))
+
+
+def plot_surface_map(
+    values: Any,
+    dataset: xr.Dataset | xr.DataArray,
+    *,
+    title: str | None = None,
+    threshold: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "RdBu_r",
+    output_file: str | os.PathLike | None = None,
+):
+    """Project a per-voxel map onto nilearn's fsaverage5 surface and draw both hemispheres.
+
+    The volume (:func:`to_nifti`) is sampled along the pial mesh (``SurfaceImage.from_volume``)
+    and drawn on the inflated mesh over the sulcal depth, lateral and medial views of each
+    hemisphere, with a colormap centred on zero (``vmax`` symmetric: positive and negative
+    values read alike). fsaverage5 ships with nilearn: nothing is downloaded.
+
+    Parameters
+    ----------
+    values, dataset
+        As for :func:`to_nifti`.
+    title : str, optional
+    threshold : float, optional
+        Values with ``|value| <= threshold`` are not coloured; say so in the title.
+    vmax : float, optional
+        Colour range ``[-vmax, vmax]``; default: the largest ``|value|`` on the surface.
+    cmap : str
+        A diverging colormap (default ``"RdBu_r"``).
+    output_file : path, optional
+        Save the figure there (atomically).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from nilearn import datasets, plotting
+
+    mesh = datasets.load_fsaverage("fsaverage5")
+    sulcal = datasets.load_fsaverage_data(mesh="fsaverage5", data_type="sulcal")
+    surf = volume_to_surface(values, dataset, mesh=mesh)
+    top = vmax if vmax is not None else max(
+        float(np.abs(np.asarray(part)).max()) for part in surf.data.parts.values()) or 1.0
+    fig, axes = plt.subplots(1, len(SURFACE_PANELS), figsize=(12, 3.2),
+                             subplot_kw={"projection": "3d"})
+    for n, (ax, (hemi, view)) in enumerate(zip(axes, SURFACE_PANELS, strict=True)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            plotting.plot_surf_stat_map(
+                surf_mesh=mesh["inflated"], stat_map=surf, bg_map=sulcal, hemi=hemi, view=view,
+                cmap=cmap, threshold=threshold, vmin=-top, vmax=top, symmetric_cbar=True,
+                colorbar=n == len(SURFACE_PANELS) - 1, axes=ax, figure=fig,
+                title=f"{hemi} {view}")
+    if title:
+        fig.suptitle(title)
+    if output_file is not None:
+        savefig_atomic(fig, output_file, dpi=100)
     return fig

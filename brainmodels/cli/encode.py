@@ -292,11 +292,22 @@ def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
                          ("log10_alpha", log_alpha)):
         files.append(brainmaps.save_nifti(brainmaps.to_nifti(values, ds, fill=0.0),
                                           out / f"{name}.nii.gz"))
-    fig = brainmaps.plot_brain_map(scores["correlation"], ds, kind="stat", cmap="hot",
-                                   title=f"held-out r ({'+'.join(map(str, spaces))}), r > 0.1",
-                                   threshold=0.1, vmax=1.0, output_file=out / "correlation.png")
+    # r is signed: a diverging colormap centred on 0, and the threshold said in the title
+    title = (f"held-out r ({'+'.join(map(str, spaces))}); |r| > {_MAP_THRESHOLD} shown, "
+             "negative in blue")
+    fig = brainmaps.plot_brain_map(scores["correlation"], ds, kind="stat", cmap="RdBu_r",
+                                   title=title, threshold=_MAP_THRESHOLD, vmax=1.0,
+                                   symmetric_cbar=True, output_file=out / "correlation.png")
     plt.close(fig)
-    return [*files, out / "correlation.png"]
+    fig = brainmaps.plot_surface_map(scores["correlation"], ds, title=title,
+                                     threshold=_MAP_THRESHOLD, vmax=1.0,
+                                     output_file=out / "correlation_surface.png")
+    plt.close(fig)
+    return [*files, out / "correlation.png", out / "correlation_surface.png"]
+
+
+#: |r| below which the correlation maps show no colour
+_MAP_THRESHOLD = 0.1
 
 
 def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = None, seed: int = 0,

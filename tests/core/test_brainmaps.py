@@ -59,3 +59,23 @@ def test_save_and_plot(voxels, tmp_path):
         brainmaps.plot_brain_map(values, ds, kind="surface")
     with pytest.raises(ValueError, match=r"\.nii"):
         brainmaps.save_nifti(brainmaps.mask_image(ds), tmp_path / "map.png")
+
+
+def test_surface_projection_keeps_hemisphere_and_sign(voxels, tmp_path):
+    """A map of +1 in the right hemisphere and -1 in the left lands on fsaverage5 with the
+    signs on the right sides (x > 0 is right in MNI space)."""
+    import matplotlib.pyplot as plt
+
+    ds, mask = voxels
+    ijk = np.stack([ds[c].values for c in "ijk"], axis=1)
+    x_mm = (mask.affine @ np.c_[ijk, np.ones(len(ijk))].T)[0]
+    values = np.sign(x_mm)
+    surf = brainmaps.volume_to_surface(values, ds)
+    left, right = (np.asarray(surf.data.parts[h]) for h in ("left", "right"))
+    assert left.shape == right.shape == (10242,)  # fsaverage5 vertices per hemisphere
+    assert np.mean(left < 0) > 0.8 and np.mean(right > 0) > 0.8
+    fig = brainmaps.plot_surface_map(values, ds, threshold=0.1, vmax=1.0,
+                                     output_file=tmp_path / "surf.png")
+    assert len([ax for ax in fig.axes if ax.name == "3d"]) == len(brainmaps.SURFACE_PANELS)
+    assert (tmp_path / "surf.png").stat().st_size > 5_000
+    plt.close(fig)

@@ -54,7 +54,7 @@ def test_run_encode_table_and_files(synthetic, encoded):
     # chance = one-sided t-test + BH-FDR 5 %: few null voxels pass
     assert rows["none"]["above_chance"] < 0.05
     names = {p.name for p in result["files"]}
-    assert {"model.nc", "scores.nc", "roi_table.csv", "correlation.png",
+    assert {"model.nc", "scores.nc", "roi_table.csv", "correlation.png", "correlation_surface.png",
             "correlation.nii.gz", "normalized_score.nii.gz", "log10_alpha.nii.gz"} <= names
     model = load_netcdf(out / "model.nc")
     assert model["coef"].dims == ("feature", "voxel")
