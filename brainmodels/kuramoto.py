@@ -48,6 +48,7 @@ from brainmodels._kuramoto_theory import (
     ott_antonsen_order_parameter,
     stationary_order_parameter,
 )
+from brainmodels._memory import check_memory
 from brainmodels._types import ArrayLike, Float, PRNGKeyArray
 from brainmodels.data import provenance, to_numpy
 
@@ -273,6 +274,12 @@ def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,
     _check_run(dt, steps, record_every, method)
     n = theta_np.shape[0]
     dtype = _float_dtype(theta_np, to_numpy(params.omega))
+    if record_phase:  # (time, oscillator) phases on the device and again on the host
+        n_time = int(steps) // int(record_every) + 1
+        check_memory(2.0 * n_time * n * np.dtype(dtype).itemsize,
+                     what=f"recording the phases of {n} oscillators at {n_time} times",
+                     knob="raise record_every, or pass record_phase=False (the order "
+                          "parameter is always recorded)")
     p = _prepare(params, n, dtype)
     if key is None and float(p.noise) > 0:
         raise ValueError(f"noise={float(p.noise)} > 0 needs an explicit key= (a jax PRNG key)")

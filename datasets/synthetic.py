@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from brainmodels._memory import check_memory
 from brainmodels.data import provenance
 
 from . import _brain
@@ -263,6 +264,13 @@ def make_synthetic_fmri(
     """
     _check_sizes(n_stimuli=n_stimuli, n_repeats=n_repeats, trials_per_run=trials_per_run,
                  runs_per_session=runs_per_session, feature_grid=feature_grid)
+    n_features = feature_grid**2 * n_orientations * len(wavelengths) + len(categories)
+    check_memory(synthetic_fmri_bytes(n_stimuli, n_repeats, resolution_mm, n_features,
+                                      image_size),
+                 what=f"make_synthetic_fmri(n_stimuli={n_stimuli}, n_repeats={n_repeats}, "
+                      f"resolution_mm={resolution_mm:g})",
+                 knob="lower n_stimuli or n_repeats, or raise resolution_mm (8 mm has 1/8 of "
+                      "the voxels of 4 mm)")
     gt = _generate(n_stimuli, image_size, resolution_mm, seed, categories=tuple(categories),
                    grating_fraction=grating_fraction, grid=feature_grid,
                    n_orientations=n_orientations, wavelengths=tuple(wavelengths), mask=mask,
@@ -286,6 +294,26 @@ def make_synthetic_fmri(
                     smoothness_mm=smoothness_mm),
         seed=seed, units="a.u. (signal has unit variance over stimuli)"))
     return ds
+
+
+#: brain-mask volume in mm^3 (nilearn's MNI152 mask: 29,398 voxels of 4 mm)
+_BRAIN_MM3 = 1.9e6
+
+
+def synthetic_fmri_bytes(n_stimuli: int, n_repeats: int, resolution_mm: float,
+                         n_features: int, image_size: int = 32) -> float:
+    """Peak memory of :func:`make_synthetic_fmri`, estimated from its sizes (float32 betas and
+    their noise, the signal and its gathered copy, weights, images).
+
+    Examples
+    --------
+    >>> round(synthetic_fmri_bytes(1000, 3, 4.0, 516) / 1e9, 1)  # the 4 mm demo
+    1.1
+    """
+    voxels = _BRAIN_MM3 / float(resolution_mm) ** 3
+    trials = n_stimuli * n_repeats
+    return 4.0 * (voxels * (2 * trials + 2 * n_stimuli + 2 * n_features)
+                  + n_stimuli * image_size**2)
 
 
 def _gaussian_noise(shape: tuple[int, int], sd: np.ndarray, seed: int, block: int = 256):

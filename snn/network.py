@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from flax import struct
 
+from brainmodels._memory import check_memory
 from brainmodels._types import ArrayLike
 from brainmodels.snn.analysis import _concat_networks, _to_dataset
 from brainmodels.snn.connectivity import Connectivity, build_kernel
@@ -395,6 +396,21 @@ def _steps(duration_ms: float, dt_ms: float, recording: Recording) -> tuple[int,
     return n_steps, k
 
 
+def _check_recording_memory(nets, n_steps: int, k: int, recording: Recording) -> None:
+    """Refuse a run whose recording cannot fit: packed spike bits (device and host copies)
+    and traces, per network."""
+    n = sum(net.n_neurons for net in nets)
+    spikes = 2.0 * n_steps * -(-n // 8) if recording.spikes else 0.0
+    traced = len(np.atleast_1d(np.asarray(recording.neurons))) * len(recording.traces)
+    traces = 2.0 * 4 * (n_steps // k) * traced * len(nets)
+    check_memory(spikes + traces,
+                 what=f"recording {n_steps} steps of {n} neurons"
+                      + (f" with {traced} traces" if traced else ""),
+                 knob="simulate a shorter duration_ms (and concatenate runs), record fewer "
+                      "traces or neurons, raise Recording.every_ms, or pass "
+                      "Recording(spikes=False)")
+
+
 def _needs_key(nets, key):
     if key is None and any(n.inputs for n in nets):
         raise ValueError("this network has Poisson inputs: pass key=jax.random.key(...)")
@@ -454,6 +470,7 @@ def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, grou
               k_pad=None):
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
+    _check_recording_memory([net], n_steps, k, recording)
     key = _needs_key([net], key)
     bounds = None if max_spikes is None else dict.fromkeys(range(len(net.populations)),
                                                            max_spikes)
@@ -516,6 +533,7 @@ def simulate_many(
         raise ValueError(f"method must be one of {sorted(_MANY_METHODS)}, got {method!r}")
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
+    _check_recording_memory(nets, n_steps, k, recording)
     key = _needs_key(nets, key)
     return _MANY_METHODS[method](nets, n_steps, k, dt_ms, key, recording, mode, max_spikes)
 

@@ -28,6 +28,7 @@ import scipy.stats
 import xarray as xr
 from jax import lax
 
+from brainmodels._memory import check_memory
 from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
 from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors, to_square_jax
@@ -343,6 +344,12 @@ def bootstrap_compare(
     n_subj, k = vd.shape[0], n_cond_from_pairs(vm.shape[1])
     if over in ("subject", "both") and n_subj < 2:
         raise ValueError(f"a subject bootstrap needs >= 2 data RDMs, got {n_subj}")
+    # draws (sample, condition) and comparisons (sample, model, subject), with host copies
+    check_memory(8.0 * n_bootstrap * (2 * k + 2 * n_subj + 3 * vm.shape[0] * n_subj),
+                 what=f"a bootstrap of {n_bootstrap} samples ({vm.shape[0]} models, {n_subj} "
+                      f"data RDMs, {k} conditions)",
+                 knob="lower n_bootstrap (1000-10000 samples give stable intervals), or "
+                      "compare fewer models per call")
     dtype = jnp.result_type(float)
     a, b = jnp.asarray(vm, dtype), jnp.asarray(vd, dtype)
     group_of = _group_index(groups, k)
