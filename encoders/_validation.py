@@ -45,8 +45,23 @@ def _check_finite(values: np.ndarray, name: str, axis_name: str) -> None:
         )
 
 
+def _array(X: Any, name: str, *, ensure_2d: bool) -> np.ndarray:
+    """scikit-learn's own checks for a plain array (sparse, complex, object, empty and 1-D
+    input get the errors its estimator checks expect); NaN is left to our fuller message."""
+    from sklearn.utils.validation import check_array
+
+    return check_array(X, accept_sparse=False, dtype="numeric", ensure_all_finite=False,
+                       ensure_2d=ensure_2d, input_name=name)
+
+
 def check_x(X: Any, *, name: str = "X") -> tuple[np.ndarray, xr.DataArray | None]:
     """A finite 2-D (sample, feature) array."""
+    ndim = getattr(X, "ndim", None)
+    if ndim is not None and ndim != 2:  # before scikit-learn's check, which prints the array
+        raise ValueError(f"{name} must be 2-D (sample, feature), got shape {np.shape(X)}; "
+                         f"Reshape your data with {name}.reshape(-1, 1) for a single feature")
+    if not isinstance(X, xr.DataArray):
+        X = _array(X, name, ensure_2d=True)
     values, template = unwrap(X, name=name)
     if values.ndim != 2:
         raise ValueError(
@@ -65,9 +80,13 @@ def check_xy(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray, xr.DataArray | Non
     Returns ``(X, Y2d, X_template, Y_template, y_was_1d)``; a DataArray ``Y`` whose first
     dimension is ``voxel`` is transposed to ``(sample, voxel)``.
     """
+    if Y is None:
+        raise ValueError("RidgeEncoder requires y to be passed, but the target y is None")
     Xv, Xt = check_x(X)
     if isinstance(Y, xr.DataArray) and Y.ndim == 2 and Y.dims[0] == "voxel":
         Y = Y.transpose(Y.dims[1], "voxel")
+    if not isinstance(Y, xr.DataArray):
+        Y = _array(Y, "Y", ensure_2d=False)
     Yv, Yt = unwrap(Y, name="Y")
     if Yv.ndim not in (1, 2):
         raise ValueError(f"Y must be 1-D (sample,) or 2-D (sample, voxel), got shape {Yv.shape}")
@@ -82,7 +101,7 @@ def check_xy(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray, xr.DataArray | Non
     Y2 = Yv[:, None] if y1d else Yv
     _check_finite(Y2, "Y", "voxel(s)")
     if Xv.shape[0] < 2:
-        raise ValueError(f"need at least 2 samples to fit, got {Xv.shape[0]}")
+        raise ValueError(f"need at least 2 samples to fit, got {Xv.shape[0]} sample")
     return Xv, Y2, Xt, Yt, y1d
 
 

@@ -29,8 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
-from brainmodels._types import ArrayLike, Float
+from brainmodels._types import ArrayLike
 from brainmodels.data import provenance
 from brainmodels.encoders import _solvers
 from brainmodels.encoders._validation import (
@@ -231,13 +233,18 @@ def _dtype(*arrays: np.ndarray):
 # ----------------------------------------------------------------------------- estimator
 
 
-class RidgeEncoder:
+#: alphas tried when ``RidgeEncoder(alphas=None)``
+DEFAULT_ALPHAS = np.logspace(-2, 8, 20)
+
+
+class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression from features to voxels with one alpha per voxel chosen by CV.
 
     Parameters
     ----------
-    alphas : array of shape (alpha,)
-        Positive regularisation strengths to try (default ``np.logspace(-2, 8, 20)``).
+    alphas : array of shape (alpha,), optional
+        Positive regularisation strengths to try (default, None: :data:`DEFAULT_ALPHAS`,
+        ``np.logspace(-2, 8, 20)``).
     cv : int, splitter, ``"runs"`` or ``"loo"``
         Cross-validation used to pick alphas. An int is a contiguous K-fold (no shuffle, as
         scikit-learn's ``KFold``); ``"runs"`` is leave-one-run-out (pass ``runs=`` to ``fit``
@@ -291,9 +298,10 @@ class RidgeEncoder:
     (5, 3)
     """
 
-    def __init__(self, alphas: ArrayLike = np.logspace(-2, 8, 20), cv: Any = 5,
-                 fit_intercept: bool = True, scoring: str = "r2", solver: str = "auto",
-                 voxel_batch: int = 1024, drop_constant: bool = False):
+    # unannotated on purpose: __init__ stores anything; fit validates (scikit-learn's contract)
+    def __init__(self, alphas=None, cv=5, fit_intercept=True, scoring="r2", solver="auto",
+                 voxel_batch=1024, drop_constant=False):
+        # scikit-learn's contract: store the arguments verbatim, validate in fit
         self.alphas = alphas
         self.cv = cv
         self.fit_intercept = fit_intercept
@@ -302,23 +310,17 @@ class RidgeEncoder:
         self.voxel_batch = voxel_batch
         self.drop_constant = drop_constant
 
-    # -- sklearn plumbing
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("alphas", "cv", "fit_intercept", "scoring",
-                                              "solver", "voxel_batch", "drop_constant")}
-
-    def set_params(self, **params: Any) -> RidgeEncoder:
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"unknown parameter {key!r}; known: {sorted(self.get_params())}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        return f"RidgeEncoder(cv={self.cv!r}, scoring={self.scoring!r}, solver={self.solver!r})"
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
 
     def _check_params(self) -> np.ndarray:
-        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        alphas = np.atleast_1d(np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas,
+                                          dtype=np.float64))
         if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(
             alphas <= 0
         ):
@@ -399,6 +401,7 @@ class RidgeEncoder:
         self._cv[:, keep] = cv
         self._best_cv = np.zeros(v)
         self._best_cv[keep] = cv[best, np.arange(keep.size)]
+        self._alpha_grid = alphas
         self.constant_voxels_ = np.setdiff1d(np.arange(v), keep)
         self.n_features_in_ = X.shape[1]
         self.solver_ = method
@@ -425,14 +428,13 @@ class RidgeEncoder:
         self.cv_scores_, self.best_cv_scores_ = ds["cv_scores"], ds["best_cv_score"]
 
     def _check_fitted(self):
-        if not hasattr(self, "_coef"):
-            raise RuntimeError("this RidgeEncoder is not fitted yet; call fit(X, Y) first")
+        check_is_fitted(self, "n_features_in_")
 
     def to_dataset(self) -> xr.Dataset:
         """The fitted model as a labelled Dataset (coef, intercept, alphas, cv scores)."""
         self._check_fitted()
         coords = {**self._vcoords, **self._feature_coords,
-                  "alpha": np.asarray(self.alphas, dtype=np.float64).ravel()}
+                  "alpha": self._alpha_grid}
         ds = xr.Dataset(
             {
                 "coef": (("feature", "voxel"), self._coef),
@@ -448,13 +450,13 @@ class RidgeEncoder:
                               solver=self.solver_, cv_description=str(self.cv))
         return ds
 
-    def predict(self, X: Float[ArrayLike, "sample feature"]) -> Any:
+    def predict(self, X: ArrayLike) -> Any:
         """Predicted responses ``X @ coef_ + intercept_`` (sample, voxel)."""
         self._check_fitted()
         Xv, Xt = check_x(X)
         if Xv.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xv.shape[1]} features, but this encoder was fitted with "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {Xv.shape[1]} features, but RidgeEncoder is expecting "
+                             f"{self.n_features_in_} features as input")
         pred = Xv.astype(self._coef.dtype, copy=False) @ self._coef + self._intercept
         if self._y1d:
             pred = pred[:, 0]
@@ -465,8 +467,30 @@ class RidgeEncoder:
         return xr.DataArray(pred, dims=(dim, "voxel"), coords={**coords, **self._vcoords},
                             name="prediction")
 
-    def score(self, X: Float[ArrayLike, "sample feature"],
-              Y: Float[ArrayLike, "sample voxel"]) -> Any:
-        """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``."""
+    def score_voxels(self, X: ArrayLike, Y: ArrayLike) -> Any:
+        """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``:
+        numpy ``(voxel,)``, or a DataArray keeping ``Y``'s voxel coords (``roi``, ``i, j, k``).
+
+        A constant voxel of ``Y`` has no defined score: NaN, with a warning naming it.
+        """
         pred = self.predict(X)
+        if isinstance(Y, xr.DataArray):
+            return SCORES[self.scoring](Y.astype(float), pred)
+        Y = np.asarray(Y, dtype=float)
+        if Y.ndim == 1:  # one target: its score, as a 1-element array
+            return SCORES[self.scoring](Y[:, None], np.asarray(pred)[:, None])
         return SCORES[self.scoring](Y, pred)
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """The mean over voxels of :meth:`score_voxels` (one number, as scikit-learn's
+        ``GridSearchCV`` and ``cross_val_score`` need; with ``scoring="r2"`` it is
+        scikit-learn's uniformly averaged R^2). Voxels without a score (constant in ``Y``,
+        warned about) are left out of the mean.
+        """
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by RidgeEncoder.score")
+        per_voxel = np.asarray(self.score_voxels(X, y), dtype=np.float64)
+        defined = np.isfinite(per_voxel)
+        if not defined.any():
+            raise ValueError("no voxel of Y has a defined score (all are constant)")
+        return float(np.mean(per_voxel[defined]))

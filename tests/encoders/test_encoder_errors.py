@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from brainmodels.encoders import RidgeEncoder, correlation, r2
 
@@ -45,7 +46,7 @@ def test_constant_voxels_error_or_dropped(xy):
     np.testing.assert_allclose(enc.coef_[:, [0, 2, 3, 4]], ref.coef_, rtol=1e-5, atol=1e-6)
     # scoring a constant voxel is undefined: NaN with a warning naming it, never silently
     with pytest.warns(RuntimeWarning, match=re.escape("2 constant voxel(s) [1, 5]")):
-        scores = enc.score(X, Y)
+        scores = enc.score_voxels(X, Y)
     assert np.isnan(scores[[1, 5]]).all() and np.isfinite(scores[[0, 2, 3, 4]]).all()
 
 
@@ -92,10 +93,10 @@ def test_bad_parameters(xy):
         RidgeEncoder(cv=2.5).fit(X, Y)
     with pytest.raises(ValueError, match="X must be 2-D"):
         RidgeEncoder().fit(X[:, 0], Y)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         RidgeEncoder().predict(X)
     enc = RidgeEncoder(alphas=ALPHAS, cv=4).fit(X, Y)
-    with pytest.raises(ValueError, match="X has 4 features, but this encoder was fitted with 5"):
+    with pytest.raises(ValueError, match="X has 4 features, but RidgeEncoder is expecting 5"):
         enc.predict(X[:, :4])
 
 

@@ -142,7 +142,7 @@ def test_xarray_in_xarray_out(rng):
     pred = enc.predict(Xd)
     assert pred.dims == ("stimulus", "voxel") and "roi" in pred.coords
     np.testing.assert_allclose(pred.values, enc.predict(X), rtol=1e-6)
-    score = enc.score(Xd, Yd)
+    score = enc.score_voxels(Xd, Yd)
     assert score.dims == ("voxel",) and "roi" in score.coords
     numpy_enc = RidgeEncoder(alphas=ALPHAS, cv=3).fit(X, Y)
     assert isinstance(numpy_enc.coef_, np.ndarray)
