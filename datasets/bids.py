@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +42,18 @@ __all__ = ["betas_from_bids", "find_bids_runs", "CONFOUND_SETS"]
 _REQUIRED_EVENT_COLUMNS = ("onset", "duration")
 
 
-_STEM_ENTITIES = re.compile(r"_(space|res|den|desc)-[A-Za-z0-9]+")
+#: entities fMRIPrep adds to a raw run's name (the raw files' names are the rest)
+_DERIVATIVE_ENTITIES = ("space", "res", "den", "desc")
 
-#: named confound sets of fMRIPrep's ``desc-confounds_timeseries.tsv``
-CONFOUND_SETS: dict[str, tuple[str, ...]] = {
-    "motion": ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"),
-    "motion+wm_csf": ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
-                      "white_matter", "csf"),
+#: named confound strategies: nilearn's presets (``load_confounds_strategy``) and two named
+#: ``load_confounds`` settings kept from earlier releases
+CONFOUND_SETS: dict[str, dict[str, Any]] = {
+    "simple": {"denoise_strategy": "simple"},
+    "scrubbing": {"denoise_strategy": "scrubbing"},
+    "compcor": {"denoise_strategy": "compcor"},
+    "ica_aroma": {"denoise_strategy": "ica_aroma"},
+    "motion": {"strategy": ("motion",), "motion": "basic"},
+    "motion+wm_csf": {"strategy": ("motion", "wm_csf"), "motion": "basic", "wm_csf": "basic"},
 }
 
 
@@ -58,6 +62,9 @@ def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str, *,
                    space: str | None = None) -> pd.DataFrame:
     """BOLD runs of ``sub-<subject>`` for ``task``: columns bold, events, session, run, tr
     (and, with fMRIPrep ``derivatives``, mask, confounds, space).
+
+    Files are found and their entities (session, run, acquisition, space) read by nilearn's
+    BIDS interface (``get_bids_files``, ``parse_bids_filename``).
 
     Raises
     ------
@@ -73,66 +80,77 @@ def find_bids_runs(bids_root: str | os.PathLike, subject: str, task: str, *,
     if derivatives is not None:
         return _derivative_runs(root, V.existing_file(derivatives, "derivatives"), sub, task,
                                 space)
-    bolds = sorted((root / f"sub-{sub}").glob(f"**/func/sub-{sub}_*task-{task}_*bold.nii*"))
+    bolds = [(b, e) for b, e in _bids_files(root, sub, [("task", task)]) if "desc" not in e]
     if not bolds:
         raise FileNotFoundError(
             f"no BOLD run for subject {sub!r}, task {task!r} under {root} (expected "
             f"sub-{sub}/[ses-*/]func/sub-{sub}_[ses-*_]task-{task}_[run-*_]bold.nii.gz)"
         )
     rows = []
-    for n, bold in enumerate(bolds):
-        stem = _bold_stem(bold)
+    for n, (bold, entities) in enumerate(bolds):
+        stem = _name(entities)
         rows.append({"bold": bold, "events": bold.with_name(stem + "_events.tsv"),
-                     "sidecar": bold.with_name(stem + "_bold.json"), **_run_entities(stem, n)})
+                     "sidecar": bold.with_name(stem + "_bold.json"),
+                     **_run_entities(entities, n)})
     table = pd.DataFrame(rows)
     top = root / f"task-{task}_bold.json"
     table["tr"] = [_sidecar_tr([s], top) for s in table["sidecar"]]
     return table
 
 
-def _bold_stem(bold: Path) -> str:
-    """The file name without ``_bold.nii[.gz]``: the run's entities."""
-    return re.sub(r"_bold\.nii(\.gz)?$", "", bold.name)
+def _bids_files(root: Path, sub: str, filters) -> list[tuple[Path, dict[str, str]]]:
+    """BOLD images under ``root`` (nilearn's BIDS query) with their parsed entities."""
+    from nilearn.interfaces.bids import get_bids_files, parse_bids_filename
+
+    paths = get_bids_files(root, file_tag="bold", file_type="nii*", sub_label=sub,
+                           modality_folder="func", filters=filters)
+    return [(Path(p), dict(parse_bids_filename(p)["entities"])) for p in sorted(paths)]
 
 
-def _run_entities(stem: str, n: int) -> dict[str, Any]:
-    run = re.search(r"_run-(\d+)", stem)
-    ses = re.search(r"_ses-([A-Za-z0-9]+)", stem)
-    return {"run": int(run.group(1)) if run else n + 1, "session": ses.group(1) if ses else ""}
+def _name(entities: dict[str, str], **replace: str | None) -> str:
+    """The BIDS file stem of ``entities`` (in their order), some replaced."""
+    return "_".join(f"{k}-{v}" for k, v in {**entities, **replace}.items())
+
+
+def _raw_entities(entities: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in entities.items() if k not in _DERIVATIVE_ENTITIES}
+
+
+def _run_entities(entities: dict[str, str], n: int) -> dict[str, Any]:
+    run = entities.get("run")
+    return {"run": int(run) if run is not None and run.isdigit() else n + 1,
+            "session": entities.get("ses", "")}
 
 
 def _derivative_runs(root: Path, deriv: Path, sub: str, task: str, space: str | None):
     """fMRIPrep's preprocessed runs, their masks and confounds, and the raw runs' events."""
-    pattern = f"**/func/sub-{sub}_*task-{task}_*desc-preproc_bold.nii*"
-    bolds = sorted((deriv / f"sub-{sub}").glob(pattern))
+    bolds = _bids_files(deriv, sub, [("task", task), ("desc", "preproc")])
     if not bolds:
         raise FileNotFoundError(
             f"no preprocessed BOLD run for subject {sub!r}, task {task!r} under {deriv} "
             f"(expected sub-{sub}/[ses-*/]func/sub-{sub}_[ses-*_]task-{task}_[run-*_]"
             "space-<label>_desc-preproc_bold.nii.gz, as fMRIPrep writes)")
-    spaces = {b: (re.search(r"_space-([A-Za-z0-9]+)", b.name) or [None, ""])[1] for b in bolds}
-    found = sorted(set(spaces.values()))
+    found = sorted({e.get("space", "") for _, e in bolds})
     if space is None and len(found) > 1:
         raise ValueError(f"the derivatives hold several spaces {found}: pass space=")
     chosen = found[0] if space is None else space
-    bolds = [b for b in bolds if spaces[b] == chosen]
+    bolds = [(b, e) for b, e in bolds if e.get("space", "") == chosen]
     if not bolds:
         raise FileNotFoundError(f"no preprocessed BOLD run in space {space!r}; the "
                                 f"derivatives have {found}")
     rows = []
-    for n, bold in enumerate(bolds):
-        stem = _bold_stem(bold)  # ..._space-X_desc-preproc
-        raw_stem = _STEM_ENTITIES.sub("", stem)
+    for n, (bold, entities) in enumerate(bolds):
+        raw = _name(_raw_entities(entities))
         raw_dir = root / bold.parent.relative_to(deriv)
-        confounds = bold.with_name(raw_stem + "_desc-confounds_timeseries.tsv")
+        confounds = bold.with_name(raw + "_desc-confounds_timeseries.tsv")
         if not confounds.exists():  # fMRIPrep < 20.2
-            confounds = bold.with_name(raw_stem + "_desc-confounds_regressors.tsv")
+            confounds = bold.with_name(raw + "_desc-confounds_regressors.tsv")
         rows.append({
-            "bold": bold, "events": raw_dir / f"{raw_stem}_events.tsv",
-            "sidecar": bold.with_name(stem + "_bold.json"),
-            "raw_sidecar": raw_dir / f"{raw_stem}_bold.json",
-            "mask": bold.with_name(stem.replace("_desc-preproc", "_desc-brain") + "_mask.nii.gz"),
-            "confounds": confounds, "space": chosen, **_run_entities(raw_stem, n)})
+            "bold": bold, "events": raw_dir / f"{raw}_events.tsv",
+            "sidecar": bold.with_name(_name(entities) + "_bold.json"),
+            "raw_sidecar": raw_dir / f"{raw}_bold.json",
+            "mask": bold.with_name(_name(entities, desc="brain") + "_mask.nii.gz"),
+            "confounds": confounds, "space": chosen, **_run_entities(entities, n)})
     table = pd.DataFrame(rows)
     top = root / f"task-{task}_bold.json"
     table["tr"] = [_sidecar_tr([d, r], top)
@@ -191,36 +209,41 @@ def _read_confounds(path: Path, columns: Sequence[str], n_frames: int) -> pd.Dat
 
 
 def _fit_glm(img, events: pd.DataFrame, tr: float, mask, options: dict[str, Any],
-             confounds: pd.DataFrame | None = None):
-    """nilearn's FirstLevelModel fitted to one run (events: onset, duration, trial_type)."""
+             confounds: pd.DataFrame | None = None, sample_mask=None):
+    """nilearn's FirstLevelModel fitted to one run (events: onset, duration, trial_type);
+    ``sample_mask`` (indices of the volumes kept, e.g. after scrubbing) censors the rest."""
     from nilearn.glm.first_level import FirstLevelModel
 
     glm = FirstLevelModel(t_r=tr, mask_img=mask, minimize_memory=True, **options)
     with warnings.catch_warnings():  # nilearn notes that the given mask is used: it is meant
         warnings.filterwarnings("ignore", message=".*mask was given at masker creation")
         return glm.fit(img, events=events[["onset", "duration", "trial_type"]],
-                       confounds=confounds)
+                       confounds=confounds,
+                       sample_masks=None if sample_mask is None else [sample_mask])
 
 
-def _lsa(img, events, is_stim, labels, tr, mask, options, masker, confounds=None):
+def _lsa(img, events, is_stim, labels, tr, mask, options, masker, confounds=None,
+         sample_mask=None):
     """One GLM, one regressor per stimulus label: (betas (label, voxel), labels, first onset)."""
     names = {lab: f"s{n:05d}" for n, lab in enumerate(pd.unique(labels[is_stim]))}
     kind = [names[lab] if s else "nuisance" for lab, s in zip(labels, is_stim, strict=True)]
     ev = events.assign(trial_type=kind)
-    glm = _fit_glm(img, ev, tr, mask, options, confounds)
+    glm = _fit_glm(img, ev, tr, mask, options, confounds, sample_mask)
     betas = [masker.transform(glm.compute_contrast(c, output_type="effect_size")).ravel()
              for c in names.values()]
     onsets = [events["onset"][is_stim & (labels == lab)].min() for lab in names]
     return np.stack(betas), np.asarray(list(names), dtype=object), np.asarray(onsets)
 
 
-def _lss(img, events, is_stim, labels, tr, mask, options, masker, confounds=None):
+def _lss(img, events, is_stim, labels, tr, mask, options, masker, confounds=None,
+         sample_mask=None):
     """One GLM per stimulus event (target vs all other events): one beta per event."""
     betas, labs, onsets = [], [], []
     for n in np.flatnonzero(is_stim):
         kind = np.where(is_stim, "others", "nuisance").astype(object)
         kind[n] = "target"
-        glm = _fit_glm(img, events.assign(trial_type=kind), tr, mask, options, confounds)
+        glm = _fit_glm(img, events.assign(trial_type=kind), tr, mask, options, confounds,
+                       sample_mask)
         betas.append(masker.transform(glm.compute_contrast("target",
                                                            output_type="effect_size")).ravel())
         labs.append(labels[n])
@@ -240,7 +263,7 @@ def betas_from_bids(
     method: str = "lsa",
     derivatives: str | os.PathLike | None = None,
     space: str | None = None,
-    confounds: str | Sequence[str] | None = None,
+    confounds: str | Mapping[str, Any] | Sequence[str] | None = None,
     mask_img: Any = None,
     stimulus_column: str = "trial_type",
     ignore: Sequence[str] = (),
@@ -270,11 +293,23 @@ def betas_from_bids(
     space : str, optional
         Output space of the derivatives (e.g. ``"MNI152NLin2009cAsym"``); needed only when
         they hold several.
-    confounds : str or sequence of str, optional
-        Columns of fMRIPrep's ``desc-confounds_timeseries.tsv`` added to every run's GLM as
-        nuisance regressors, or a name from :data:`CONFOUND_SETS` (``"motion"``: the six
-        rigid-body parameters; ``"motion+wm_csf"``: plus white-matter and CSF signals).
-        Needs ``derivatives``.
+    confounds : str, dict or sequence of str, optional
+        Nuisance regressors of every run's GLM from fMRIPrep's
+        ``desc-confounds_timeseries.tsv`` (needs ``derivatives``), read by nilearn's fMRIPrep
+        interface:
+
+        * a strategy name from :data:`CONFOUND_SETS`: nilearn's presets ``"simple"``
+          (motion with derivatives and squares, WM/CSF, high-pass cosines), ``"scrubbing"``
+          (the same, and high-motion volumes censored by a sample mask), ``"compcor"``,
+          ``"ica_aroma"`` (``load_confounds_strategy``); or ``"motion"`` (the six rigid-body
+          parameters) and ``"motion+wm_csf"`` (plus white-matter and CSF signals);
+        * a dict of ``nilearn.interfaces.fmriprep.load_confounds`` arguments, e.g.
+          ``{"strategy": ("motion", "scrub"), "motion": "full", "fd_threshold": 0.3}``;
+        * a list of column names, taken as they are.
+
+        A sample mask (scrubbing, non-steady-state volumes) censors those volumes in the GLM.
+        Strategies with ``high_pass`` bring fMRIPrep's cosine drift regressors, which then
+        replace the GLM's own ``drift_model`` (the same basis twice is a singular design).
     mask_img : path or image, optional
         Brain mask on the BOLD grid; default: with ``derivatives``, the intersection of the
         runs' fMRIPrep brain masks; otherwise nilearn's EPI mask of the first run, reused.
@@ -312,7 +347,7 @@ def betas_from_bids(
     """
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
-    columns = _confound_columns(confounds, derivatives)
+    spec = _confound_spec(confounds, derivatives)
     runs = find_bids_runs(bids_root, subject, task, derivatives=derivatives, space=space)
     options = dict(hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
                    noise_model=noise_model, signal_scaling=signal_scaling,
@@ -338,32 +373,78 @@ def betas_from_bids(
             glm = _fit_glm(img, events.assign(trial_type="all"), run_tr, None, options)
             mask = _binary_mask(glm.masker_.mask_img_)[0]
         masker = _masker(mask)
-        conf = (None if columns is None
-                else _read_confounds(row.confounds, columns, img.shape[3]))
+        conf, sample_mask = _run_confounds(spec, row, img.shape[3])
+        run_options = options
+        if conf is not None and any(str(c).startswith("cosine") for c in conf.columns):
+            # fMRIPrep's cosines are the same DCT drift basis: both would make X singular
+            run_options = {**options, "drift_model": None}
         betas, labs, onsets = ESTIMATORS[method](img, events, is_stim, labels, run_tr, mask,
-                                                 options, masker, conf)
+                                                 run_options, masker, conf, sample_mask)
         blocks.append((betas, labs, onsets, row.run, row.session, run_tr))
     params = dict(bids_root=str(bids_root), subject=str(subject), task=task, **options)
     if derivatives is not None:
         params |= {"derivatives": str(derivatives), "space": str(runs["space"].iloc[0]),
-                   "confounds": list(columns) if columns is not None else None}
+                   "confounds": _spec_record(spec)}
     return _bids_dataset(blocks, mask, method, on_bad_voxels, params)
 
 
-def _confound_columns(confounds, derivatives) -> tuple[str, ...] | None:
+def _confound_spec(confounds, derivatives) -> tuple[str, Any] | None:
+    """``("columns", names)`` or ``("nilearn", load_confounds keyword arguments)``."""
     if confounds is None:
         return None
     if derivatives is None:
         raise ValueError("confounds= reads fMRIPrep's confounds tables: pass derivatives= too")
     if isinstance(confounds, str):
         if confounds not in CONFOUND_SETS:
-            raise ValueError(f"confounds must be column names or one of "
-                             f"{sorted(CONFOUND_SETS)}, got {confounds!r}")
-        return CONFOUND_SETS[confounds]
+            raise ValueError(f"confounds must be a strategy, one of {sorted(CONFOUND_SETS)}, "
+                             f"a dict of nilearn load_confounds arguments or column names; got "
+                             f"{confounds!r}")
+        return "nilearn", dict(CONFOUND_SETS[confounds])
+    if isinstance(confounds, Mapping):
+        return "nilearn", dict(confounds)
     columns = tuple(str(c) for c in confounds)
     if not columns:
         raise ValueError("confounds must name at least one column (or pass None)")
-    return columns
+    return "columns", columns
+
+
+def _run_confounds(spec, row, n_frames: int):
+    """The run's nuisance regressors (volume, regressor) and its sample mask (the indices of
+    the volumes kept; None keeps all), from nilearn's fMRIPrep interface or named columns."""
+    if spec is None:
+        return None, None
+    kind, value = spec
+    if kind == "columns":
+        return _read_confounds(row.confounds, value, n_frames), None
+    from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
+
+    kwargs = dict(value)
+    strategy = kwargs.pop("denoise_strategy", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # nilearn's notes on defaults
+            if strategy is not None:
+                table, sample_mask = load_confounds_strategy(str(row.bold), strategy, **kwargs)
+            else:
+                table, sample_mask = load_confounds(str(row.bold), **kwargs)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+        raise ValueError(f"confounds {dict(value)} for {row.bold}: {err}") from err
+    if table is not None and len(table) != n_frames:
+        raise ValueError(f"confounds file {row.confounds} has {len(table)} rows, its run "
+                         f"{n_frames} volumes")
+    if sample_mask is not None and len(sample_mask) == n_frames:
+        sample_mask = None  # nothing censored
+    return table, sample_mask
+
+
+def _spec_record(spec):
+    """JSON-able record of the confound choice for the dataset's provenance."""
+    if spec is None:
+        return None
+    kind, value = spec
+    if kind == "columns":
+        return list(value)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
 
 
 def _mask_intersection(paths) -> Any:

@@ -79,9 +79,12 @@ def register(sub) -> None:
                       help="fMRIPrep output folder: read its preprocessed runs")
     bids.add_argument("--space", default=None,
                       help="output space of the derivatives (needed when there are several)")
-    bids.add_argument("--confounds", default=None, metavar="SET|COLS",
-                      help="fMRIPrep confounds: 'motion', 'motion+wm_csf' or comma-separated "
-                           "columns of desc-confounds_timeseries.tsv (needs --derivatives)")
+    bids.add_argument("--confounds", default=None, metavar="STRATEGY|COLS",
+                      help="fMRIPrep confounds through nilearn's load_confounds (needs "
+                           "--derivatives): a strategy, simple (motion + derivatives and "
+                           "squares, WM/CSF, cosines), scrubbing (the same, high-motion volumes "
+                           "censored), compcor, ica_aroma, motion, motion+wm_csf; or "
+                           "comma-separated columns of desc-confounds_timeseries.tsv")
     bids.add_argument("--mask", default=None, metavar="NIFTI",
                       help="brain mask on the BOLD grid (default: the runs' brain masks with "
                            "--derivatives, else nilearn's EPI mask of the first run)")

@@ -152,7 +152,7 @@ def fmriprep(bids):
                                               "rot_y", "rot_z"])
         table["white_matter"] = rng.standard_normal(N_FRAMES)
         table["csf"] = np.sin(np.arange(N_FRAMES) / 3.0) + 0.3 * rng.standard_normal(N_FRAMES)
-        table["framewise_displacement"] = np.r_[np.nan, np.abs(np.diff(motion[:, 0]))]
+        _add_fmriprep_columns(table, rng)
         y = y + 3.0 * table["trans_x"].to_numpy()[:, None] - 2.0 * table["csf"].to_numpy()[:, None]
         stem = func / f"sub-01_task-objects_run-{run}"
         vol = y.T.reshape(*SHAPE, N_FRAMES).astype(np.float32)
@@ -164,7 +164,25 @@ def fmriprep(bids):
             mask[0, 0, 0] = 0
         nib.save(nib.Nifti1Image(mask, np.eye(4)), f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
         table.to_csv(f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+        (func / f"{stem.name}_desc-confounds_timeseries.json").write_text("{}")
     return root, deriv, true
+
+
+def _add_fmriprep_columns(table, rng):
+    """The columns nilearn's load_confounds reads, as fMRIPrep writes them (first-row n/a in
+    the derivatives): motion expansions, cosine drifts, FD and DVARS."""
+    for name in ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "white_matter",
+                 "csf"]:
+        deriv = np.r_[np.nan, np.diff(table[name].to_numpy())]
+        table[f"{name}_derivative1"] = deriv
+        table[f"{name}_power2"] = table[name] ** 2
+        table[f"{name}_derivative1_power2"] = deriv**2
+    frames = np.arange(N_FRAMES)
+    for c in range(3):
+        table[f"cosine{c:02d}"] = np.sqrt(2 / N_FRAMES) * np.cos(np.pi * (frames + 0.5)
+                                                                * (c + 1) / N_FRAMES)
+    table["framewise_displacement"] = np.r_[np.nan, 0.05 + 0.01 * rng.random(N_FRAMES - 1)]
+    table["std_dvars"] = np.r_[np.nan, 1.0 + 0.1 * rng.random(N_FRAMES - 1)]
 
 
 def test_fmriprep_derivatives_with_confounds(fmriprep):
@@ -183,17 +201,61 @@ def test_fmriprep_derivatives_with_confounds(fmriprep):
     # without them the motion and CSF signals leak into the betas
     plain = betas_from_bids(root, "01", "objects", **kw)
     assert np.abs(plain.betas.values - true[plain.stimulus_id.values][:, keep]).max() > 0.05
-    # a named set (six motion parameters and both tissue signals) works as well
-    named = betas_from_bids(root, "01", "objects", confounds="motion+wm_csf", **kw)
-    np.testing.assert_allclose(named.betas.values, ds.betas.values, atol=2e-3)
+    # nilearn's strategies (through load_confounds) hold trans_x and csf too: exact as well
+    for confounds in ("motion+wm_csf", "simple",
+                      {"strategy": ("motion", "wm_csf"), "motion": "full", "wm_csf": "basic"}):
+        named = betas_from_bids(root, "01", "objects", confounds=confounds, **kw)
+        np.testing.assert_allclose(named.betas.values, ds.betas.values, atol=2e-3)
+    assert named.attrs["params"]["confounds"]["strategy"] == ["motion", "wm_csf"]
+    # motion alone misses the CSF signal: it leaks
+    motion = betas_from_bids(root, "01", "objects", confounds="motion", **kw)
+    assert np.abs(motion.betas.values - ds.betas.values).max() > 0.05
+
+
+def test_scrubbing_censors_high_motion_volumes(fmriprep, tmp_path):
+    """Volumes with a head jerk (FD 2 mm) carry a large artifact: nilearn's scrubbing sample
+    mask drops them from the GLM, and the betas are exact again."""
+    import shutil
+
+    root, deriv, true = fmriprep
+    jerk = tmp_path / "fmriprep"
+    shutil.copytree(deriv, jerk)
+    bad = [50, 51, 52]
+    for run in (1, 2):
+        stem = jerk / "sub-01/func" / f"sub-01_task-objects_run-{run}"
+        path = f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"
+        img = nib.load(path)
+        vol = img.get_fdata().astype(np.float32)
+        vol[..., bad] += 40.0
+        nib.save(nib.Nifti1Image(vol, img.affine), path)
+        table = pd.read_csv(f"{stem}_desc-confounds_timeseries.tsv", sep="\t")
+        table.loc[bad, "framewise_displacement"] = 2.0
+        table.to_csv(f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
+                     na_rep="n/a")
+    kw = {"derivatives": jerk, "ignore": ["fixation"], "noise_model": "ols",
+          "signal_scaling": False}
+    base = {"strategy": ("motion", "wm_csf"), "motion": "basic", "wm_csf": "basic"}
+    keep = None
+    unscrubbed = betas_from_bids(root, "01", "objects", confounds=base, **kw)
+    keep = np.ravel_multi_index((unscrubbed.i.values, unscrubbed.j.values,
+                                 unscrubbed.k.values), SHAPE)
+    truth = true[unscrubbed.stimulus_id.values][:, keep]
+    assert np.abs(unscrubbed.betas.values - truth).max() > 0.5
+    scrub = {**base, "strategy": ("motion", "wm_csf", "scrub"), "fd_threshold": 0.5,
+             "std_dvars_threshold": 100.0, "scrub": 0}
+    scrubbed = betas_from_bids(root, "01", "objects", confounds=scrub, **kw)
+    np.testing.assert_allclose(scrubbed.betas.values, truth, atol=2e-3)
 
 
 def test_fmriprep_bad_inputs(fmriprep, tmp_path):
     root, deriv, _ = fmriprep
     with pytest.raises(ValueError, match="pass derivatives= too"):
         betas_from_bids(root, "01", "objects", confounds="motion")
-    with pytest.raises(ValueError, match="one of"):
+    with pytest.raises(ValueError, match=r"a strategy, one of \['compcor', 'ica_aroma'"):
         betas_from_bids(root, "01", "objects", derivatives=deriv, confounds="aroma")
+    with pytest.raises(ValueError, match=r"confounds \{'strategy': \['global_signal'\]"):
+        betas_from_bids(root, "01", "objects", derivatives=deriv,
+                        confounds={"strategy": ["global_signal"]})
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['global_signal'\]"):
         betas_from_bids(root, "01", "objects", derivatives=deriv, confounds=["global_signal"])
     with pytest.raises(FileNotFoundError, match="no preprocessed BOLD run"):
