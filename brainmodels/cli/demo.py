@@ -91,7 +91,6 @@ def run(args) -> int:
                   flush=True)
             result = run_encode(ds, ["retinotopic", "category"], out / "encode", seed=args.seed)
             files += list(result.get("files", []))
-    print(f"\nwrote {len(files)} files to {out}/ in {time.perf_counter() - t0:.1f} s:")
-    for f in files:
-        print(f"  {f}")
+    # `out` is the command's temporary folder; brainmodels.cli lists the files once it is in place
+    print(f"\n{len(files)} files ready in {time.perf_counter() - t0:.1f} s")
     return 0

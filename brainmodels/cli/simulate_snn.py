@@ -89,7 +89,7 @@ def run(args) -> int:
     res = snn.simulate(net, duration_ms=args.duration, dt_ms=args.dt,
                        key=jax.random.key(args.seed))
     out = args.out
-    nc = save_netcdf(res, out / f"{args.preset}_spikes.nc")
+    save_netcdf(res, out / f"{args.preset}_spikes.nc")
     png = out / f"{args.preset}_raster.png"
     summary = snn.population_summary(res)["P"]
     _plot(res, png, f"{args.preset.upper()}: {summary['rate_hz']:.2f} Hz, "
@@ -100,5 +100,4 @@ def run(args) -> int:
     if args.compare_brian2:
         ref = snn.run_brian2(net, args.duration, args.dt, target="cython")
         print(format_table(snn.compare(res, ref)))
-    print(f"wrote {nc} and {png}")
     return 0

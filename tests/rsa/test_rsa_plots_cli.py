@@ -107,4 +107,4 @@ def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "table.csv").exists()
+    assert not (tmp_path / "out").exists()  # all or nothing: not even the folder
