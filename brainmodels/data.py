@@ -243,10 +243,17 @@ def _encode_attrs(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as saved; ``__json__:`` ones parsed as JSON only (never evaluated as code).
+
+    A value that is not valid JSON comes back as the plain string.
+    """
     out: dict[str, Any] = {}
     for key, value in attrs.items():
         if isinstance(value, str) and value.startswith(_JSON_PREFIX):
-            value = json.loads(value[len(_JSON_PREFIX):])
+            try:
+                value = json.loads(value[len(_JSON_PREFIX):])
+            except (ValueError, RecursionError):
+                pass
         out[key] = value
     return out
 
@@ -332,12 +339,23 @@ def _compression(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
 
 
 def load_netcdf(path: str | os.PathLike) -> xr.Dataset | xr.DataArray:
-    """Load a file written by :func:`save_netcdf` fully into memory (the file is closed)."""
+    """Load a file written by :func:`save_netcdf` fully into memory (the file is closed).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a readable netCDF file (truncated, corrupted, another format), naming it.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such netCDF file: {path}")
     _netcdf_backend()
-    ds = xr.load_dataset(path, engine="h5netcdf")
+    try:
+        ds = xr.load_dataset(path, engine="h5netcdf")
+    except (OSError, ValueError) as err:  # truncated, corrupted or not netCDF/HDF5 at all
+        raise ValueError(f"{path} is not a readable netCDF file: {err}") from err
     ds.attrs = _decode_attrs(ds.attrs)
     for name in ds.variables:
         ds[name].attrs = _decode_attrs(ds[name].attrs)

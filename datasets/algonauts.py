@@ -5,7 +5,8 @@ Per subject::
     subjXX/training_split/training_fmri/{lh,rh}_training_fmri.npy   (image, vertex) float
     subjXX/training_split/training_images/*.png                     one image per row, sorted
     subjXX/roi_masks/{lh,rh}.<roi_class>_challenge_space.npy         int label per vertex
-    subjXX/roi_masks/mapping_<roi_class>.npy                         {label: name} (pickled dict)
+    subjXX/roi_masks/mapping_<roi_class>.npy                         {label: name} (pickled dict,
+                                                                     read by a restricted unpickler)
     subjXX/roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy        fsaverage vertex mask
 
 The responses are already averaged over the (up to 3) repeats of each image, so each image is
@@ -29,6 +30,7 @@ import xarray as xr
 from brainmodels.data import provenance
 
 from . import _validate as V
+from ._npy import load_label_mapping
 
 __all__ = ["load_algonauts2023", "ALGONAUTS_ROI_CLASSES", "algonauts_subject_dir"]
 
@@ -47,13 +49,12 @@ def algonauts_subject_dir(path: str | os.PathLike, subject: int | str) -> Path:
     return V.existing_file(root / f"subj{int(label):02d}", f"subject folder of subject {subject!r}")
 
 
-def _load_npy(path: Path, what: str, *, pickled: bool = False):
+def _load_npy(path: Path, what: str):
     V.existing_file(path, what)
     try:
-        out = np.load(path, allow_pickle=pickled)
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"{what} {path} is not a readable .npy file: {err}") from err
-    return out.item() if pickled and out.dtype == object and out.shape == () else out
 
 
 def _roi_labels(sub: Path, hemi: str, n_vertices: int) -> dict[str, np.ndarray]:
@@ -68,8 +69,8 @@ def _roi_labels(sub: Path, hemi: str, n_vertices: int) -> dict[str, np.ndarray]:
             raise ValueError(f"ROI mask {path} has shape {codes.shape}, expected ({n_vertices},) "
                              f"to match {hemi}_training_fmri.npy")
         mapping = sub / "roi_masks" / f"mapping_{cls}.npy"
-        names = _load_npy(mapping, "ROI mapping", pickled=True) if mapping.exists() else {}
-        names = {int(k): str(v) for k, v in dict(names).items()}
+        # a pickled dict, read without running code from the file
+        names = load_label_mapping(mapping, "ROI mapping") if mapping.exists() else {}
         out[cls] = np.array([names.get(c, str(c)) if c else "" for c in codes])
     return out
 

@@ -162,6 +162,11 @@ def describe(path: str | os.PathLike, *, estimate_ceiling: bool = False) -> str:
     noise ceiling per ROI estimated from its repeats (reads the betas).
     """
     fmt = detect_format(path)
-    if fmt == "netcdf":
-        return _describe_netcdf(Path(path), estimate_ceiling)
-    return FORMATS[fmt][1](Path(path))
+    try:
+        if fmt == "netcdf":
+            return _describe_netcdf(Path(path), estimate_ceiling)
+        return FORMATS[fmt][1](Path(path))
+    except OSError as err:  # a truncated or corrupted file: name it
+        what = {"netcdf": "netCDF file", "nifti": "NIfTI image"}.get(fmt, f"{fmt} dataset")
+        raise ValueError(f"{err.filename or path} is not a readable {what}: "
+                         f"{err.strerror or err}") from err

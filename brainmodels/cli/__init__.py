@@ -9,9 +9,14 @@ heavy imports happen inside ``func``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "data", "encode", "rsa", "simulate", "bench", "doctor")
@@ -42,19 +47,103 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    A command with ``--out`` runs inside one :func:`brainmodels._io.output_dir` transaction:
+    it writes into a temporary folder that replaces ``--out`` only when the command succeeded,
+    so ``--out`` holds either its previous content or the complete new output.
+    """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from brainmodels._deps import MissingDependencyError
-
+    name = " ".join(str(a) for a in (args.command, getattr(args, "action", None),
+                                      getattr(args, "model", None)) if a)
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, MissingDependencyError) as err:
-        print(f"brainmodels {args.command}: error: {err}", file=sys.stderr)
+        with _signals_interrupt():
+            return _run(args, argv)
+    except Exception as err:
+        from brainmodels._deps import MissingDependencyError
+
+        if not isinstance(err, (ValueError, TypeError, MissingDependencyError,
+                                *_file_errors())):
+            raise  # a bug: keep the traceback
+        print(f"brainmodels {name}: error: {_describe(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        print("interrupted; no partial outputs were written", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        note = getattr(err, "output_note", None)
+        print(f"brainmodels {name}: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
         return 130
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    if not getattr(args, "writes_out", False):
+        return int(args.func(args) or 0)
+    from brainmodels._io import MANIFEST_NAME, output_dir
+
+    with output_dir(args.out, command=["brainmodels", *argv], inputs=_inputs(args)) as tx:
+        args.out = tx.path  # the command writes into the transaction's temporary folder
+        code = int(args.func(args) or 0)
+        if code != 0:
+            tx.cancel()
+    if code == 0:
+        files = tx.manifest["files"]
+        size = sum(f["size"] for f in files)
+        print(f"wrote {len(files)} files ({size / 1e6:.1f} MB) to {tx.out}/ (listed in "
+              f"{tx.out / MANIFEST_NAME}):")
+        for f in files:
+            print(f"  {f['path']}")
+    return code
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Existing paths among the arguments (comma lists split): the files a command reads."""
+    out = []
+    for key, value in vars(args).items():
+        if key == "out" or not isinstance(value, str | Path):
+            continue
+        out += [p for p in str(value).split(",") if p and os.path.exists(p)]
+    return out
+
+
+def _file_errors() -> tuple[type[BaseException], ...]:
+    """Errors of unreadable files: OS errors (h5py's too), and nibabel's if it was used."""
+    errors: list[type[BaseException]] = [OSError, EOFError]
+    nibabel = sys.modules.get("nibabel.filebasedimages")
+    if nibabel is not None:
+        errors.append(nibabel.ImageFileError)
+    return tuple(errors)
+
+
+def _describe(err: BaseException) -> str:
+    """One line: the message, the file it is about, and what became of the output."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err) or type(err).__name__
+    note = getattr(err, "output_note", None)
+    return text + (f"; {note}" if note else "")
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM and SIGHUP end the command like Ctrl-C does: its temporary output is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -8,12 +8,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from brainmodels._io import MANIFEST_NAME
+
 
 def add_out_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--out DIR``, written as a whole by :func:`brainmodels.cli.main` (one transaction)."""
     parser.add_argument(
         "--out", type=Path, default=Path(default), metavar="DIR",
-        help=f"output folder (created if missing; files are written atomically; default: {default})",
+        help=f"output folder (default: {default}), written all or nothing: the command writes a "
+             "temporary folder next to it and renames it into place when done. An existing DIR "
+             "is replaced only if it is empty or a previous brainmodels output (its "
+             f"{MANIFEST_NAME} lists every file in it); a folder with other files is refused",
     )
+    parser.set_defaults(writes_out=True)
 
 
 def add_seed_argument(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +54,18 @@ def load_fmri_data(args: argparse.Namespace, *, verbose: bool = False):
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"{args.data} holds a single array; expected a Dataset with betas")
     return ds
+
+
+def load_npy(path, what: str):
+    """A .npy array (never a pickle: no code runs from a data file); errors name the file."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{what} {path} is not a readable .npy array: {err}") from err
 
 
 def progress(iterable=None, *, total=None, desc: str = "", disable: bool | None = None):

@@ -151,9 +151,7 @@ def run_synthetic(args) -> int:
           f"{args.repeats} repeats = {ds.sizes['trial']} trials, {ds.sizes['voxel']} voxels, "
           f"generated in {t_gen:.1f} s ({ds.nbytes / 1e6:.0f} MB in memory)")
     print(format_table(rows))
-    print(f"wrote {len(files)} files in {time.perf_counter() - t0:.1f} s:")
-    for f in files:
-        print(f"  {f}")
+    print(f"{len(files)} files ready in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -178,10 +176,9 @@ def run_bids(args) -> int:
                          mask_img=args.mask, stimulus_column=args.stimulus_column,
                          ignore=ignore, smoothing_fwhm=args.smoothing,
                          progress=lambda runs: progress(runs, desc="runs"))
-    path = save_netcdf(ds, args.out / "betas.nc")
+    save_netcdf(ds, args.out / "betas.nc")
     print(f"{ds.sizes['trial']} trials of {len(set(ds.stimulus.values.tolist()))} stimuli in "
           f"{len(set(ds.run.values.tolist()))} run(s), {ds.sizes['voxel']} voxels, "
           f"{time.perf_counter() - t0:.1f} s")
-    print(f"wrote {path}")
     return 0
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from brainmodels.cli._common import add_out_argument, add_seed_argument
 
@@ -93,9 +92,6 @@ def run(args) -> int:
                   flush=True)
             result = run_encode(ds, ["retinotopic", "category"], out / "encode", seed=args.seed)
             files += list(result.get("files", []))
-    size = sum(Path(f).stat().st_size for f in files)
-    print(f"\nwrote {len(files)} files ({size / 1e6:.1f} MB) to {out}/ in "
-          f"{time.perf_counter() - t0:.1f} s:")
-    for f in files:
-        print(f"  {f}")
+    # `out` is the command's temporary folder; brainmodels.cli lists the files once it is in place
+    print(f"\n{len(files)} files ready in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -25,6 +25,7 @@ from brainmodels.cli._common import (
     add_out_argument,
     add_seed_argument,
     load_fmri_data,
+    load_npy,
 )
 
 #: Chance level used in the table (printed with it).
@@ -139,7 +140,7 @@ def _feature_matrix(ds, spaces) -> tuple[Any, list[str]]:
         if isinstance(space, str) and f"features_{space}" in ds:
             block = np.asarray(ds[f"features_{space}"].values, dtype=np.float32)
         elif isinstance(space, str | Path) and str(space).endswith(".npy"):
-            block = np.load(space).astype(np.float32)
+            block = load_npy(space, "feature file").astype(np.float32)
         else:
             known = [v[len("features_"):] for v in ds.data_vars if str(v).startswith("features_")]
             raise ValueError(f"feature space {space!r} is neither a features_<name> variable of "
@@ -325,7 +326,10 @@ def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = No
         Names (``features_<name>``) or ``.npy`` files (stimulus, feature); concatenated and
         z-scored on the training stimuli.
     out_dir : path
-        Output folder (created; every file is written atomically).
+        Output folder (created; every file is written atomically). For the whole folder at
+        once (all files or none, as the ``brainmodels encode`` command does), write into
+        :func:`brainmodels._io.output_dir`'s temporary folder: ``with output_dir(out) as tx:
+        run_encode(ds, spaces, tx.path)``.
     cv, alphas
         Passed to :class:`~brainmodels.encoders.RidgeEncoder` (defaults: ``"loo"``,
         ``logspace(-2, 6, 17)``).
@@ -372,5 +376,5 @@ def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = No
         test_stimuli=test.tolist())
     out = Path(out_dir)
     files = _write(ds, enc, scores, rows, out, spaces=feature_spaces, maps=maps, attrs=attrs)
-    say(f"wrote {len(files)} files to {out}/ in {time.perf_counter() - t0:.1f} s")
+    say(f"{len(files)} files ready in {time.perf_counter() - t0:.1f} s")
     return {"rows": rows, "files": files, "table": table, "scores": scores, "encoder": enc}

@@ -18,6 +18,7 @@ from brainmodels.cli._common import (
     add_out_argument,
     add_seed_argument,
     load_fmri_data,
+    load_npy,
 )
 
 
@@ -76,12 +77,11 @@ def register(sub) -> None:
 
 
 def _models(ds, spec: str) -> dict:
-    import numpy as np
 
     out = {}
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
         if name.endswith(".npy"):
-            out[Path(name).stem] = np.load(name)
+            out[Path(name).stem] = load_npy(name, "model file")
         elif name == "pixels":
             if "images" not in ds:
                 raise ValueError("model 'pixels' needs an images variable in the dataset")
@@ -177,8 +177,6 @@ def run(args) -> int:
     if not args.no_plots:
         _plots(result, data, _condition_groups(ds, data), out, plot_model_comparison, plot_rdm,
                savefig_atomic)
-    print(f"wrote {out}/rdms.nc, results.nc, table.csv"
-          + ("" if args.no_plots else ", model_comparison.png, rdms.png"))
     return 0
 
 

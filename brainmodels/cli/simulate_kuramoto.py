@@ -157,6 +157,4 @@ def run(args) -> int:
     print(format_table(rows))
     if "critical_coupling" in ds.attrs:
         print(f"K_c (N -> inf) = {ds.attrs['critical_coupling']:.4f}")
-    print(f"wrote {out / 'kuramoto_sweep.nc'}, order_parameter_time.png, "
-          "order_parameter_vs_coupling.png")
     return 0

@@ -135,7 +135,7 @@ def run(args) -> int:
     res = snn.simulate(net, duration_ms=args.duration, dt_ms=args.dt,
                        key=jax.random.key(args.seed))
     out = args.out
-    nc = save_netcdf(res, out / f"{args.preset}_spikes.nc")
+    save_netcdf(res, out / f"{args.preset}_spikes.nc")
     png = out / f"{args.preset}_raster.png"
     summary = snn.population_summary(res)["P"]
     cv = summary["cv_isi"]  # NaN when no neuron fired twice: say so rather than print nan
@@ -148,5 +148,4 @@ def run(args) -> int:
     if args.compare_brian2:
         ref = snn.run_brian2(net, args.duration, args.dt, target="cython")
         print(format_table(snn.compare(res, ref)))
-    print(f"wrote {nc} and {png}")
     return 0

@@ -110,3 +110,14 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (dest.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_attributes_are_parsed_as_json_only(tmp_path):
+    """An attribute that looks like code comes back as the plain string and runs nothing."""
+    marker = tmp_path / "marker"
+    code = f"__import__('os').system('touch {marker}')"
+    attrs = {"plain": code, "prefixed": "__json__:" + code, "deep": "__json__:" + "[" * 100_000,
+             "ok": {"a": [1, 2]}}
+    back = data.load_netcdf(data.save_netcdf(xr.DataArray(np.zeros(2), dims="voxel", attrs=attrs),
+                                             tmp_path / "a.nc"))
+    assert back.attrs == attrs and not marker.exists()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from brainmodels._io import read_manifest
 from brainmodels.cli import main
 from brainmodels.data import load_netcdf, save_netcdf
 from brainmodels.datasets import describe, detect_format, make_synthetic_fmri
@@ -38,6 +39,11 @@ def test_synthetic_command_writes_dataset(written):
     names = np.array([table.get(str(int(v)), "none") for v in labels[ref.i, ref.j, ref.k]])
     np.testing.assert_array_equal(names, ref.roi.values)
     assert not list(written.glob(".*tmp*"))  # no temp files left behind
+    manifest = read_manifest(written)  # the folder was written as a whole, manifest last
+    assert {f["path"] for f in manifest["files"]} == {
+        "synthetic_fmri.nc", "synthetic_fmri_mask.nii.gz", "synthetic_fmri_rois.nii.gz",
+        "synthetic_fmri_rois.tsv"}
+    assert manifest["command"][:3] == ["brainmodels", "data", "synthetic"]
 
 
 def test_netcdf_round_trip_is_lossless(tmp_path):
@@ -82,7 +88,8 @@ def test_bad_input_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["data", "synthetic", "--n-stimuli", "1", "--resolution", "10",
                  "--out", str(out)]) == 2
-    assert "n_stimuli must be" in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    err = capsys.readouterr().err
+    assert "n_stimuli must be" in err and f"no output was written ({out} was not created)" in err
+    assert not out.exists()
     assert main(["data", "info", str(tmp_path / "missing.nc")]) == 2
     assert "not found" in capsys.readouterr().err

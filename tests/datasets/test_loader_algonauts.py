@@ -91,3 +91,55 @@ def test_bad_vertices(algonauts):
     np.save(roi_file, np.zeros(N_LH + 1))
     with pytest.raises(ValueError, match="lh.floc-faces_challenge_space.npy has shape"):
         load_algonauts2023(path, 1, on_bad_voxels="drop")
+
+
+class _Crafted:
+    """What a crafted mapping file holds: an object whose unpickling calls ``call``."""
+
+    def __init__(self, call):
+        self.call = call
+
+    def __reduce__(self):
+        return self.call
+
+
+@pytest.mark.parametrize("how", ["os.system", "builtins.exec", "numpy.save"])
+def test_a_crafted_mapping_file_runs_no_code(algonauts, tmp_path, how):
+    import os
+
+    path, *_ = algonauts
+    marker = tmp_path / "marker.npy"
+    call = {"os.system": (os.system, (f"touch {marker}",)),
+            "builtins.exec": (exec, (f"open({str(marker)!r}, 'w').close()",)),
+            "numpy.save": (np.save, (str(marker), np.zeros(1)))}[how]
+    crafted = np.empty((), dtype=object)
+    crafted[()] = {1: _Crafted(call)}
+    mapping = path / "subj01" / "roi_masks" / "mapping_prf-visualrois.npy"
+    np.save(mapping, crafted, allow_pickle=True)
+    with pytest.raises(ValueError, match="refusing to run code from a data file") as exc:
+        load_algonauts2023(path, 1)
+    assert str(mapping) in str(exc.value)
+    assert not marker.exists()
+
+
+def test_mapping_files_of_numpy_1_and_str_keys_load(tmp_path):
+    import pickle
+
+    from brainmodels.datasets._npy import load_label_mapping
+
+    array = np.empty((), dtype=object)
+    array[()] = {0: "Unknown", "1": np.str_("V1v")}
+    payload = pickle.dumps(array, protocol=3)  # as numpy 1's np.save: text GLOBAL opcodes
+    assert b"numpy._core.multiarray" in payload
+    path = tmp_path / "mapping_old.npy"
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "|O", "fortran_order": False,
+                                                  "shape": ()})
+        fh.write(payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert load_label_mapping(path) == {0: "Unknown", 1: "V1v"}
+    np.save(path, np.arange(3))
+    with pytest.raises(ValueError, match="not a pickled dict"):
+        load_label_mapping(path)
+    np.save(path, {"a": "V1"})
+    with pytest.raises(ValueError, match="expected integer labels"):
+        load_label_mapping(path)

@@ -79,7 +79,7 @@ def test_cli_on_a_saved_dataset(synthetic, tmp_path):
     assert (tmp_path / "out" / "model.nc").exists() and (tmp_path / "out" / "roi_table.csv").exists()
     assert main(["encode", "--data", str(path), "--features", "nope", "--out",
                  str(tmp_path / "bad")]) == 2  # a clear error, no traceback
-    assert not (tmp_path / "bad" / "model.nc").exists()
+    assert not (tmp_path / "bad").exists()  # all or nothing: not even the folder
 
 
 def test_encode_help_does_not_import_jax():

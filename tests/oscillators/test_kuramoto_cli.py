@@ -40,7 +40,7 @@ def test_simulate_kuramoto_bad_arguments(tmp_path, capsys):
     code = main(["simulate", "kuramoto", "--n", "10", "--coupling", "1", "--dt", "-1",
                  "--out", str(tmp_path / "x")])
     assert code == 2 and "dt must be a positive" in capsys.readouterr().err
-    assert not (tmp_path / "x" / "kuramoto_sweep.nc").exists()
+    assert not (tmp_path / "x").exists()  # all or nothing: not even the folder
 
 
 def test_default_batches_show_progress_and_change_nothing(tmp_path, monkeypatch):

@@ -131,7 +131,7 @@ def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "table.csv").exists()
+    assert not (tmp_path / "out").exists()  # all or nothing: not even the folder
 
 
 def test_cli_rsa_defaults_find_the_true_model_and_say_what_they_did(tmp_path, capsys):
