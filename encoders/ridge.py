@@ -32,6 +32,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from brainmodels._memory import check_memory
 from brainmodels._types import ArrayLike
 from brainmodels.data import provenance
 from brainmodels.encoders import _solvers
@@ -139,6 +140,16 @@ def _padded(Y: np.ndarray, sl: slice, size: int, dtype) -> jax.Array:
     if block.shape[1] < size:
         block = np.pad(block, ((0, 0), (0, size - block.shape[1])))
     return jnp.asarray(block)
+
+
+def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
+               itemsize: int) -> float:
+    """Peak memory of :meth:`RidgeEncoder.fit`: every alpha's predictions for one voxel batch
+    (and their scores), one decomposition per fold, the coefficients, a copy of Y, and the
+    float64 (alpha, voxel) CV scores."""
+    per_batch = 2 * n_alphas * n * batch
+    decompositions = (n_folds + 1) * n * min(n, p)
+    return itemsize * (per_batch + decompositions + p * v + n * v) + 8.0 * n_alphas * v
 
 
 def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype):
@@ -378,6 +389,14 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Xfit = X if live.size == p else X[:, live]  # constant features get exactly zero weight
         method = SOLVERS[self.solver](n if splits == "loo" else min(len(a) for a, _ in splits), p)
         batch = max(1, min(int(self.voxel_batch), max(Yfit.shape[1], 1)))
+        n_folds = 1 if splits == "loo" else len(splits)
+        check_memory(_fit_bytes(n, p, Y.shape[1], alphas.size, batch, n_folds,
+                                np.dtype(dtype).itemsize),
+                     what=f"RidgeEncoder.fit on {n} samples x {p} features x {Y.shape[1]} "
+                          f"voxels with {alphas.size} alphas in voxel batches of {batch}",
+                     knob=f"lower voxel_batch (now {batch}; the held-out predictions of every "
+                          "alpha are held per batch), use fewer alphas, or fit the voxels in "
+                          "chunks")
         kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
         cv = _cv_scores(Xfit, Yfit, alphas, splits, score=self.scoring, **kw)
         best = _select(cv, alphas)

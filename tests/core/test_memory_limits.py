@@ -83,3 +83,19 @@ def test_huge_bootstrap_is_refused_and_just_under_runs(monkeypatch):
     monkeypatch.setenv("BRAINMODELS_MEMORY_LIMIT", str(int(need * 0.95)))
     with pytest.raises(InsufficientMemoryError):
         bootstrap_compare(models, data, key=jax.random.key(0), n_bootstrap=200)
+
+
+def test_ridge_whose_batches_cannot_fit_is_refused_and_just_under_runs(monkeypatch):
+    from brainmodels.encoders import RidgeEncoder
+    from brainmodels.encoders.ridge import _fit_bytes
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((60, 5)), rng.standard_normal((60, 40))
+    need = _fit_bytes(60, 5, 40, 7, 40, 3, 4)
+    monkeypatch.setenv("BRAINMODELS_MEMORY_LIMIT", str(int(need * 1.05)))
+    RidgeEncoder(alphas=np.logspace(-2, 4, 7), cv=3).fit(X, Y)
+    monkeypatch.setenv("BRAINMODELS_MEMORY_LIMIT", str(int(need * 0.95)))
+    with pytest.raises(InsufficientMemoryError, match=r"lower voxel_batch \(now 40"):
+        RidgeEncoder(alphas=np.logspace(-2, 4, 7), cv=3).fit(X, Y)
+    # the knob works: smaller batches fit under the same limit
+    RidgeEncoder(alphas=np.logspace(-2, 4, 7), cv=3, voxel_batch=8).fit(X, Y)
