@@ -22,6 +22,7 @@ Feature-space selection with banded ridge regression. NeuroImage 264 (himalaya).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,20 @@ def _padded(Y: np.ndarray, sl: slice, size: int, dtype) -> jax.Array:
     if block.shape[1] < size:
         block = np.pad(block, ((0, 0), (0, size - block.shape[1])))
     return jnp.asarray(block)
+
+
+def _warn_if_time_series(Xt, Yt, runs) -> None:
+    """Leave-one-out assumes independent samples; BOLD time points are autocorrelated, so a
+    left-out volume is predicted from its neighbours and the chosen alphas are too small."""
+    timed = [t for t in (Xt, Yt) if t is not None and t.dims[0] == "time"]
+    if runs is None and not timed:
+        return
+    why = "has a 'time' dimension" if timed else "comes with runs"
+    warnings.warn(
+        f"cv='loo' on data that {why}: leave-one-out is valid only for independent samples "
+        "(single-trial or repeat-averaged betas); BOLD time series are autocorrelated, so "
+        "it picks too little regularisation. Use cv='runs' (leave-one-run-out).",
+        UserWarning, stacklevel=3)
 
 
 def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
@@ -374,6 +389,8 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n, p = X.shape
         runs = self._runs(runs, Xt, Yt, n)
         splits = _resolve_splits(self.cv, n, runs)
+        if splits == "loo":
+            _warn_if_time_series(Xt, Yt, runs)
         if np.all(np.ptp(X, axis=0) == 0):
             raise ValueError(f"all {p} features of X are constant; there is nothing to fit")
         const = constant_columns(Y)

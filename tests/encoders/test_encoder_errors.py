@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 from sklearn.exceptions import NotFittedError
 
 from brainmodels.encoders import RidgeEncoder, correlation, r2
@@ -117,3 +119,17 @@ def test_loo_never_picks_a_singular_alpha(rng):
     enc = RidgeEncoder(alphas=[1e-12, 10.0], cv="loo").fit(X, Y)
     assert np.all(enc.alphas_ == 10.0)
     assert np.all(np.isfinite(enc.coef_))
+
+
+def test_loo_on_a_time_series_warns(xy):
+    """cv='loo' on BOLD volumes (a 'time' dim or runs) was accepted silently."""
+    X, Y = xy
+    Xt = xr.DataArray(X, dims=("time", "feature"))
+    with pytest.warns(UserWarning, match="cv='runs'"):
+        RidgeEncoder(alphas=ALPHAS, cv="loo").fit(Xt, Y)
+    with pytest.warns(UserWarning, match="comes with runs"):
+        RidgeEncoder(alphas=ALPHAS, cv="loo").fit(X, Y, runs=np.repeat([0, 1], len(X) // 2))
+    with warnings.catch_warnings():  # betas of distinct stimuli: no warning
+        warnings.simplefilter("error")
+        RidgeEncoder(alphas=ALPHAS, cv="loo").fit(xr.DataArray(X, dims=("stimulus", "feature")),
+                                                  Y)
