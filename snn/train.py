@@ -324,11 +324,20 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     return TrainResult(history, optimizer)
 
 
+#: format stamp of :func:`save_checkpoint` files (bump when the layout changes)
+CHECKPOINT_FORMAT = "brainmodels-checkpoint/1"
+
+
 def save_checkpoint(model: nnx.Module, path: str | os.PathLike, *,
                     metadata: dict | None = None) -> Path:
-    """Write the model's state (all variables) and JSON metadata to ``path``, atomically."""
+    """Write the model's state (all variables) and JSON metadata to ``path``, atomically.
+
+    The file is msgpack (arrays and strings only: loading it runs no code, unlike pickle),
+    stamped with the format version and the model's class for :func:`load_checkpoint`.
+    """
     pure = nnx.to_pure_dict(nnx.state(model))
-    payload = {"state": jax.tree.map(np.asarray, pure),
+    payload = {"format": CHECKPOINT_FORMAT, "model": type(model).__name__,
+               "state": jax.tree.map(np.asarray, pure),
                "metadata": json.dumps(metadata or {}, default=str)}
     with atomic_path(path) as tmp:
         tmp.write_bytes(serialization.msgpack_serialize(payload))
@@ -346,15 +355,27 @@ def load_checkpoint(model: nnx.Module, path: str | os.PathLike) -> dict:
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file, or a state whose structure or shapes do not match ``model``.
+        Missing file; a file that is not a brainmodels checkpoint (or of another format
+        version); a checkpoint of another model class; a state whose structure, shapes or
+        dtypes do not match ``model``. The model is untouched when it raises.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = serialization.msgpack_restore(path.read_bytes())
+    try:
+        payload = serialization.msgpack_restore(path.read_bytes())
+    except Exception as err:  # msgpack raises several kinds for a corrupt or foreign file
+        raise ValueError(f"{path} is not a readable brainmodels checkpoint: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format", "none") if isinstance(payload, dict) else "none"
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format: {found})")
+    if payload.get("model") != type(model).__name__:
+        raise ValueError(f"checkpoint {path} holds a {payload.get('model')}, not a "
+                         f"{type(model).__name__}")
     state = nnx.state(model)
-    expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
-    got = jax.tree.map(np.shape, payload["state"])
+    expected = jax.tree.map(lambda a: (np.shape(a), np.dtype(a.dtype).name),
+                            nnx.to_pure_dict(state))
+    got = jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype.name), payload["state"])
     if expected != got:
         raise ValueError(f"checkpoint {path} does not match the model: expected variables "
                          f"{expected}, got {got}")

@@ -107,3 +107,34 @@ def test_step_ce_and_final_mse_match_numpy(rng):
     ev = evaluate(net, add.x_test, add.y_test, loss="final_mse")
     assert ev["mse"] == pytest.approx(np.mean((pred - add.y_test) ** 2), rel=1e-5)
     assert ev["loss"] == pytest.approx(ev["mse"])
+
+
+def test_foreign_corrupt_or_other_model_checkpoints_are_refused(trained, tmp_path):
+    """msgpack only (no pickle: nothing in the file runs); a file that is not ours, of
+    another format version or of another model class is a clear error, and the model is
+    left as it was."""
+    import pickle
+
+    from flax import serialization
+
+    task, ckpt = trained["task"], trained["ckpt"]
+    fresh = RSNN(task.n_inputs, 64, 10, tau_mem_ms=10.0, tau_out_ms=10.0,
+                 tau_distribution="gamma", tau_cv=0.5, rngs=nnx.Rngs(9))
+    before = np.asarray(fresh.tau_mem_ms[...]).copy()
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.msgpack"
+    evil.write_bytes(pickle.dumps(type("E", (), {"__reduce__": lambda self: (
+        open, (str(marker), "w"))})()))
+    garbage = tmp_path / "garbage.msgpack"
+    garbage.write_bytes(b"\x00\xffnot a checkpoint" * 10)
+    old = tmp_path / "old.msgpack"
+    payload = serialization.msgpack_restore((ckpt / "last.msgpack").read_bytes())
+    old.write_bytes(serialization.msgpack_serialize({**payload, "format": "brainmodels-checkpoint/0"}))
+    other = tmp_path / "other.msgpack"
+    other.write_bytes(serialization.msgpack_serialize({**payload, "model": "AKOrN"}))
+    for path, message in [(evil, "not a"), (garbage, "not a"), (old, "format: brainmodels-checkpoint/0"),
+                          (other, "holds a AKOrN, not a RSNN")]:
+        with pytest.raises(ValueError, match=message):
+            load_checkpoint(fresh, path)
+    assert not marker.exists()
+    np.testing.assert_array_equal(np.asarray(fresh.tau_mem_ms[...]), before)
