@@ -39,6 +39,7 @@ from brainmodels._outputs import (
     OutputFolderBusy,
     OutputFolderError,
     acquire_lock,
+    check_interrupts,
     free_sibling,
     note_outcome,
     read_manifest,
@@ -91,6 +92,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     dest.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(dest.suffixes)
+    check_interrupts()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -329,6 +331,7 @@ class OutputDir:
         self.manifest = write_manifest(self.path, self.command)
         os.chmod(self.path, 0o777 & ~_umask())
         _fault("commit")
+        check_interrupts()
         with signals_deferred() as received:
             state = self._classify()
             if state.startswith("user"):

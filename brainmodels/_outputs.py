@@ -233,6 +233,31 @@ def release_lock(fd: int, lock: Path) -> None:
     os.close(fd)
 
 
+#: Signals taken by :func:`interrupt_handler` since :func:`clear_interrupts`.
+_interrupts: list[int] = []
+
+
+def interrupt_handler(signum: int, _frame: Any) -> None:
+    """Signal handler: raise KeyboardInterrupt, and remember the signal.
+
+    Python only prints an exception raised inside a ``__del__`` or weakref callback, so a
+    signal that lands there would be lost; :func:`check_interrupts` raises it again at the
+    next file and before the commit.
+    """
+    _interrupts.append(signum)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def clear_interrupts() -> None:
+    _interrupts.clear()
+
+
+def check_interrupts() -> None:
+    """Raise KeyboardInterrupt if :func:`interrupt_handler` took a signal that got lost."""
+    if _interrupts:
+        raise KeyboardInterrupt(signal.Signals(_interrupts[-1]).name)
+
+
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[list[int]]:
     """Hold SIGINT/SIGTERM/SIGHUP during a few renames; yield the list of those received."""

@@ -129,21 +129,35 @@ def _describe(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def _signals_interrupt():
-    """SIGTERM and SIGHUP end the command like Ctrl-C does: its temporary output is removed."""
+    """Ctrl-C, SIGTERM and SIGHUP end the command alike: its temporary output is removed.
+
+    The handler remembers the signal, so one that Python swallows (it only prints an exception
+    raised in a ``__del__`` or weakref callback) still stops the command before its output is
+    committed; such swallowed interrupts are not printed.
+    """
+    from brainmodels._outputs import clear_interrupts, interrupt_handler
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
+    clear_interrupts()
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, interrupt)
+        # an ignored SIGINT (a background job of a non-interactive shell) stays ignored
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, interrupt_handler)
+    hook = sys.unraisablehook
+
+    def quiet_interrupts(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_interrupts
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        clear_interrupts()

@@ -291,9 +291,33 @@ def test_interrupt_at_every_stage(old, point, finished, monkeypatch, capsys):
     _no_leftovers(old.parent)
 
 
-def _run(args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "brainmodels", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_commit(tmp_path, capsys):
+    """Python only prints a KeyboardInterrupt raised in a __del__; the CLI's handler remembers."""
+    from brainmodels.cli import _signals_interrupt
+
+    class Finalised:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # the KeyboardInterrupt is raised, and lost, here
+
+    out = tmp_path / "out"
+    with _signals_interrupt(), pytest.raises(KeyboardInterrupt), output_dir(out) as tx:
+        (tx.path / "a.txt").write_text("a")
+        Finalised()
+        (tx.path / "b.txt").write_text("b")  # still running...
+    assert not out.exists()  # ...but nothing was committed
+    assert "Exception ignored" not in capsys.readouterr().err
+    _no_leftovers(tmp_path)
+
+
+# `python -m brainmodels ARGS`, with Ctrl-C working as in a terminal even when the tests run as
+# a background job of a non-interactive shell (which starts its children with SIGINT ignored)
+_CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from brainmodels.cli import main; sys.exit(main())")
+
+
+def _run(args):
+    return subprocess.Popen([sys.executable, "-c", _CLI, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(predicate, proc, timeout=60.0):
