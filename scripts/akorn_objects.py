@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -246,7 +247,7 @@ def main(argv=None) -> int:
     p.add_argument("--colors", choices=["random", "distinct", "same"], default="random",
                    help="object colouring of the synthetic images (default: random)")
     p.add_argument("--out", type=Path, default=Path("akorn_objects_out"), metavar="DIR",
-                   help="output folder (files written atomically)")
+                   help="output folder, written all or nothing")
     p.add_argument("--permute-colors", action="store_true",
                    help="add colour-channel permutations to the SimCLR augmentations")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -254,8 +255,13 @@ def main(argv=None) -> int:
     preset = dict(CONFIGS["quick" if args.quick else args.config])
     preset.update({k: v for k, v in (("steps", args.steps), ("coupling", args.coupling))
                    if v is not None})
-    run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-               seed=args.seed), args.out)
+    from brainmodels._io import output_dir
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the whole --out folder or nothing; a folder of the user's is refused, never replaced
+    with output_dir(args.out, command=["python", "scripts/akorn_objects.py", *argv]) as tx:
+        run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
+                   seed=args.seed), tx.path)
     return 0
 
 

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +174,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    from brainmodels._io import write_text_atomic
+    from brainmodels._io import output_dir, write_text_atomic
     from brainmodels.cli._common import format_table
 
     runs = [run_seed(cfg, cfg.seed + k) for k in range(cfg.seeds)]
@@ -187,11 +186,12 @@ def main(argv=None) -> int:
             + ", ".join(f"{d['lambda_max_before']:.3f} -> {d['lambda_max_after']:.3f} "
                         f"(rec. scale {d['rec_scale']:.2f})" for d in lnp))
     print(head + "\n" + table)
-    out = Path(cfg.out)
-    write_text_atomic(out / "report.txt", head + "\n" + table + "\n")
-    write_text_atomic(out / "report.json", json.dumps(
-        {"config": dataclasses.asdict(cfg), "runs": runs, "lnp": lnp[0], "rows": runs[0]["rows"]},
-        indent=2))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with output_dir(cfg.out, command=["python", "scripts/snn_lnp.py", *argv]) as tx:
+        write_text_atomic(tx.path / "report.txt", head + "\n" + table + "\n")
+        write_text_atomic(tx.path / "report.json", json.dumps(
+            {"config": dataclasses.asdict(cfg), "runs": runs, "lnp": lnp[0],
+             "rows": runs[0]["rows"]}, indent=2))
     return 0
 
 
