@@ -79,6 +79,7 @@ def _brian2_compiles() -> dict:
     import brian2 as b2
 
     b2.start_scope()
+    previous = b2.prefs.codegen.target
     b2.prefs.codegen.target = "cython"
     try:
         group = b2.NeuronGroup(1, "dv/dt = -v / (10*ms) : 1", method="exact")
@@ -88,7 +89,7 @@ def _brian2_compiles() -> dict:
                 "hint": "brian2 needs a C compiler and Cython (e.g. apt-get install "
                         "build-essential; pip install cython); it falls back to numpy otherwise"}
     finally:
-        b2.prefs.codegen.target = "auto"
+        b2.prefs.codegen.target = previous
     del group
     return {"ok": True, "target": "cython"}
 
