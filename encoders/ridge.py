@@ -203,7 +203,8 @@ def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
     return itemsize * (per_batch + decompositions + p * v + n * v) + 8.0 * n_alphas * v
 
 
-def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype):
+def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype,
+               average="pooled"):
     """(alpha, voxel) mean held-out scores (float64 accumulation over folds)."""
     n_vox = Y.shape[1]
     out = np.zeros((len(alphas), n_vox), dtype=np.float64)
@@ -233,8 +234,14 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
                                           fit_intercept=fit_intercept) for f in folds]
         m = sl.stop - sl.start
         stats = np.stack([np.asarray(r[0], dtype=np.float64)[:, :m] for r in res])
-        sst = np.stack([np.asarray(r[1], dtype=np.float64)[:m] for r in res]).sum(0)
-        out[:, sl] = FOLD_COMBINE[score](stats, sst, n_test)
+        sst = np.stack([np.asarray(r[1], dtype=np.float64)[:m] for r in res])
+        if average == "folds":
+            sizes = np.array([len(t) for _, t in splits], dtype=np.float64)
+            per_fold = [FOLD_COMBINE[score](stats[f][None], sst[f], sizes[f])
+                        for f in range(len(splits))]
+            out[:, sl] = np.mean(per_fold, axis=0)
+        else:
+            out[:, sl] = FOLD_COMBINE[score](stats, sst.sum(0), n_test)
     return out
 
 
@@ -244,10 +251,16 @@ def _combine_r2(sse, sst, n_test):
     return np.where(sst > 0, 1.0 - total / np.where(sst > 0, sst, 1.0), 0.0)
 
 
+#: ``cv_average=`` values: how the folds' held-out errors become one score per alpha.
+CV_AVERAGES = ("pooled", "folds")
+
+
 #: How per-fold statistics become one CV score per (alpha, voxel) (float64 accumulation).
-#: ``r2`` and ``neg_mse`` pool squared errors over folds, so both pick the alpha that minimises
-#: the total held-out squared error (as himalaya's default); ``correlation`` is the mean of the
-#: per-fold correlations.
+#: With ``cv_average="pooled"`` (the default) ``r2`` and ``neg_mse`` pool squared errors over
+#: folds: the alpha minimising the total held-out squared error, i.e. the R^2 of the
+#: concatenated out-of-fold predictions. himalaya instead averages the per-fold scores
+#: (``cv_average="folds"``), which weighs a small or low-variance fold as much as a large
+#: one. ``correlation`` is the mean of the per-fold correlations either way.
 FOLD_COMBINE: dict[str, Callable] = {
     "r2": _combine_r2,
     "neg_mse": lambda sse, sst, n_test: -sse.sum(0) / n_test,
@@ -316,8 +329,16 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     fit_intercept : bool
         Fit an unpenalised intercept per voxel (X and Y are centred on the training data).
     scoring : {"r2", "correlation", "neg_mse"}
-        Score used to pick alphas (mean over folds) and returned by :meth:`score`. (Named
-        ``scoring`` as in scikit-learn, because an attribute ``score`` would hide the method.)
+        Score used to pick alphas and returned by :meth:`score`. (Named ``scoring`` as in
+        scikit-learn, because an attribute ``score`` would hide the method.)
+    cv_average : {"pooled", "folds"}
+        How K folds' held-out errors become one score per alpha. ``"pooled"`` (default): the
+        score of all out-of-fold predictions together (squared errors summed over folds),
+        which does not let a small or nearly constant fold dominate, and is what
+        ``cross_val_predict`` followed by the score gives. ``"folds"``: the mean of the
+        per-fold scores, as himalaya and ``GridSearchCV`` do; with it the selected alphas are
+        himalaya's. Correlation scores are averaged over folds either way; ``cv="loo"`` has
+        one sample per fold and pools.
     solver : {"auto", "svd", "dual", "primal"}
         How the design is diagonalised: thin SVD, eigendecomposition of the kernel
         ``X X^T`` (dual form, used by ``"auto"`` when features outnumber samples) or of
@@ -362,7 +383,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     # unannotated on purpose: __init__ stores anything; fit validates (scikit-learn's contract)
     def __init__(self, alphas=None, cv=5, fit_intercept=True, scoring="r2", solver="auto",
-                 voxel_batch=1024, drop_constant=False):
+                 voxel_batch=1024, drop_constant=False, cv_average="pooled"):
         # scikit-learn's contract: store the arguments verbatim, validate in fit
         self.alphas = alphas
         self.cv = cv
@@ -371,6 +392,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.solver = solver
         self.voxel_batch = voxel_batch
         self.drop_constant = drop_constant
+        self.cv_average = cv_average
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -390,6 +412,9 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.scoring not in SCORES or self.scoring not in _solvers.FOLD_SCORES:
             raise ValueError(f"scoring must be one of {sorted(_solvers.FOLD_SCORES)}, got "
                              f"{self.scoring!r}")
+        if self.cv_average not in CV_AVERAGES:
+            raise ValueError(f"cv_average must be one of {list(CV_AVERAGES)}, got "
+                             f"{self.cv_average!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
         if int(self.voxel_batch) < 1:
@@ -451,7 +476,8 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                           "alpha are held per batch), use fewer alphas, or fit the voxels in "
                           "chunks")
         kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
-        cv = _cv_scores(Xfit, Yfit, alphas, splits, score=self.scoring, **kw)
+        cv = _cv_scores(Xfit, Yfit, alphas, splits, score=self.scoring,
+                        average=self.cv_average, **kw)
         best = _select(cv, alphas)
         coef_fit = np.zeros((p, keep.size), dtype=dtype)
         coef_fit[live] = _refit(Xfit, Yfit, alphas[best].astype(dtype), **kw)
