@@ -204,15 +204,18 @@ def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
 
 
 def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype,
-               average="pooled"):
+               average="pooled", progress=None):
     """(alpha, voxel) mean held-out scores (float64 accumulation over folds)."""
     n_vox = Y.shape[1]
+    batches = list(_batches(n_vox, batch))
+    if progress is not None:
+        batches = progress(batches)
     out = np.zeros((len(alphas), n_vox), dtype=np.float64)
     a = jnp.asarray(alphas, dtype=dtype)
     if splits == "loo":
         Xc = X - X.mean(0) if fit_intercept else X
         dec = _decompose(Xc, method=method, dtype=dtype)
-        for sl in _batches(n_vox, batch):
+        for sl in batches:
             res = _solvers.loo_scores_batch(dec.U, dec.s, _padded(Y, sl, batch, dtype), a,
                                             score=score, fit_intercept=fit_intercept)
             out[:, sl] = np.asarray(res, dtype=np.float64)[:, : sl.stop - sl.start]
@@ -228,7 +231,7 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
         folds.append((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A))
     n_test = sum(len(t) for _, t in splits)
     statistic = "correlation" if score == "correlation" else "sse"
-    for sl in _batches(n_vox, batch):
+    for sl in batches:
         Yb = _padded(Y, sl, batch, dtype)
         res = [_solvers.fold_scores_batch(f, Yb, a, statistic=statistic,
                                           fit_intercept=fit_intercept) for f in folds]
@@ -435,9 +438,12 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                              f"{runs.shape}")
         return runs
 
-    def fit(self, X: ArrayLike, Y: ArrayLike,
-            runs: ArrayLike | None = None) -> RidgeEncoder:
+    def fit(self, X: ArrayLike, Y: ArrayLike, runs: ArrayLike | None = None,
+            progress: Callable | None = None) -> RidgeEncoder:
         """Pick one alpha per voxel by cross-validation, then refit on all the data.
+
+        ``progress`` (optional) wraps the iterable of voxel batches of the cross-validation,
+        e.g. ``tqdm.tqdm``: the library draws no bar itself (each batch runs every fold).
 
         Raises
         ------
@@ -477,7 +483,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                           "chunks")
         kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
         cv = _cv_scores(Xfit, Yfit, alphas, splits, score=self.scoring,
-                        average=self.cv_average, **kw)
+                        average=self.cv_average, progress=progress, **kw)
         best = _select(cv, alphas)
         coef_fit = np.zeros((p, keep.size), dtype=dtype)
         coef_fit[live] = _refit(Xfit, Yfit, alphas[best].astype(dtype), **kw)

@@ -26,6 +26,7 @@ from brainmodels.cli._common import (
     add_seed_argument,
     load_fmri_data,
     load_npy,
+    progress,
 )
 
 #: Chance level used in the table (printed with it).
@@ -178,7 +179,8 @@ def _fit(ds, X, train, *, cv, alphas, voxel_batch):
     if cv == "runs":  # one "run" per stimulus block is not defined for averaged betas
         raise ValueError("cv='runs' needs time series; use 'loo' or K folds for betas")
     enc = RidgeEncoder(alphas=alphas, cv=cv, voxel_batch=voxel_batch, drop_constant=True)
-    enc.fit((X[train] - mu) / sd, Y, runs=runs)
+    enc.fit((X[train] - mu) / sd, Y, runs=runs,
+            progress=lambda batches: progress(batches, desc="ridge CV (voxel batches)"))
     return enc, mu, sd
 
 

@@ -133,3 +133,19 @@ def test_loo_on_a_time_series_warns(xy):
         warnings.simplefilter("error")
         RidgeEncoder(alphas=ALPHAS, cv="loo").fit(xr.DataArray(X, dims=("stimulus", "feature")),
                                                   Y)
+
+
+def test_fit_reports_progress_over_voxel_batches(xy):
+    """fit(progress=) wraps the voxel batches (tqdm-like); the library draws no bar."""
+    X, Y = xy
+    seen = []
+
+    def meter(batches):
+        for b in batches:
+            seen.append(b)
+            yield b
+
+    plain = RidgeEncoder(alphas=ALPHAS, cv=4, voxel_batch=3).fit(X, Y)
+    tracked = RidgeEncoder(alphas=ALPHAS, cv=4, voxel_batch=3).fit(X, Y, progress=meter)
+    assert len(seen) == -(-Y.shape[1] // 3)
+    np.testing.assert_array_equal(plain.cv_scores_, tracked.cv_scores_)
