@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -355,11 +355,18 @@ def _read_traces(plan: _Plan, states):
 _UNROLL = 2
 
 
-def _run(plan: _Plan, key, *, n_chunks: int, k: int, dt: float):
+def _init_carry(plan: _Plan):
+    """(neuron states, delay buffer, overflow counters) at t = 0."""
     dtype = jnp.asarray(0.0).dtype
     states = tuple(m.init_state(v0.shape[0], v0, dtype) for m, v0 in zip(plan.models, plan.v0,
                                                                           strict=True))
     buffer = jnp.zeros((plan.n_slots, plan.n_inputs + 1), dtype)
+    return states, buffer, jnp.zeros((max(1, len(plan.kernels)),), jnp.int32)
+
+
+def _segment(plan: _Plan, key, carry, c0, *, n_chunks: int, k: int, dt: float):
+    """Chunks ``c0 .. c0 + n_chunks`` of ``k`` steps from ``carry``: the carry after them and
+    the recordings (packed spike bits, per-chunk spike counts, traces)."""
     step = partial(_step, plan, dt, key)
 
     def chunk(carry, c):
@@ -368,12 +375,33 @@ def _run(plan: _Plan, key, *, n_chunks: int, k: int, dt: float):
                                              unroll=_UNROLL if k % _UNROLL == 0 else 1)
         return carry, (bits, jnp.sum(counts, axis=0), traces)
 
-    init = (states, buffer, jnp.zeros((max(1, len(plan.kernels)),), jnp.int32))
-    (_, _, overflow), (bits, counts, traces) = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
+    return jax.lax.scan(chunk, carry, c0 + jnp.arange(n_chunks))
+
+
+def _run(plan: _Plan, key, *, n_chunks: int, k: int, dt: float):
+    (_, _, overflow), (bits, counts, traces) = _segment(plan, key, _init_carry(plan), 0,
+                                                        n_chunks=n_chunks, k=k, dt=dt)
     return bits, counts, traces, overflow
 
 
 _run_jit = jax.jit(_run, static_argnames=("n_chunks", "k", "dt"))
+_segment_jit = jax.jit(_segment, static_argnames=("n_chunks", "k", "dt"))
+
+#: a run with a progress meter goes in about this many segments (two compiled sizes at most)
+_PROGRESS_SEGMENTS = 20
+
+
+def _run_segmented(plan: _Plan, key, progress, *, n_chunks: int, k: int, dt: float):
+    """:func:`_run` in segments, the meter wrapping them; the same steps and keys, so the same
+    spikes (the step index, not the segment, seeds each step's noise)."""
+    size = -(-n_chunks // _PROGRESS_SEGMENTS)
+    carry, parts = _init_carry(plan), []
+    for c0 in progress(range(0, n_chunks, size)):
+        carry, out = _segment_jit(plan, key, carry, jnp.int32(c0),
+                                  n_chunks=min(size, n_chunks - c0), k=k, dt=dt)
+        parts.append(out)
+    bits, counts, traces = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    return bits, counts, traces, carry[2]
 def _run_many(plans: _Plan, keys, *, n_chunks: int, k: int, dt: float):
     return jax.vmap(partial(_run, n_chunks=n_chunks, k=k, dt=dt))(plans, keys)
 
@@ -420,6 +448,7 @@ def _needs_key(nets, key):
 def simulate(
     net: Network, duration_ms: float = 1000.0, dt_ms: float = 0.1, *, key=None,
     recording: Recording | None = None, mode: str = "auto", max_spikes: int | None = None,
+    progress: Callable | None = None,
 ) -> xr.Dataset:
     """Simulate ``net`` for ``duration_ms`` with time step ``dt_ms``.
 
@@ -437,6 +466,9 @@ def simulate(
     max_spikes : int, optional
         Bound on spikes per step of the event kernels' fast branch; steps with more spikes
         take the exact full branch (see :mod:`brainmodels.snn.connectivity`).
+    progress : callable, optional
+        Wraps an iterable of ~20 segments of the run (e.g. ``tqdm.tqdm``), for long runs; the
+        spikes are the same as without it. The library draws no bar itself.
 
     Returns
     -------
@@ -463,11 +495,11 @@ def simulate(
     >>> res = snn.simulate(snn.cuba(seed=0, n=400), duration_ms=50.0)  # doctest: +SKIP
     """
     return _simulate(net, duration_ms, dt_ms, key=key, recording=recording, mode=mode,
-                     max_spikes=max_spikes)
+                     max_spikes=max_spikes, progress=progress)
 
 
 def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, groups=1,
-              k_pad=None):
+              k_pad=None, progress=None):
     recording = recording or Recording()
     n_steps, k = _steps(duration_ms, dt_ms, recording)
     _check_recording_memory([net], n_steps, k, recording)
@@ -477,8 +509,13 @@ def _simulate(net, duration_ms, dt_ms, *, key, recording, mode, max_spikes, grou
     while True:
         plan = _plan_cached(net, dt_ms, recording, mode=mode, max_spikes=bounds, groups=groups,
                      k_pad=k_pad)
-        bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
-                                                  dt=float(dt_ms))
+        if progress is None:
+            bits, counts, traces, overflow = _run_jit(plan, key, n_chunks=n_steps // k, k=k,
+                                                      dt=float(dt_ms))
+        else:
+            bits, counts, traces, overflow = _run_segmented(plan, key, progress,
+                                                            n_chunks=n_steps // k, k=k,
+                                                            dt=float(dt_ms))
         if int(jnp.max(overflow)) == 0:
             break
         bounds = _grow_bounds(net, plan, overflow)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import re
 
-from brainmodels.cli._common import add_out_argument, add_seed_argument
+from brainmodels.cli._common import add_out_argument, add_seed_argument, progress
 
 _DESCRIPTIONS = {
     "cuba": "current-based LIF network (Brette et al. 2007, brian2 examples/CUBA.py, ~5.5 Hz)",
     "coba": "conductance-based LIF network (Brette et al. 2007 COBA, E_e = 0, E_i = -80 mV)",
 }
 _UNITS_MS = {"ms": 1.0, "s": 1000.0}
+#: simulated time from which the run shows a progress bar (10 s: ~1 s of wall time and more)
+_METER_FROM_MS = 10_000.0
 #: the rate plot's axis ignores the first this many ms (at most a fifth of the run)
 _TRANSIENT_MS = 50.0
 
@@ -132,8 +134,11 @@ def run(args) -> int:
     net = {"cuba": snn.cuba, "coba": snn.coba}[args.preset](seed=args.seed, n=args.n)
     print(f"simulating {args.preset}: {args.n} neurons, {args.duration:g} ms at dt = "
           f"{args.dt:g} ms (compiling, then running)...")
+    # a meter for long runs only: segments cost a second compiled program
+    meter = (lambda segments: progress(segments, desc="simulate")) \
+        if args.duration >= _METER_FROM_MS else None
     res = snn.simulate(net, duration_ms=args.duration, dt_ms=args.dt,
-                       key=jax.random.key(args.seed))
+                       key=jax.random.key(args.seed), progress=meter)
     out = args.out
     save_netcdf(res, out / f"{args.preset}_spikes.nc")
     png = out / f"{args.preset}_raster.png"

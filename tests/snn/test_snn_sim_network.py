@@ -238,3 +238,25 @@ def test_poisson_input_drive_matches_expectation():
     # the per-step counts are Poisson: variance of g ~ w^2 n r tau / 2 (Campbell's theorem)
     var_expected = 0.1**2 * 100 * 20.0 * 1e-3 * 5.0 / 2 / (1 - np.exp(-0.1 / 5.0)) * 0.1 / 5.0
     assert stats.describe(g.ravel()).variance == pytest.approx(var_expected, rel=0.1)
+
+
+def test_progress_meter_sees_segments_and_changes_no_spike():
+    """simulate(progress=) runs in ~20 segments wrapped by the meter; the step index seeds
+    each step's Poisson draws, so the spikes equal the one-scan run's exactly."""
+    base = snn.coba(seed=1, n=300)  # plus Poisson drive, so the keys matter
+    net = snn.Network(base.populations, base.projections,
+                      (snn.PoissonInput("P", "e", n_sources=50, rate_hz=20.0, weight=0.05),))
+    seen = []
+
+    def meter(segments):
+        for s in segments:
+            seen.append(s)
+            yield s
+
+    key = jax.random.key(2)
+    plain = snn.simulate(net, duration_ms=95.0, dt_ms=0.1, key=key)
+    metered = snn.simulate(net, duration_ms=95.0, dt_ms=0.1, key=key, progress=meter)
+    assert len(seen) == 19  # 95 chunks of 1 ms in segments of 5
+    np.testing.assert_array_equal(metered.spike_time.values, plain.spike_time.values)
+    np.testing.assert_array_equal(metered.spike_neuron.values, plain.spike_neuron.values)
+    np.testing.assert_array_equal(metered.rate_P.values, plain.rate_P.values)
