@@ -386,7 +386,8 @@ class _Loop:
 def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = TrainConfig(),
         *, eval_data: Any = None, eval_fn: Callable | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
-        progress: Callable | None = None) -> TrainResult:
+        progress: Callable | None = None,
+        callback: Callable[[dict, nnx.Module], None] | None = None) -> TrainResult:
     """Train ``model`` in place by minimising ``loss_fn`` over minibatches of ``data``.
 
     Parameters
@@ -410,6 +411,10 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
         the same configuration, training resumes from its latest step.
     progress : callable, optional
         Wraps the iterable of steps (e.g. ``tqdm.tqdm``).
+    callback : callable, optional
+        ``callback(row, model)`` after each evaluation: the history row (a dict) and a view of
+        the model at that step (for logging or exporting it; do not keep it: the next step
+        reuses its buffers).
 
     Returns
     -------
@@ -464,6 +469,8 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
             if (config.patience is not None or config.monitor in row) and loop.improved(row):
                 if config.patience is not None:  # the step donates `state`: keep a copy
                     best_state = jax.tree.map(jnp.copy, state)
+            if callback is not None:
+                callback(dict(row), nnx.merge(graphdef, state)[0])
             if ckpt is not None and (done % every == 0 or done == config.steps):
                 ckpt.save(done, state, {"config": _config_record(config),
                                         "loop": loop.state_record()}, best=best_state)

@@ -7,7 +7,8 @@ Flags -> :class:`DigitsConfig` -> library calls (:func:`brainmodels.datasets.tas
 sequential_digits`, :class:`brainmodels.snn.RSNN`, :func:`brainmodels.snn.train_classifier`).
 Writes, atomically, to ``--out``: ``checkpoints/last.msgpack`` and ``best.msgpack`` (every
 epoch), ``history.json`` and ``training.png`` (loss and accuracy curves).
-``--resume`` continues from ``checkpoints/last.msgpack``.
+``checkpoints/run/`` holds the orbax checkpoints of the run (model, optimizer and loop state):
+``--resume`` continues an interrupted run from there and ends as the uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def parse_args(argv=None) -> DigitsConfig:
     p.add_argument("--reset", choices=["subtract", "zero"], default=d.reset)
     p.add_argument("--rate-reg", type=float, default=d.rate_reg, help="firing-rate penalty")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last")
+    p.add_argument("--resume", action="store_true", help="continue the run in checkpoints/run")
     return DigitsConfig(**vars(p.parse_args(argv)))
 
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
 
     from brainmodels._io import write_text_atomic
     from brainmodels.datasets.tasks import sequential_digits
-    from brainmodels.snn import RSNN, TrainConfig, load_checkpoint, train_classifier
+    from brainmodels.snn import RSNN, TrainConfig, train_classifier
 
     out = Path(cfg.out)
     task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=cfg.seed)
@@ -96,9 +97,12 @@ def main(argv=None) -> int:
                tau_out_ms=cfg.tau_ms, tau_distribution=cfg.tau_distribution, tau_cv=cfg.tau_cv,
                surrogate=cfg.surrogate, reset=cfg.reset, in_scale=2.0,
                rngs=nnx.Rngs(cfg.seed))
-    if cfg.resume:
-        meta = load_checkpoint(net, out / "checkpoints" / "last.msgpack")
-        print(f"resumed from epoch {meta['epoch']} (test accuracy {meta['val_accuracy']:.3f})")
+    run_dir = out / "checkpoints" / "run"
+    if run_dir.exists() and not cfg.resume:
+        raise SystemExit(f"error: {out} already holds a training run; pass --resume to continue "
+                         f"it (same settings; --epochs may grow) or choose another --out")
+    if cfg.resume and not run_dir.exists():
+        raise SystemExit(f"error: --resume: no training run to continue in {run_dir}")
     train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size,
                             learning_rate=cfg.learning_rate, rate_reg=cfg.rate_reg,
                             seed=cfg.seed)
@@ -111,6 +115,8 @@ def main(argv=None) -> int:
     result = train_classifier(net, task.x_train, task.y_train, config=train_cfg,
                               x_val=task.x_test, y_val=task.y_test,
                               checkpoint_dir=out / "checkpoints", log=log)
+    if result.run.resumed_from is not None:
+        print(f"resumed from step {result.run.resumed_from} of {out / 'checkpoints' / 'run'}")
     report = {"config": dataclasses.asdict(cfg), "history": result.history,
               "test_accuracy": result.final["val_accuracy"], "chance": 0.1}
     write_text_atomic(out / "history.json", json.dumps(report, indent=2))

@@ -1,9 +1,10 @@
 """Backpropagation through time for spiking networks: optax through ``nnx.Optimizer``.
 
 The model's ``__call__`` runs a ``lax.scan`` over time; ``jax.grad`` of the loss differentiates
-through the scan (BPTT) with surrogate spike derivatives. :func:`train_step` is ``nnx.jit``-ed
-at module level and traced once per batch shape (drop the last incomplete batch, as
-:func:`train_classifier` does). Checkpoints are msgpack files written atomically.
+through the scan (BPTT) with surrogate spike derivatives. :func:`train_classifier` runs the
+package's one training loop, :func:`brainmodels.training.fit`, on the losses of
+:data:`LOSSES`; :func:`train_step` is the same update as one ``nnx.jit``-ed call, for custom
+loops. Trained models export to single msgpack files (:func:`save_checkpoint`).
 
 References
 ----------
@@ -14,6 +15,7 @@ IEEE Signal Process. Mag. 36(6), sec. IV (BPTT with surrogate derivatives).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -105,10 +107,12 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class TrainResult:
-    """History (one dict per epoch) and the optimizer (holding the trained model)."""
+    """History (one dict per epoch), the optimizer (holding the trained model) and the run of
+    :func:`brainmodels.training.fit` (its xarray history, trace count, resume step)."""
 
     history: list[dict[str, float]]
     optimizer: Any
+    run: Any = None
 
     @property
     def final(self) -> dict[str, float]:
@@ -117,10 +121,10 @@ class TrainResult:
 
 def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
     """Adam (with optional gradient clipping) over the model's ``nnx.Param`` leaves."""
-    tx = optax.adam(config.learning_rate)
-    if config.grad_clip is not None:
-        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+    from brainmodels import training
+
+    return training.make_optimizer(model, training.TrainConfig(
+        lr=config.learning_rate, clip_norm=config.grad_clip))
 
 
 def _sequence_ce(readout_fn, out, y, mask):
@@ -243,23 +247,18 @@ def _check_loss(loss: str) -> None:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator):
-    order = rng.permutation(n)
-    for start in range(0, n - batch_size + 1, batch_size):
-        yield order[start:start + batch_size]
+@functools.lru_cache(maxsize=64)
+def _objective(loss: str, readout: str, rate_reg: float, target_rate: float) -> Callable:
+    """``(model, (x, y, mask)) -> (loss, {score, rate})`` for :func:`brainmodels.training.fit`;
+    one object per setting, so a second run reuses the compiled step."""
+    metric = LOSSES[loss][1]
 
+    def objective(model, batch):
+        value, (score, rate) = task_loss(model, *batch, loss=loss, readout=readout,
+                                         rate_reg=rate_reg, target_rate=target_rate)
+        return value, {metric: score, "rate": rate}
 
-def _run_epoch(model, optimizer, data, bs, rng, kw):
-    x, y, mask = data
-    losses, scores = [], []
-    for idx in _batches(x.shape[0], bs, rng):
-        value, score, _ = train_step(model, optimizer, x[idx], y[idx], mask[idx], **kw)
-        losses.append(float(value))
-        scores.append(float(score))
-    if not np.isfinite(losses).all():
-        raise FloatingPointError("training diverged (non-finite loss); lower learning_rate or "
-                                 "set grad_clip")
-    return float(np.mean(losses)), float(np.mean(scores))
+    return objective
 
 
 def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConfig(),
@@ -268,6 +267,10 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
                      progress: Callable | None = None, log: Callable[[dict], None] | None = None
                      ) -> TrainResult:
     """Train a sequence model (e.g. :class:`~brainmodels.snn.rsnn.RSNN`) with BPTT.
+
+    The loop is :func:`brainmodels.training.fit`: ``epochs * (samples // batch_size)`` Adam
+    steps (the incomplete last batch of each epoch is dropped, so the step compiles once),
+    evaluated at the end of every epoch.
 
     Parameters
     ----------
@@ -283,10 +286,12 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     mask_train, mask_val : bool arrays (sample, time), optional
         Scored steps for ``loss="step_ce"`` (the copy task's recall window).
     checkpoint_dir : path, optional
-        Writes ``last.msgpack`` after each epoch and ``best.msgpack`` on the best validation
-        score, atomically.
+        orbax checkpoints of the run in ``checkpoint_dir/run`` (calling again with the same
+        folder and config resumes, bit-identical to an uninterrupted run), and the model alone
+        as ``last.msgpack`` after each epoch and ``best.msgpack`` on the best validation score
+        (see :func:`save_checkpoint`), written atomically.
     progress : callable, optional
-        Wraps the iterable of epochs, e.g. ``tqdm.tqdm`` (the library draws no bar itself).
+        Wraps the iterable of steps, e.g. ``tqdm.tqdm`` (the library draws no bar itself).
     log : callable, optional
         Called with each epoch's record (``train_loss``, ``train_<score>``, ``val_*``).
 
@@ -294,34 +299,48 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     -------
     TrainResult
     """
+    from brainmodels import training
+
     data = _prepare(x_train, y_train, mask_train, config.loss)
     bs = min(config.batch_size, data[0].shape[0])
-    optimizer = make_optimizer(model, config)
-    rng = np.random.default_rng(config.seed)
+    per_epoch = data[0].shape[0] // bs
     _, metric, sign = LOSSES[config.loss]
-    kw = {"loss": config.loss, "readout": config.readout, "rate_reg": config.rate_reg,
-          "target_rate": config.target_rate}
-    history, best = [], -np.inf
-    epochs = range(config.epochs)
-    for epoch in epochs if progress is None else progress(epochs):
-        loss, score = _run_epoch(model, optimizer, data, bs, rng, kw)
-        record = {"epoch": epoch + 1, "train_loss": loss, f"train_{metric}": score}
-        if x_val is not None:
-            ev = evaluate(model, x_val, y_val, mask_val, loss=config.loss,
-                          readout=config.readout)
-            record.update({"val_loss": ev["loss"], f"val_{metric}": ev[metric],
-                           "val_rate": float(np.mean(ev["rates"]))})
-        history.append(record)
+    val = None if x_val is None else _prepare(x_val, y_val, mask_val, config.loss)
+    where = "test" if val is not None else "train"
+    loop_config = training.TrainConfig(
+        steps=config.epochs * per_epoch, batch_size=bs, lr=config.learning_rate,
+        clip_norm=config.grad_clip, eval_every=per_epoch, seed=config.seed,
+        monitor=f"{where}_{metric}", monitor_mode="max" if sign > 0 else "min")
+    objective = _objective(config.loss, config.readout, config.rate_reg, config.target_rate)
+    best = {"value": -np.inf}
+
+    def epoch_record(row: dict) -> dict:
+        record = {"epoch": int(row["step"]) // per_epoch, "train_loss": row["train_loss"],
+                  f"train_{metric}": row[f"train_{metric}"]}
+        if val is not None:
+            record.update({"val_loss": row["test_loss"], f"val_{metric}": row[f"test_{metric}"],
+                           "val_rate": row["test_rate"]})
+        return record
+
+    def on_epoch(row: dict, current) -> None:
+        record = epoch_record(row)
         if log is not None:
             log(record)
         if checkpoint_dir is not None:
-            meta = {"epoch": epoch + 1, "config": dataclasses.asdict(config), **record}
-            save_checkpoint(model, Path(checkpoint_dir) / "last.msgpack", metadata=meta)
-            current = sign * record.get(f"val_{metric}", record[f"train_{metric}"])
-            if current > best:
-                best = current
-                save_checkpoint(model, Path(checkpoint_dir) / "best.msgpack", metadata=meta)
-    return TrainResult(history, optimizer)
+            meta = {"epoch": record["epoch"], "config": dataclasses.asdict(config), **record}
+            save_checkpoint(current, Path(checkpoint_dir) / "last.msgpack", metadata=meta)
+            value = sign * record.get(f"val_{metric}", record[f"train_{metric}"])
+            if value > best["value"]:
+                best["value"] = value
+                save_checkpoint(current, Path(checkpoint_dir) / "best.msgpack", metadata=meta)
+
+    run = training.fit(model, objective, data, loop_config, eval_data=val,
+                       checkpoint_dir=None if checkpoint_dir is None
+                       else Path(checkpoint_dir) / "run",
+                       progress=progress, callback=on_epoch)
+    rows = run.history.to_dataframe().reset_index().to_dict("records")
+    return TrainResult([{k: (int(v) if k == "epoch" else float(v)) for k, v in
+                         epoch_record(r).items()} for r in rows], run.optimizer, run)
 
 
 #: format stamp of :func:`save_checkpoint` files (bump when the layout changes)

@@ -29,6 +29,8 @@ def test_snn_digits_script_writes_checkpoints_and_resumes(tmp_path):
     assert (tmp_path / "training.png").stat().st_size > 0
     report = json.loads((tmp_path / "history.json").read_text())
     assert report["history"][0]["epoch"] == 1
+    with pytest.raises(SystemExit, match="already holds a training run"):
+        script.main(args)
     assert script.main([*args, "--resume"]) == 0
 
 
