@@ -77,24 +77,18 @@ def build_models(cfg: Config) -> dict:
 
 def train(model, images: np.ndarray, cfg: Config, *, desc: str = "") -> np.ndarray:
     """SimCLR training for ``cfg.steps`` minibatches; returns the loss per step."""
-    import jax
-    import optax
-    from flax import nnx
+    from functools import partial
 
     from brainmodels import akorn
     from brainmodels.cli._common import progress
+    from brainmodels.training import TrainConfig
 
-    opt = nnx.Optimizer(model, optax.adamw(cfg.lr, weight_decay=1e-4), wrt=nnx.Param)
-    step = akorn.make_contrastive_step(cfg.temperature, permute_colors=cfg.permute_colors)
-    rng = np.random.default_rng(cfg.seed)
-    key = jax.random.key(cfg.seed)
-    losses = np.empty(cfg.steps)
-    for i in progress(range(cfg.steps), desc=desc):
-        idx = rng.choice(images.shape[0], cfg.batch, replace=False)
-        losses[i] = float(step(model, opt, images[idx], jax.random.fold_in(key, i)))
-    if not np.isfinite(losses).all():
-        raise FloatingPointError(f"{desc}: training diverged (non-finite loss); lower --lr")
-    return losses
+    config = TrainConfig(steps=cfg.steps, batch_size=cfg.batch, lr=cfg.lr, optimizer="adamw",
+                         weight_decay=1e-4, eval_every=1, seed=cfg.seed)
+    result = akorn.train_contrastive(model, images, config, temperature=cfg.temperature,
+                                     permute_colors=cfg.permute_colors,
+                                     progress=partial(progress, desc=desc))
+    return result.history.train_loss.values
 
 
 def evaluate(model, images, masks, cfg: Config, use: str = "features"):

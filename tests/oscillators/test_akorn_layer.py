@@ -221,3 +221,39 @@ def test_contrastive_training_step_runs_and_traces_once(rng, caplog):
     with caplog.at_level(logging.WARNING), jax.log_compiles(True):
         step(model, opt, images, jax.random.key(1))
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
+def test_iterative_layer_rejects_misspelt_arguments():
+    """The baseline layer ignores only KuramotoLayer's oscillator arguments; a typo is loud."""
+    akorn.IterativeLayer(8, n=4, omega=0.1, coupling="conv", rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"unexpected argument\(s\) \['kernel_sise'\]"):
+        akorn.IterativeLayer(8, kernel_sise=5, coupling="conv", rngs=nnx.Rngs(0))
+
+
+def test_train_contrastive_is_the_step_on_the_package_loop(rng):
+    """train_contrastive's first step equals make_contrastive_step on the same batch and key
+    (the batch and augmentation key drawn from fold_in(key(seed), step)), to float32
+    rounding; the loop traces its step once."""
+    from brainmodels.training import TrainConfig
+
+    def model():
+        return akorn.AKOrN(image_size=16, patch=4, channels=16, n=4, T=2, coupling="conv",
+                           out_features=8, rngs=nnx.Rngs(0))
+
+    images = rng.uniform(size=(12, 16, 16, 3)).astype(np.float32)
+    cfg = TrainConfig(steps=1, batch_size=8, lr=1e-3, optimizer="adamw", weight_decay=1e-4,
+                      eval_every=1, seed=3)
+    a = model()
+    res = akorn.train_contrastive(a, images, cfg)
+    pick, aug = jax.random.split(jax.random.fold_in(jax.random.key(3), 0))
+    idx = np.asarray(jax.random.choice(pick, 12, (8,), replace=False))
+    b = model()
+    opt = nnx.Optimizer(b, optax.adamw(1e-3, weight_decay=1e-4), wrt=nnx.Param)
+    loss = akorn.make_contrastive_step()(b, opt, images[idx], aug)
+    assert float(res.history.train_loss[0]) == pytest.approx(float(loss), rel=1e-6)
+    for u, v in zip(jax.tree.leaves(nnx.state(a, nnx.Param)),
+                    jax.tree.leaves(nnx.state(b, nnx.Param)), strict=True):
+        np.testing.assert_allclose(u, v, rtol=0, atol=1e-6)
+    assert res.traces <= 1
+    with pytest.raises(ValueError, match=r"batch_size \(8\) exceeds the 4 images"):
+        akorn.train_contrastive(model(), images[:4], cfg)

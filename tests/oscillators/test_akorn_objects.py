@@ -117,7 +117,7 @@ class _PatchMean(nnx.Module):
 def test_uptiled_features_are_shifted_patch_means(rng):
     p = 4
     img = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
-    f = np.asarray(akorn._uptiled_features(_PatchMean(p), jnp.asarray(img), jax.random.key(0),
+    f = np.asarray(akorn.objects._uptiled_features(_PatchMean(p), jnp.asarray(img), jax.random.key(0),
                                            None, p))
     padded = np.pad(img, ((0, 0), (0, p), (0, p), (0, 0)))
     ref = np.stack([np.stack([padded[:, y:y + p, x:x + p].mean((1, 2)) for x in range(16)], 1)

@@ -1,0 +1,102 @@
+"""The AKOrN network: patch embedding, blocks of (Kuramoto layer, readout), an MLP head."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from brainmodels._types import Array, ArrayLike, Float, PRNGKeyArray
+from brainmodels.akorn.layer import IterativeLayer, KuramotoLayer, Readout
+
+
+class AKOrNOutput(NamedTuple):
+    """Network output: head output, final readout features, final states, energies per block."""
+
+    out: Array
+    features: Array
+    states: Array
+    energies: list
+
+
+class AKOrN(nnx.Module):
+    """AKOrN network: patch embedding -> blocks of (Kuramoto layer, readout) -> pooled MLP head.
+
+    The patch embedding (plus a learned position embedding) is the first block's ``c``; each
+    block's readout is the next block's ``c``, its final state the next block's initial state
+    (Miyato et al. 2025, Fig. 2). The head max-pools the last readout and applies a 2-layer MLP
+    (class logits, or a projection for contrastive training).
+
+    Parameters
+    ----------
+    image_size, in_channels, patch : int
+        Square input side, colour channels, patch size of the embedding (stride = patch).
+    channels, n, blocks, T : int
+        Channels per position (``channels // n`` oscillators), oscillator dimension, number
+        of blocks, Kuramoto steps per block.
+    coupling : {"attn", "conv", "dense"}
+        Connectivity ``J`` of every block (see :data:`COUPLINGS`).
+    kernel_size, heads : int
+        For ``"conv"`` and ``"attn"``.
+    gamma, omega : float
+        Step size and initial global frequency (see :class:`KuramotoLayer`).
+    out_features : int
+        Output width of the head (number of classes for classification).
+    oscillatory : bool
+        ``False`` builds the same-size non-oscillatory baseline (:class:`IterativeLayer`
+        blocks, zero initial state, group-mean GELU readout).
+    rngs : nnx.Rngs
+
+    Notes
+    -----
+    Call as ``model(images, key=key)`` with images ``(batch, height, width, color)`` in
+    [0, 1]; ``key`` draws the random initial oscillator state (as in the paper's code).
+    Returns an :class:`AKOrNOutput`.
+    """
+
+    def __init__(self, *, image_size: int = 32, in_channels: int = 3, patch: int = 2,
+                 channels: int = 64, n: int = 4, blocks: int = 1, T: int = 8,
+                 coupling: str = "attn", kernel_size: int = 3, heads: int = 4,
+                 gamma: float = 1.0, omega: float | None = 0.1, out_features: int = 64,
+                 oscillatory: bool = True, rngs: nnx.Rngs):
+        if image_size % patch:
+            raise ValueError(f"image_size ({image_size}) must be a multiple of patch ({patch})")
+        side = image_size // patch
+        self.n, self.oscillatory, self.patch = n, oscillatory, patch
+        self.embed = nnx.Conv(in_channels, channels, (patch, patch), strides=patch,
+                              padding="VALID", rngs=rngs)
+        self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (side, side, channels)))
+        layer_cls = KuramotoLayer if oscillatory else IterativeLayer
+        self.layers = nnx.List([
+            layer_cls(channels, n=n, coupling=coupling, T=T, gamma=gamma, omega=omega,
+                      units=side * side * channels, kernel_size=kernel_size, heads=heads,
+                      rngs=rngs)
+            for _ in range(blocks)])
+        self.readouts = nnx.List([Readout(channels, channels, n=n, oscillatory=oscillatory,
+                                          rngs=rngs) for _ in range(blocks)])
+        self.head1 = nnx.Linear(channels, 4 * channels, rngs=rngs)
+        self.head2 = nnx.Linear(4 * channels, out_features, rngs=rngs)
+
+    def __call__(self, images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
+                 T: int | None = None) -> AKOrNOutput:
+        c = self.embed(2.0 * images - 1.0) + self.pos[...][None]
+        if self.oscillatory:
+            x = jax.random.normal(key, c.shape, c.dtype)
+        else:
+            x = jnp.zeros_like(c)
+        energies = []
+        for layer, readout in zip(self.layers, self.readouts, strict=True):
+            traj = layer(x, c, T=T)
+            x, c = traj.final, readout(traj.final)
+            energies.append(traj.energy)
+        pooled = jnp.max(c, axis=tuple(range(1, c.ndim - 1)))
+        out = self.head2(jax.nn.relu(self.head1(pooled)))
+        return AKOrNOutput(out, c, x, energies)
+
+
+def count_params(model: nnx.Module) -> int:
+    """Number of trainable scalars (``nnx.Param``) of a module."""
+    return int(sum(np.prod(v.shape) for v in jax.tree.leaves(nnx.state(model, nnx.Param))))
