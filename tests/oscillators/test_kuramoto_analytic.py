@@ -21,8 +21,8 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from brainmodels import _kuramoto_theory
 from brainmodels import kuramoto as km
+from brainmodels.kuramoto import theory as _kuramoto_theory
 
 N = 20_000
 GAMMA = 0.5  # Lorentzian half-width: K_c = 1

@@ -14,9 +14,10 @@ import scipy.sparse
 import xarray as xr
 from jax.experimental import sparse as jsparse
 
-from brainmodels import _kuramoto as engine
 from brainmodels import kuramoto as km
 from brainmodels.data import load_netcdf, save_netcdf
+from brainmodels.integrators import INTEGRATORS
+from brainmodels.kuramoto import engine
 
 
 def _angle_diff(a, b):
@@ -73,7 +74,7 @@ def test_convergence_order(small_system, method, dts, x64):
         errors.append(_angle_diff(ds.phase.values[-1], ref).max())
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
     # measured orders come out within ~0.1 of the nominal ones in this asymptotic range
-    assert slope == pytest.approx(engine.ORDERS[method], abs=0.25), (errors, slope)
+    assert slope == pytest.approx(INTEGRATORS[method].order, abs=0.25), (errors, slope)
 
 
 def test_network_matches_scipy_pairwise(small_system, x64):
@@ -100,7 +101,7 @@ def test_all_implementations_agree(small_system, x64):
                                small_system["lag"], small_system["forcing"],
                                small_system["f_freq"], small_system["f_phase"]) for th in thetas])
     for name, adjacency in adjacencies.items():
-        params = km._prepare(_params(small_system, adjacency), n, jnp.float64)
+        params = km.params._prepare(_params(small_system, adjacency), n, jnp.float64)
         got = np.array([engine.velocity(params, jnp.asarray(th), 0.7) for th in thetas])
         # float64 round-off of an O(1) sum of 12 terms
         np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=name)
@@ -234,7 +235,7 @@ def test_sweep_matches_simulate_and_labels():
     np.testing.assert_allclose(ds.time.values, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     # the same run through simulate (seed 1 -> its own initial phases)
     _, k_theta, _ = jax.random.split(jax.random.PRNGKey(1), 3)
-    theta0 = km._initial_phases(k_theta, 300, jnp.asarray(0.0))
+    theta0 = km.dynamics._initial_phases(k_theta, 300, jnp.asarray(0.0))
     one = km.simulate(km.KuramotoParams(coupling=2.0, omega=omega), theta0, dt=0.05, steps=100,
                       record_every=20)
     # float32; identical ops up to vmap batching (reduction order): 1e-5

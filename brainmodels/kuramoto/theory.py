@@ -113,8 +113,8 @@ def as_scipy(adjacency):
     """A dense numpy array, or a scipy CSR matrix for sparse input (BCOO, EdgeList, scipy)."""
     import scipy.sparse as sp
 
-    from brainmodels._kuramoto import EdgeList
     from brainmodels.data import to_numpy
+    from brainmodels.kuramoto.engine import EdgeList
 
     if isinstance(adjacency, EdgeList):
         return sp.csr_matrix((np.asarray(adjacency.weight), (np.asarray(adjacency.target),

@@ -1,4 +1,4 @@
-"""Private engine of :mod:`brainmodels.kuramoto`: vector field, integrators and the time loop.
+"""Engine of :mod:`brainmodels.kuramoto`: vector field, integrators and the time loop.
 
 Everything here is pure JAX (jit- and vmap-friendly). The public module validates input,
 labels output and owns the theory; this module only integrates
@@ -17,6 +17,7 @@ for all-to-all coupling, O(edges) for a sparse network).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from jax.experimental import sparse as jsparse
+
+from brainmodels.integrators import INTEGRATORS
 
 TWO_PI = 2.0 * math.pi
 
@@ -138,33 +141,12 @@ def velocity(params, theta: jax.Array, t) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- integrators
+# The one-step methods are the package's registry (brainmodels.integrators); with noise the
+# drift step is followed by the Euler-Maruyama increment ``sqrt(2 D dt) N(0, 1)``.
 
 
-def _euler(params, theta, t, dt):
-    return theta + dt * velocity(params, theta, t)
-
-
-def _heun(params, theta, t, dt):
-    k1 = velocity(params, theta, t)
-    k2 = velocity(params, theta + dt * k1, t + dt)
-    return theta + 0.5 * dt * (k1 + k2)
-
-
-def _rk4(params, theta, t, dt):
-    half = 0.5 * dt
-    k1 = velocity(params, theta, t)
-    k2 = velocity(params, theta + half * k1, t + half)
-    k3 = velocity(params, theta + half * k2, t + half)
-    k4 = velocity(params, theta + dt * k3, t + dt)
-    return theta + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-
-
-#: Deterministic one-step maps by name; with noise the drift step is followed by the
-#: Euler-Maruyama increment ``sqrt(2 D dt) N(0, 1)`` (additive noise).
-INTEGRATORS: dict[str, Callable] = {"euler": _euler, "heun": _heun, "rk4": _rk4}
-
-#: Global order of accuracy of each integrator (deterministic dynamics).
-ORDERS: dict[str, int] = {"euler": 1, "heun": 2, "rk4": 4}
+def _velocity_of(params, theta, t):
+    return velocity(params, theta, t)
 
 
 def wrap(theta: jax.Array) -> jax.Array:
@@ -194,14 +176,14 @@ def integrate(params, theta0, dt, key=None, *, steps: int, record_every: int,
     when ``record_phase`` is False. With ``key`` given, additive noise of intensity
     ``params.noise`` is added after each drift step (Euler-Maruyama).
     """
-    step_fn = INTEGRATORS[method]
+    step_fn = INTEGRATORS[method].step
     dt = jnp.asarray(dt, dtype=theta0.dtype)
     t0 = jnp.asarray(t0, dtype=theta0.dtype)
     noise_scale = None if key is None else jnp.sqrt(2.0 * params.noise * dt)
 
     def one_step(theta, k):
         t = t0 + k.astype(theta.dtype) * dt
-        new = step_fn(params, theta, t, dt)
+        new = step_fn(functools.partial(_velocity_of, params), theta, t, dt)
         if noise_scale is not None:
             xi = jax.random.normal(jax.random.fold_in(key, k), theta.shape, theta.dtype)
             new = new + noise_scale * xi
