@@ -87,7 +87,7 @@ def test_huge_bootstrap_is_refused_and_just_under_runs(monkeypatch):
 
 def test_ridge_whose_batches_cannot_fit_is_refused_and_just_under_runs(monkeypatch):
     from brainmodels.encoders import RidgeEncoder
-    from brainmodels.encoders.ridge import _fit_bytes
+    from brainmodels.encoders._cv import _fit_bytes
 
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((60, 5)), rng.standard_normal((60, 40))
