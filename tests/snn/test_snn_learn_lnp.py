@@ -149,7 +149,7 @@ def test_bad_arguments():
 
 
 def test_spectrum_of_a_second_network_does_not_recompile(uncoupled):
-    from brainmodels.snn.lnp import _lyapunov_scan
+    from brainmodels.snn.lyapunov import _lyapunov_scan
 
     net, drive = uncoupled
     rsnn_lyapunov_spectrum(net, drive, n_exponents=3)
