@@ -5,8 +5,6 @@ References: Miyato et al. (2025), eqs. 2-4; the classic Kuramoto model (brainmod
 
 from __future__ import annotations
 
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +19,7 @@ from brainmodels.akorn import (
     KuramotoLayer,
     normalize_oscillators,
 )
+from brainmodels.testing import compilations
 
 
 def _unit(rng, shape, n):
@@ -205,7 +204,7 @@ def test_bad_arguments_are_named():
 # ----------------------------------------------------------------------------- training smoke
 
 
-def test_contrastive_training_step_runs_and_traces_once(rng, caplog):
+def test_contrastive_training_step_runs_and_traces_once(rng):
     model = akorn.AKOrN(image_size=16, patch=4, channels=16, n=4, T=2, coupling="attn",
                         heads=2, out_features=8, rngs=nnx.Rngs(0))
     opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
@@ -218,9 +217,9 @@ def test_contrastive_training_step_runs_and_traces_once(rng, caplog):
     after = nnx.state(model, nnx.Param)
     changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before, after)
     assert all(jax.tree.leaves(changed))  # every parameter received an update
-    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+    with compilations() as compiled:
         step(model, opt, images, jax.random.key(1))
-    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+    assert compiled.count == 0, compiled.names
 
 
 def test_iterative_layer_rejects_misspelt_arguments():

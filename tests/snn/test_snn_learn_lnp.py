@@ -149,11 +149,12 @@ def test_bad_arguments():
 
 
 def test_spectrum_of_a_second_network_does_not_recompile(uncoupled):
-    from brainmodels.snn.lyapunov import _lyapunov_scan
+    from brainmodels.testing import compilations
 
     net, drive = uncoupled
     rsnn_lyapunov_spectrum(net, drive, n_exponents=3)
-    size = _lyapunov_scan._cache_size()
     other = RSNN(3, 12, 2, tau_mem_ms=30.0, surrogate="triangle", rngs=nnx.Rngs(5))
-    rsnn_lyapunov_spectrum(other, drive * 0.5, n_exponents=3)  # new weights, same shapes
-    assert _lyapunov_scan._cache_size() == size
+    half = drive * 0.5
+    with compilations() as compiled:
+        rsnn_lyapunov_spectrum(other, half, n_exponents=3)  # new weights, same shapes
+    assert compiled.count == 0, compiled.names
