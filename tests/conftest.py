@@ -46,6 +46,15 @@ def _no_home_data(tmp_path_factory):
 
 
 @pytest.fixture
+def strict_dtypes():
+    """JAX's strict dtype promotion inside the test: mixing float32 with float64 (or ints with
+    floats) raises instead of silently widening. Not global: optax's own updates mix an int32
+    step count with floats and would fail under it."""
+    with jax.numpy_dtype_promotion("strict"):
+        yield
+
+
+@pytest.fixture
 def seed() -> int:
     value = int(os.environ.get("BRAINMODELS_TEST_SEED", "0"))
     print(f"test seed = {value} (replay with BRAINMODELS_TEST_SEED={value})")

@@ -93,6 +93,7 @@ def simulate(params: KuramotoParams, theta0: Float[ArrayLike, " oscillator"], *,
 
     Examples
     --------
+    >>> from brainmodels.kuramoto import KuramotoParams, initial_phases, natural_frequencies
     >>> omega = natural_frequencies(1000, "lorentzian", width=0.5)
     >>> theta0 = initial_phases(1000, key=jax.random.key(0))
     >>> ds = simulate(KuramotoParams(coupling=3.0, omega=omega), theta0, dt=0.05, steps=400)
