@@ -10,9 +10,9 @@ dt = 0.1 ms:
 * ``--networks`` networks with different seeds at once (``simulate_many``) against brian2's
   per-network time;
 * ``--crossover``: event-driven against dense delivery over connection densities (the
-  measurement behind ``connectivity.EVENT_COST_RATIO``) and spike-index extraction
+  measurement behind ``_delivery.EVENT_COST_RATIO``) and spike-index extraction
   (``jnp.nonzero`` and one ``top_k`` against the two-level search of
-  ``connectivity._first_spikes``).
+  ``_delivery._first_spikes``).
 
 Each timing is the median of ``--repeats`` runs after one warm-up run (JAX compilation and
 brian2's cython compilation are reported separately). The CPU may be shared: medians, not
@@ -116,7 +116,7 @@ def _crossover(args):
     import jax.numpy as jnp
 
     from brainmodels import snn
-    from brainmodels.snn.connectivity import _first_spikes
+    from brainmodels.snn._delivery import _first_spikes
 
     n = 1000
     print(f"\nevent-driven vs dense delivery, {n} LIF neurons, 200 ms (median of {args.repeats})")

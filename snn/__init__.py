@@ -1,10 +1,17 @@
-"""Spiking neural networks in JAX: neurons, synapses, connectivity, networks, brian2 bridge.
+"""Spiking neural networks in JAX, in two halves.
 
-Simulation (this block): neuron models (:class:`LIF`, :class:`AdaptiveLIF`,
-:class:`Izhikevich`), exponential current/conductance synapses, sparse event-driven or dense
-connectivity, networks run with ``lax.scan`` (:func:`simulate`, :func:`simulate_many` under
-``vmap``), the Brette et al. (2007) CUBA/COBA benchmarks (:func:`cuba`, :func:`coba`), spike
-statistics, and a bridge to brian2 (:func:`to_brian2`, :func:`run_brian2`, :func:`compare`).
+Simulation
+    neuron models (:class:`LIF`, :class:`AdaptiveLIF`, :class:`Izhikevich`, each with a typed
+    state), exponential current/conductance synapses, sparse or dense connectivity, networks
+    run with ``lax.scan`` (:func:`simulate`; :func:`simulate_many` for batches), spike delivery
+    configured by one :class:`Delivery`, the Brette et al. (2007) CUBA/COBA benchmarks
+    (:func:`cuba`, :func:`coba`), spike statistics, and a bridge to brian2 (:func:`to_brian2`,
+    :func:`run_brian2`, :func:`compare`).
+Learning
+    surrogate spike derivatives, recurrent spiking networks (:class:`RSNN`) trained with BPTT on
+    the package's one loop (:func:`train_classifier` over :func:`brainmodels.training.fit`),
+    Lyapunov spectra and Lyapunov Noise Pruning (:func:`lyapunov_noise_prune`), and
+    membrane-potential batch normalisation (:class:`MPBNClassifier`).
 
 Example
 -------
@@ -15,6 +22,8 @@ Example
 >>> rates = snn.firing_rates(res)  # (neuron,) Hz
 """
 
+# --- simulation
+from brainmodels.snn._delivery import Delivery
 from brainmodels.snn.analysis import cv_isi, firing_rates, population_summary, spike_time_agreement
 from brainmodels.snn.brian2_bridge import Brian2Model, compare, run_brian2, to_brian2
 from brainmodels.snn.connectivity import (
@@ -24,6 +33,16 @@ from brainmodels.snn.connectivity import (
     fixed_probability,
     from_indices,
 )
+
+# --- learning
+from brainmodels.snn.lnp import LNPResult, activity_prune, lyapunov_noise_prune
+from brainmodels.snn.lyapunov import (
+    lyapunov_spectrum,
+    neuron_noise_sensitivity,
+    noise_drive,
+    rsnn_lyapunov_spectrum,
+)
+from brainmodels.snn.mpbn import MPBNLIF, FoldedLIF, MPBNClassifier, fold_mpbn
 from brainmodels.snn.network import (
     Network,
     PoissonInput,
@@ -33,37 +52,17 @@ from brainmodels.snn.network import (
     simulate,
     simulate_many,
 )
-from brainmodels.snn.neurons import LIF, AdaptiveLIF, Izhikevich, analytic_lif_rate
+from brainmodels.snn.neurons import (
+    LIF,
+    AdaptiveLIF,
+    AdaptiveLIFState,
+    Izhikevich,
+    IzhikevichState,
+    LIFState,
+    analytic_lif_rate,
+)
 from brainmodels.snn.presets import coba, cuba
-from brainmodels.snn.synapses import ExpSynapses, conductance_synapses, current_synapses
-
-__all__ = [
-    "LIF", "AdaptiveLIF", "Izhikevich", "analytic_lif_rate",
-    "ExpSynapses", "current_synapses", "conductance_synapses",
-    "Connectivity", "fixed_probability", "fixed_in_degree", "from_indices", "dense",
-    "Population", "Projection", "PoissonInput", "Network", "Recording", "simulate",
-    "simulate_many", "cuba", "coba",
-    "firing_rates", "cv_isi", "spike_time_agreement", "population_summary",
-    "Brian2Model", "to_brian2", "run_brian2", "compare",
-]
-
-# --- learning (surrogate gradients, RSNN, LNP, MPBN) ---
-from brainmodels.snn.lnp import (  # noqa: E402, F401
-    LNPResult,
-    activity_prune,
-    lyapunov_noise_prune,
-    lyapunov_spectrum,
-    neuron_noise_sensitivity,
-    noise_drive,
-    rsnn_lyapunov_spectrum,
-)
-from brainmodels.snn.mpbn import (  # noqa: E402, F401
-    MPBNLIF,
-    FoldedLIF,
-    MPBNClassifier,
-    fold_mpbn,
-)
-from brainmodels.snn.rsnn import (  # noqa: E402, F401
+from brainmodels.snn.rsnn import (
     RSNN,
     TAU_DISTRIBUTIONS,
     LIFLayer,
@@ -73,7 +72,7 @@ from brainmodels.snn.rsnn import (  # noqa: E402, F401
     record,
     select_neurons,
 )
-from brainmodels.snn.surrogate import (  # noqa: E402, F401
+from brainmodels.snn.surrogate import (
     SURROGATES,
     arctan,
     fast_sigmoid,
@@ -81,7 +80,8 @@ from brainmodels.snn.surrogate import (  # noqa: E402, F401
     surrogate_derivative,
     triangle,
 )
-from brainmodels.snn.train import (  # noqa: E402, F401
+from brainmodels.snn.synapses import ExpSynapses, conductance_synapses, current_synapses
+from brainmodels.snn.train import (
     TrainConfig,
     TrainResult,
     evaluate,
@@ -91,11 +91,26 @@ from brainmodels.snn.train import (  # noqa: E402, F401
     train_step,
 )
 
-__all__ = [*__all__,  # extends the simulation half's list
-    "LNPResult", "activity_prune", "lyapunov_noise_prune", "lyapunov_spectrum",
-    "neuron_noise_sensitivity", "noise_drive", "rsnn_lyapunov_spectrum", "FoldedLIF", "MPBNLIF", "MPBNClassifier",
-    "fold_mpbn", "RSNN", "TAU_DISTRIBUTIONS", "LIFLayer", "RSNNOutput", "draw_time_constants",
-    "lif_step", "record", "select_neurons", "SURROGATES", "arctan", "fast_sigmoid", "get_surrogate",
-    "surrogate_derivative", "triangle", "TrainConfig", "TrainResult", "evaluate",
-    "load_checkpoint", "save_checkpoint", "train_classifier", "train_step",
+__all__ = [
+    # simulation: neurons and synapses
+    "LIF", "AdaptiveLIF", "Izhikevich", "LIFState", "AdaptiveLIFState", "IzhikevichState",
+    "analytic_lif_rate", "ExpSynapses", "current_synapses", "conductance_synapses",
+    # simulation: connectivity, networks, delivery, presets
+    "Connectivity", "fixed_probability", "fixed_in_degree", "from_indices", "dense",
+    "Population", "Projection", "PoissonInput", "Network", "Recording", "Delivery",
+    "simulate", "simulate_many", "cuba", "coba",
+    # simulation: analysis and the brian2 bridge
+    "firing_rates", "cv_isi", "spike_time_agreement", "population_summary",
+    "Brian2Model", "to_brian2", "run_brian2", "compare",
+    # learning: surrogates and recurrent spiking networks
+    "SURROGATES", "arctan", "fast_sigmoid", "triangle", "get_surrogate",
+    "surrogate_derivative", "RSNN", "RSNNOutput", "LIFLayer", "TAU_DISTRIBUTIONS",
+    "draw_time_constants", "lif_step", "record", "select_neurons",
+    # learning: training (on brainmodels.training.fit)
+    "TrainConfig", "TrainResult", "train_classifier", "train_step", "evaluate",
+    "save_checkpoint", "load_checkpoint",
+    # learning: Lyapunov spectra and pruning; MPBN
+    "lyapunov_spectrum", "rsnn_lyapunov_spectrum", "neuron_noise_sensitivity", "noise_drive",
+    "LNPResult", "lyapunov_noise_prune", "activity_prune",
+    "MPBNLIF", "MPBNClassifier", "FoldedLIF", "fold_mpbn",
 ]

@@ -40,16 +40,18 @@ Brette & Gerstner (2005). Adaptive exponential integrate-and-fire model. J. Neur
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
 from brainmodels._types import Array, ArrayLike, Float
+from brainmodels.integrators import INTEGRATORS as _REGISTRY
 from brainmodels.snn.synapses import ExpSynapses, _channel_sum, current_synapses
 
-__all__ = ["LIF", "AdaptiveLIF", "Izhikevich", "INTEGRATORS", "RESETS", "NEURON_UNITS"]
+__all__ = ["LIF", "AdaptiveLIF", "Izhikevich", "LIFState", "AdaptiveLIFState", "IzhikevichState",
+           "INTEGRATORS", "RESETS", "NEURON_UNITS"]
 
 #: Units of the state variables and parameters (stored in result attrs).
 NEURON_UNITS = {
@@ -59,29 +61,43 @@ NEURON_UNITS = {
 _NEVER = -(2**30)  # last_spike before any spike: never refractory
 
 
-def _euler(f, y, dt):
-    return tuple(yi + dt * ki for yi, ki in zip(y, f(y), strict=True))
+class LIFState(NamedTuple):
+    """State of :class:`LIF` neurons: membrane potential (mV), synaptic variables
+    (channel, neuron) and the step of the last spike (for refractoriness)."""
+
+    v: Array
+    g: Array
+    last_spike: Array
 
 
-def _rk2(f, y, dt):  # midpoint method, as brian2's 'rk2'
-    k1 = f(y)
-    mid = tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k1, strict=True))
-    return tuple(yi + dt * ki for yi, ki in zip(y, f(mid), strict=True))
+class AdaptiveLIFState(NamedTuple):
+    """State of :class:`AdaptiveLIF` neurons: :class:`LIFState` plus the adaptation current
+    ``w`` (nA)."""
+
+    v: Array
+    g: Array
+    last_spike: Array
+    w: Array
 
 
-def _rk4(f, y, dt):
-    k1 = f(y)
-    k2 = f(tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k1, strict=True)))
-    k3 = f(tuple(yi + 0.5 * dt * ki for yi, ki in zip(y, k2, strict=True)))
-    k4 = f(tuple(yi + dt * ki for yi, ki in zip(y, k3, strict=True)))
-    return tuple(
-        yi + dt / 6.0 * (a + 2 * b + 2 * c + d)
-        for yi, a, b, c, d in zip(y, k1, k2, k3, k4, strict=True)
-    )
+class IzhikevichState(NamedTuple):
+    """State of :class:`Izhikevich` neurons: :class:`LIFState` plus the recovery variable
+    ``u`` (mV/ms)."""
+
+    v: Array
+    g: Array
+    last_spike: Array
+    u: Array
 
 
-#: Explicit integrators for the nonlinear models: ``f(y) -> dy/dt`` on a tuple of arrays.
-INTEGRATORS: dict[str, Callable] = {"euler": _euler, "rk2": _rk2, "rk4": _rk4}
+#: The explicit methods the nonlinear models offer (brian2's state updaters of the same name),
+#: from the package's one registry, :data:`brainmodels.integrators.INTEGRATORS`.
+INTEGRATORS = {name: _REGISTRY[name] for name in ("euler", "rk2", "rk4")}
+
+
+def _integrate(method: str, f, y, dt):
+    """One step of ``dy/dt = f(y)`` (autonomous: ``t`` is unused) with ``INTEGRATORS[method]``."""
+    return INTEGRATORS[method].step(lambda y, t: f(y), y, 0.0, dt)
 
 
 def _reset_value(model, v):
@@ -124,42 +140,39 @@ class _Base:
         return jnp.floor(jnp.asarray(self.t_ref) / dt + 1e-3).astype(jnp.int32)
 
     def not_refractory(self, state, step, dt):
-        return (step - state["last_spike"]) >= self.ref_steps(dt)
+        return (step - state.last_spike) >= self.ref_steps(dt)
 
-    def _common_state(self, n: int, v0: ArrayLike | None, dtype) -> dict:
+    def _common_state(self, n: int, v0: ArrayLike | None, dtype) -> LIFState:
         v = jnp.full((n,), self.v_rest if v0 is None else 0.0, dtype)
         if v0 is not None:
             v0 = jnp.asarray(v0, dtype)
             if v0.shape not in ((), (n,)):
                 raise ValueError(f"v0 must be a scalar or have shape ({n},), got {v0.shape}")
             v = jnp.broadcast_to(v0, (n,)).astype(dtype)
-        return {
-            "v": v,
-            "g": jnp.zeros((len(self.syn.names), n), dtype),
-            "last_spike": jnp.full((n,), _NEVER, jnp.int32),
-        }
+        return LIFState(v, jnp.zeros((len(self.syn.names), n), dtype),
+                        jnp.full((n,), _NEVER, jnp.int32))
 
-    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
+    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> LIFState:
         """Initial state of ``n`` neurons (``v0`` in mV, default ``v_rest``)."""
         return self._common_state(n, v0, dtype)
 
     def spikes(self, state, step, dt) -> Array:
         """Boolean spike vector: ``v > v_th`` and not refractory."""
-        return (state["v"] > self.v_th) & self.not_refractory(state, step, dt)
+        return (state.v > self.v_th) & self.not_refractory(state, step, dt)
 
     def reset(self, state, spikes, step):
         """Apply the reset to the neurons that spiked at ``step``."""
         if self.reset_mode not in RESETS:
             raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
-        v = jnp.where(spikes, RESETS[self.reset_mode](self, state["v"]), state["v"])
-        last = jnp.where(spikes, step, state["last_spike"]).astype(jnp.int32)
-        return {**state, "v": v, "last_spike": last}
+        v = jnp.where(spikes, RESETS[self.reset_mode](self, state.v), state.v)
+        last = jnp.where(spikes, step, state.last_spike).astype(jnp.int32)
+        return state._replace(v=v, last_spike=last)
 
     def traces(self, state) -> dict:
         """Recordable variables by name (``v``, ``g_<channel>``, model variables)."""
-        out = {k: v for k, v in state.items() if k not in ("g", "last_spike")}
+        out = {k: v for k, v in state._asdict().items() if k not in ("g", "last_spike")}
         for c, name in enumerate(self.syn.names):
-            out[f"g_{name}"] = state["g"][c]
+            out[f"g_{name}"] = state.g[c]
         return out
 
 
@@ -207,15 +220,16 @@ class LIF(_Base):
         if self.reset_mode not in RESETS:
             raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
 
-    def update(self, state: dict, i_ext: Float[ArrayLike, "*neuron"] | float, dt: float, step) -> dict:
+    def update(self, state: LIFState, i_ext: Float[ArrayLike, "*neuron"] | float, dt: float,
+               step) -> LIFState:
         """Integrate one step (exact for current synapses, exponential Euler otherwise)."""
-        v, g = state["v"], state["g"]
+        v, g = state.v, state.g
         if self.syn.kind == "current":
             v_new = self._exact_current(v, g, i_ext, dt)
         else:
             v_new = self._exp_euler_conductance(v, g, i_ext, dt)
         v_new = jnp.where(self.not_refractory(state, step, dt), v_new, v)
-        return {**state, "v": v_new, "g": self.syn.decay(g, dt)}
+        return state._replace(v=v_new, g=self.syn.decay(g, dt))
 
     def _exact_current(self, v, g, i_ext, dt):
         tau_m = jnp.asarray(self.tau_m, v.dtype)
@@ -269,24 +283,25 @@ class AdaptiveLIF(_Base):
         if self.method not in INTEGRATORS:
             raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
 
-    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
-        return {**self._common_state(n, v0, dtype), "w": jnp.zeros((n,), dtype)}
+    def init_state(self, n: int, v0: ArrayLike | None = None,
+                   dtype=jnp.float32) -> AdaptiveLIFState:
+        return AdaptiveLIFState(*self._common_state(n, v0, dtype), jnp.zeros((n,), dtype))
 
     def update(self, state, i_ext, dt: float, step):
-        syn = self.syn.drive(state["g"], state["v"])
+        syn = self.syn.drive(state.g, state.v)
 
         def f(y):
             v, w = y
             dv = (self.v_rest - v + self.r_m * (i_ext - w) + syn) / self.tau_m
             return dv, (self.a * (v - self.v_rest) - w) / self.tau_w
 
-        v_new, w_new = INTEGRATORS[self.method](f, (state["v"], state["w"]), dt)
-        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state["v"])
-        return {**state, "v": v_new, "w": w_new, "g": self.syn.decay(state["g"], dt)}
+        v_new, w_new = _integrate(self.method, f, (state.v, state.w), dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
+        return state._replace(v=v_new, w=w_new, g=self.syn.decay(state.g, dt))
 
     def reset(self, state, spikes, step):
         out = _Base.reset(self, state, spikes, step)
-        return {**out, "w": jnp.where(spikes, out["w"] + self.b, out["w"])}
+        return out._replace(w=jnp.where(spikes, out.w + self.b, out.w))
 
 
 @struct.dataclass
@@ -317,25 +332,26 @@ class Izhikevich(_Base):
         if self.method not in INTEGRATORS:
             raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
 
-    def init_state(self, n: int, v0: ArrayLike | None = None, dtype=jnp.float32) -> dict:
+    def init_state(self, n: int, v0: ArrayLike | None = None,
+                   dtype=jnp.float32) -> IzhikevichState:
         state = self._common_state(n, v0, dtype)
-        return {**state, "u": (self.b * state["v"]).astype(dtype)}
+        return IzhikevichState(*state, (self.b * state.v).astype(dtype))
 
     def update(self, state, i_ext, dt: float, step):
-        syn = self.syn.drive(state["g"], state["v"])
+        syn = self.syn.drive(state.g, state.v)
 
         def f(y):
             v, u = y
             dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.r_m * i_ext + syn
             return dv, self.a * (self.b * v - u)
 
-        v_new, u_new = INTEGRATORS[self.method](f, (state["v"], state["u"]), dt)
-        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state["v"])
-        return {**state, "v": v_new, "u": u_new, "g": self.syn.decay(state["g"], dt)}
+        v_new, u_new = _integrate(self.method, f, (state.v, state.u), dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
+        return state._replace(v=v_new, u=u_new, g=self.syn.decay(state.g, dt))
 
     def reset(self, state, spikes, step):
         out = _Base.reset(self, state, spikes, step)
-        return {**out, "u": jnp.where(spikes, out["u"] + self.d, out["u"])}
+        return out._replace(u=jnp.where(spikes, out.u + self.d, out.u))
 
 
 def analytic_lif_rate(

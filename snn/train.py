@@ -36,7 +36,6 @@ __all__ = [
     "READOUTS",
     "TrainConfig",
     "TrainResult",
-    "TRACE_COUNTS",
     "LOSSES",
     "task_loss",
     "make_optimizer",
@@ -55,7 +54,7 @@ READOUTS: dict[str, Callable] = {
 }
 
 #: Number of times each jitted function was traced (a test checks a 2nd call adds none).
-TRACE_COUNTS: dict[str, int] = {"train_step": 0, "eval_step": 0}
+_TRACE_COUNTS: dict[str, int] = {"train_step": 0, "eval_step": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +181,7 @@ def train_step(model, optimizer, x: Float[ArrayLike, "batch time feature"], y, m
     ``y`` is (batch,) labels or targets, or (batch, time) labels for ``step_ce``; ``mask`` is
     (batch, time), used by ``step_ce`` only (pass ones otherwise).
     """
-    TRACE_COUNTS["train_step"] += 1  # runs only while tracing
+    _TRACE_COUNTS["train_step"] += 1  # runs only while tracing
     loss_fn = partial(task_loss, loss=loss, readout=readout, rate_reg=rate_reg,
                       target_rate=target_rate)
     (value, (score, rate)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, x, y, mask)
@@ -192,7 +191,7 @@ def train_step(model, optimizer, x: Float[ArrayLike, "batch time feature"], y, m
 
 @partial(nnx.jit, static_argnames=("loss", "readout"))
 def _eval_step(model, x, y, mask, w, *, loss: str, readout: str):
-    TRACE_COUNTS["eval_step"] += 1
+    _TRACE_COUNTS["eval_step"] += 1
     out = model(x)
     per_sample, score = LOSSES[loss][0](READOUTS[readout], out, y, mask)
     rates = jnp.einsum("b,bn->n", w, out.spikes.mean(axis=1))

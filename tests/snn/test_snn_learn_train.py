@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from brainmodels.datasets.tasks import sequential_digits
+from brainmodels.snn._testing import TRACE_COUNTS
 from brainmodels.snn.rsnn import RSNN
 from brainmodels.snn.train import (
-    TRACE_COUNTS,
     TrainConfig,
     evaluate,
     load_checkpoint,

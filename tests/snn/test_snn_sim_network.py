@@ -11,7 +11,7 @@ from scipy import stats
 
 from brainmodels import snn
 from brainmodels.data import load_netcdf, save_netcdf
-from brainmodels.snn import network as network_mod
+from brainmodels.testing import compilations
 
 
 def _small_net(seed=0, n=60, delays=True):
@@ -136,10 +136,10 @@ def test_delay_shifts_the_postsynaptic_response():
 def test_second_call_does_not_recompile():
     net = _small_net(delays=False)
     snn.simulate(net, 20.0, 0.1, mode="event")
-    before = network_mod._run_jit._cache_size()
     other = _small_net(seed=0, delays=False)  # new arrays, same shapes
-    snn.simulate(other, 20.0, 0.1, mode="event")
-    assert network_mod._run_jit._cache_size() == before
+    with compilations() as compiled:
+        snn.simulate(other, 20.0, 0.1, mode="event")
+    assert compiled.count == 0, compiled.names
 
 
 # ----------------------------------------------------------------------------- vmap
@@ -165,6 +165,47 @@ def test_simulate_many_matches_individual_runs(method):
     np.testing.assert_array_equal(many.neuron.values, [3, 7, 250])
     rates = snn.firing_rates(many)
     assert rates.dims == ("network", "neuron") and rates.shape == (3, 300)
+
+
+def test_simulate_many_methods_draw_the_same_poisson_input():
+    """With Poisson drive, and a different rate in each network, loop, union and vmap give
+    identical spikes for one key (network b draws from split(key, n)[b] in every method), and
+    network b equals simulate(net_b, key=split(key, n)[b]). The union used to drive every
+    network at network 0's rate, from one stream."""
+    nets = []
+    for s, rate in enumerate((900.0, 1400.0, 2000.0)):
+        net = _small_net(seed=s, n=60, delays=True)
+        pop = dataclasses.replace(net.populations[0], i_ext=0.0)
+        nets.append(dataclasses.replace(net, populations=(pop,), inputs=(
+            snn.PoissonInput("P", "e", n_sources=20, rate_hz=rate, weight=0.9),)))
+    key = jax.random.key(7)
+    runs = {m: snn.simulate_many(nets, 100.0, 0.1, key=key, method=m, mode="event")
+            for m in ("loop", "union", "vmap")}
+    keys = jax.random.split(key, 3)
+    counts = []
+    for b, net in enumerate(nets):
+        one = snn.simulate(net, 100.0, 0.1, key=keys[b], mode="event")
+        counts.append(one.spike_time.size)
+        for m, many in runs.items():
+            sel = many.spike_network.values == b
+            np.testing.assert_array_equal(many.spike_time.values[sel], one.spike_time.values,
+                                          err_msg=m)
+            np.testing.assert_array_equal(many.spike_neuron.values[sel],
+                                          one.spike_neuron.values, err_msg=m)
+    assert counts[0] < counts[1] < counts[2]  # each network ran at its own rate
+
+
+def test_delivery_object_and_shorthands():
+    net = _small_net(seed=2)
+    a = snn.simulate(net, 50.0, 0.1, delivery=snn.Delivery(mode="event", max_spikes=4))
+    b = snn.simulate(net, 50.0, 0.1, mode="event", max_spikes=4)
+    np.testing.assert_array_equal(a.spike_time.values, b.spike_time.values)
+    with pytest.raises(ValueError, match="not both"):
+        snn.simulate(net, 50.0, 0.1, mode="event", delivery=snn.Delivery())
+    with pytest.raises(ValueError, match="mode must be 'auto' or one of"):
+        snn.Delivery(mode="sparse")
+    with pytest.raises(ValueError, match="max_spikes must be a positive integer"):
+        snn.Delivery(max_spikes=0)
 
 
 def test_simulate_many_rejects_mismatched_networks():

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from brainmodels import snn
-from brainmodels.snn import connectivity as conn_mod
-from brainmodels.snn import network as network_mod
+from brainmodels.snn import _testing
+from brainmodels.testing import compilations
 
 
 @pytest.fixture(scope="module")
 def first_spikes_fn():
-    return jax.jit(conn_mod._first_spikes, static_argnums=1)
+    return jax.jit(_testing.first_spikes, static_argnums=1)
 
 
 @pytest.mark.parametrize("n", [4000, 4003, 60])
@@ -60,9 +60,10 @@ def test_event_kernel_bound_one_is_exact(cuba_runs):
 def test_plan_run_is_compiled_once(cuba_runs):
     net, _ = cuba_runs
     snn.simulate(net, 20.0, 0.1)
-    before = network_mod._run_jit._cache_size()
-    snn.simulate(snn.cuba(seed=3, n=1200), 20.0, 0.1)  # new arrays, same shapes
-    assert network_mod._run_jit._cache_size() == before
+    other = snn.cuba(seed=3, n=1200)  # new arrays, same shapes
+    with compilations() as compiled:
+        snn.simulate(other, 20.0, 0.1)
+    assert compiled.count == 0, compiled.names
 
 
 def test_chunked_delivery_under_vmap_matches_single_runs():
@@ -70,8 +71,8 @@ def test_chunked_delivery_under_vmap_matches_single_runs():
     ``max_spikes`` if smaller; exact for any count): spike trains equal the single-network
     ``lax.switch`` runs exactly, also with chunks of 2 where steps need several iterations."""
     nets = [snn.cuba(seed=s, n=1200) for s in (5, 6)]
-    plan = network_mod._plan(nets[0], 0.1, snn.Recording(), fallback=False, chunk=8)
-    assert plan.kernels[0].chunk == 8 and not plan.kernels[0].can_overflow
+    plan = _testing.build_plan(nets[0], 0.1, snn.Recording(), _testing.Delivery(chunk=8))
+    assert plan.kernels[0].chunk == 8
     singles = [snn.simulate(net, 100.0, 0.1) for net in nets]
     _, per_step = np.unique(singles[0].spike_time.values, return_counts=True)
     assert per_step.max() > 2  # some steps take 2+ iterations of 2-spike chunks
@@ -85,21 +86,34 @@ def test_chunked_delivery_under_vmap_matches_single_runs():
                                           one.spike_neuron.values)
 
 
-def test_plans_are_cached_per_network_object_and_dropped_with_it():
+def test_plans_are_cached_on_the_network_object_and_go_with_it():
     """simulate builds the device plan once per network object and settings (like brian2's
-    setup); the entry goes when the network is garbage-collected."""
+    setup). The plans live on the network object: a cache keyed by ``id(net)`` hands a new
+    network the plan of a collected one whenever CPython reuses the id."""
     import gc
+    import weakref
 
     net = snn.cuba(seed=5, n=200)
     a = snn.simulate(net, 20.0, 0.1)
-    plans = network_mod._PLANS[id(net)]
+    plans = _testing.plans_of(net)
     assert len(plans) == 1
     b = snn.simulate(net, 20.0, 0.1)
     assert len(plans) == 1  # reused
     assert snn.spike_time_agreement(a, b) == 1.0
     snn.simulate(net, 20.0, 0.05)
     assert len(plans) == 2  # another dt, another plan
-    key = id(net)
-    del net
+    ref = weakref.ref(net)
+    del net, plans
     gc.collect()
-    assert key not in network_mod._PLANS
+    assert ref() is None  # nothing global keeps the network (or its plans) alive
+
+
+def test_a_new_network_never_gets_a_stale_plan():
+    """Networks built and dropped in a loop (CPython reuses their ids): each run reflects its
+    own drive. The rate of one driven LIF must rise with its external current every time."""
+    rates = []
+    for i_ext in np.linspace(15.0, 30.0, 12):
+        pop = snn.Population("P", 1, snn.LIF(tau_m=20.0, v_rest=-60.0, v_th=-50.0), i_ext=i_ext)
+        res = snn.simulate(snn.Network((pop,)), 200.0, 0.1)
+        rates.append(res.spike_time.size)
+    assert np.all(np.diff(rates) >= 0) and rates[-1] > rates[0]
