@@ -14,7 +14,7 @@ from brainmodels.rsa import (
     noise_ceiling,
     permutation_test,
 )
-from brainmodels.rsa.compare import tau_a_resampled
+from brainmodels.rsa._kendall import tau_a_resampled
 from brainmodels.rsa.inference import BOOTSTRAP_METHODS, _boot_jit
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
