@@ -10,7 +10,7 @@ This package imports no model code (encoders, snn, rsa).
 """
 
 from .algonauts import ALGONAUTS_ROI_CLASSES, load_algonauts2023
-from .bids import CONFOUND_SETS, betas_from_bids, find_bids_runs
+from .bids import CONFOUND_SETS, GLMOptions, betas_from_bids, find_bids_runs
 from .info import describe, detect_format
 from .multi_objects import make_multi_objects
 from .nifti import load_nifti_betas
@@ -30,6 +30,7 @@ __all__ = [
     "SHAPE_CATEGORIES",
     "CONFOUND_SETS",
     "betas_from_bids",
+    "GLMOptions",
     "category_code",
     "describe",
     "detect_format",

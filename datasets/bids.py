@@ -21,6 +21,7 @@ NeuroImage 59, 2636-2643 (LS-A and LS-S, Fig. 1).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -44,7 +45,34 @@ from ._glm import (
 )
 from .nifti import _binary_mask, _load
 
-__all__ = ["betas_from_bids", "find_bids_runs", "CONFOUND_SETS"]
+__all__ = ["betas_from_bids", "find_bids_runs", "GLMOptions", "CONFOUND_SETS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GLMOptions:
+    """Settings of the first-level GLM (``nilearn.glm.first_level.FirstLevelModel``).
+
+    Attributes
+    ----------
+    hrf_model : str
+        ``"spm"``, ``"glover"`` and their derivative variants, as nilearn names them.
+    drift_model : {"cosine", "polynomial"} or None
+    high_pass : float
+        Cut-off of the cosine drift basis, Hz.
+    noise_model : {"ar1", "ols"}
+    signal_scaling : int or bool
+        ``0``: betas in percent signal change (scaled by each voxel's mean over time);
+        ``False``: in the data's units.
+    smoothing_fwhm : float or None
+        Spatial smoothing before the fit, mm.
+    """
+
+    hrf_model: str = "spm"
+    drift_model: str | None = "cosine"
+    high_pass: float = 0.01
+    noise_model: str = "ar1"
+    signal_scaling: int | bool = 0
+    smoothing_fwhm: float | None = None
 
 
 
@@ -179,12 +207,7 @@ def betas_from_bids(
     stimulus_column: str = "trial_type",
     ignore: Sequence[str] = (),
     tr: float | None = None,
-    hrf_model: str = "spm",
-    drift_model: str | None = "cosine",
-    high_pass: float = 0.01,
-    noise_model: str = "ar1",
-    signal_scaling: int | bool = 0,
-    smoothing_fwhm: float | None = None,
+    glm: GLMOptions = GLMOptions(),
     on_bad_voxels: str = "raise",
     progress: Callable | None = None,
 ) -> xr.Dataset:
@@ -230,9 +253,9 @@ def betas_from_bids(
         Values of ``stimulus_column`` that are modelled as nuisance, not estimated.
     tr : float, optional
         Repetition time (s); default from the BIDS sidecar ``RepetitionTime`` or the header.
-    hrf_model, drift_model, high_pass, noise_model, signal_scaling, smoothing_fwhm
-        Passed to ``nilearn.glm.first_level.FirstLevelModel`` (``signal_scaling=0``: betas
-        in percent signal change; ``False``: in the data's units).
+    glm : GLMOptions
+        The settings of ``nilearn.glm.first_level.FirstLevelModel`` (HRF, drift, noise
+        model, scaling, smoothing).
     on_bad_voxels : {"raise", "drop"}
         What to do with voxels whose betas are NaN or constant.
     progress : callable, optional
@@ -260,9 +283,9 @@ def betas_from_bids(
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
     spec = _confound_spec(confounds, derivatives)
     runs = find_bids_runs(bids_root, subject, task, derivatives=derivatives, space=space)
-    options = dict(hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
-                   noise_model=noise_model, signal_scaling=signal_scaling,
-                   smoothing_fwhm=smoothing_fwhm)
+    if not isinstance(glm, GLMOptions):
+        raise TypeError(f"glm must be a GLMOptions, got {type(glm).__name__}")
+    options = dataclasses.asdict(glm)
     if mask_img is not None:
         mask = _binary_mask(mask_img)[0]
     elif derivatives is not None:

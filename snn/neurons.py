@@ -168,6 +168,27 @@ class _Base:
         last = jnp.where(spikes, step, state.last_spike).astype(jnp.int32)
         return state._replace(v=v, last_spike=last)
 
+    # the two-variable models (v and one recovery variable, integrated with ``method``)
+
+    def _validate_nonlinear(self, dt: float, **taus) -> None:
+        _check_dt(dt, **taus)
+        _check_positive("t_ref", self.t_ref, allow_zero=True)
+        self.syn.validate(dt)
+        if self.method not in INTEGRATORS:
+            raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
+
+    def _advance(self, state, f, var: str, dt: float, step):
+        """One step of ``(v, var)' = f((v, var))``; ``v`` held while refractory."""
+        v_new, x_new = _integrate(self.method, f, (state.v, getattr(state, var)), dt)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
+        return state._replace(v=v_new, g=self.syn.decay(state.g, dt), **{var: x_new})
+
+    def _reset_with_jump(self, state, spikes, step, var: str, jump):
+        """The reset of ``v``, and ``var`` jumps by ``jump`` at a spike."""
+        out = _Base.reset(self, state, spikes, step)
+        x = getattr(out, var)
+        return out._replace(**{var: jnp.where(spikes, x + jump, x)})
+
     def traces(self, state) -> dict:
         """Recordable variables by name (``v``, ``g_<channel>``, model variables)."""
         out = {k: v for k, v in state._asdict().items() if k not in ("g", "last_spike")}
@@ -277,11 +298,7 @@ class AdaptiveLIF(_Base):
     method: str = struct.field(pytree_node=False, default="rk2")
 
     def validate(self, dt: float) -> None:
-        _check_dt(dt, tau_m=self.tau_m, tau_w=self.tau_w)
-        _check_positive("t_ref", self.t_ref, allow_zero=True)
-        self.syn.validate(dt)
-        if self.method not in INTEGRATORS:
-            raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
+        self._validate_nonlinear(dt, tau_m=self.tau_m, tau_w=self.tau_w)
 
     def init_state(self, n: int, v0: ArrayLike | None = None,
                    dtype=jnp.float32) -> AdaptiveLIFState:
@@ -295,13 +312,10 @@ class AdaptiveLIF(_Base):
             dv = (self.v_rest - v + self.r_m * (i_ext - w) + syn) / self.tau_m
             return dv, (self.a * (v - self.v_rest) - w) / self.tau_w
 
-        v_new, w_new = _integrate(self.method, f, (state.v, state.w), dt)
-        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
-        return state._replace(v=v_new, w=w_new, g=self.syn.decay(state.g, dt))
+        return self._advance(state, f, "w", dt, step)
 
     def reset(self, state, spikes, step):
-        out = _Base.reset(self, state, spikes, step)
-        return out._replace(w=jnp.where(spikes, out.w + self.b, out.w))
+        return self._reset_with_jump(state, spikes, step, "w", self.b)
 
 
 @struct.dataclass
@@ -326,11 +340,7 @@ class Izhikevich(_Base):
     method: str = struct.field(pytree_node=False, default="euler")
 
     def validate(self, dt: float) -> None:
-        _check_dt(dt)
-        _check_positive("t_ref", self.t_ref, allow_zero=True)
-        self.syn.validate(dt)
-        if self.method not in INTEGRATORS:
-            raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
+        self._validate_nonlinear(dt)
 
     def init_state(self, n: int, v0: ArrayLike | None = None,
                    dtype=jnp.float32) -> IzhikevichState:
@@ -345,13 +355,10 @@ class Izhikevich(_Base):
             dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.r_m * i_ext + syn
             return dv, self.a * (self.b * v - u)
 
-        v_new, u_new = _integrate(self.method, f, (state.v, state.u), dt)
-        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
-        return state._replace(v=v_new, u=u_new, g=self.syn.decay(state.g, dt))
+        return self._advance(state, f, "u", dt, step)
 
     def reset(self, state, spikes, step):
-        out = _Base.reset(self, state, spikes, step)
-        return out._replace(u=jnp.where(spikes, out.u + self.d, out.u))
+        return self._reset_with_jump(state, spikes, step, "u", self.d)
 
 
 def analytic_lif_rate(

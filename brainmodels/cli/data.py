@@ -164,7 +164,7 @@ def run_info(args) -> int:
 
 def run_bids(args) -> int:
     from brainmodels.data import save_netcdf
-    from brainmodels.datasets import CONFOUND_SETS, betas_from_bids
+    from brainmodels.datasets import CONFOUND_SETS, GLMOptions, betas_from_bids
 
     t0 = time.perf_counter()
     confounds = args.confounds
@@ -174,7 +174,7 @@ def run_bids(args) -> int:
     ds = betas_from_bids(args.root, args.subject, args.task, method=args.method,
                          derivatives=args.derivatives, space=args.space, confounds=confounds,
                          mask_img=args.mask, stimulus_column=args.stimulus_column,
-                         ignore=ignore, smoothing_fwhm=args.smoothing,
+                         ignore=ignore, glm=GLMOptions(smoothing_fwhm=args.smoothing),
                          progress=lambda runs: progress(runs, desc="runs"))
     save_netcdf(ds, args.out / "betas.nc")
     print(f"{ds.sizes['trial']} trials of {len(set(ds.stimulus.values.tolist()))} stimuli in "

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from brainmodels.datasets import betas_from_bids, find_bids_runs
+from brainmodels.datasets import GLMOptions, betas_from_bids, find_bids_runs
 
 TR = 2.0
 N_FRAMES = 110
@@ -58,7 +58,8 @@ def bids(tmp_path_factory):
 def test_lsa_recovers_betas(bids):
     root, true = bids
     ds = betas_from_bids(root, "01", "objects", mask_img=root / "mask.nii.gz",
-                         ignore=["fixation"], noise_model="ols", signal_scaling=False)
+                         ignore=["fixation"],
+                         glm=GLMOptions(noise_model="ols", signal_scaling=False))
     assert ds.sizes["trial"] == 16 and list(np.unique(ds.run)) == [1, 2]
     assert list(np.unique(ds.stimulus)) == STIMULI
     # noiseless data in the span of the model (cosine drifts included): exact up to float32
@@ -72,7 +73,8 @@ def test_lss_matches_numpy_reference(bids):
     """LSS: one OLS per event on nilearn's design matrix (target, others, nuisance)."""
     root, true = bids
     ds = betas_from_bids(root, "sub-01", "objects", method="lss", mask_img=root / "mask.nii.gz",
-                         ignore=["fixation"], noise_model="ols", signal_scaling=False)
+                         ignore=["fixation"],
+                         glm=GLMOptions(noise_model="ols", signal_scaling=False))
     assert ds.sizes["trial"] == 16
     func = root / "sub-01" / "func"
     ref = []
@@ -99,7 +101,7 @@ def test_lss_matches_numpy_reference(bids):
 def test_default_percent_signal_change(bids):
     root, true = bids
     ds = betas_from_bids(root, "01", "objects", mask_img=root / "mask.nii.gz",
-                         ignore=["fixation"], noise_model="ols")
+                         ignore=["fixation"], glm=GLMOptions(noise_model="ols"))
     # nilearn scales each voxel by its mean (~100) to percent signal change: betas ~ true
     np.testing.assert_allclose(ds.betas.values, true[ds.stimulus_id.values], atol=0.05)
 
@@ -187,8 +189,7 @@ def _add_fmriprep_columns(table, rng):
 
 def test_fmriprep_derivatives_with_confounds(fmriprep):
     root, deriv, true = fmriprep
-    kw = {"derivatives": deriv, "ignore": ["fixation"], "noise_model": "ols",
-          "signal_scaling": False}
+    kw = {"derivatives": deriv, "ignore": ["fixation"], "glm": GLMOptions(noise_model="ols", signal_scaling=False)}
     ds = betas_from_bids(root, "01", "objects", confounds=["trans_x", "csf"], **kw)
     # the mask is the runs' intersection: 36 - 1 voxels
     assert ds.sizes == {"trial": 16, "voxel": int(np.prod(SHAPE)) - 1}
@@ -232,8 +233,7 @@ def test_scrubbing_censors_high_motion_volumes(fmriprep, tmp_path):
         table.loc[bad, "framewise_displacement"] = 2.0
         table.to_csv(f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
                      na_rep="n/a")
-    kw = {"derivatives": jerk, "ignore": ["fixation"], "noise_model": "ols",
-          "signal_scaling": False}
+    kw = {"derivatives": jerk, "ignore": ["fixation"], "glm": GLMOptions(noise_model="ols", signal_scaling=False)}
     base = {"strategy": ("motion", "wm_csf"), "motion": "basic", "wm_csf": "basic"}
     keep = None
     unscrubbed = betas_from_bids(root, "01", "objects", confounds=base, **kw)
