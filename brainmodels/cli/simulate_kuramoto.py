@@ -102,8 +102,9 @@ def _run_sweep(args):
     for i in progress(range(n_chunks), total=n_chunks, desc="kuramoto sweep"):
         parts.append(km.sweep(
             padded[i * batch:(i + 1) * batch], n=args.n, distribution=args.distribution,
-            width=args.width, sampling=args.sampling, seeds=seeds, r0=args.r0, lag=args.lag,
-            noise=args.noise, dt=args.dt, steps=args.steps, method=args.method,
+            width=args.width, sampling=args.sampling, seeds=seeds, r0=args.r0,
+            params=km.KuramotoParams(coupling=0.0, omega=None, lag=args.lag, noise=args.noise),
+            dt=args.dt, steps=args.steps, method=args.method,
             record_every=args.record_every))
     ds = parts[0] if len(parts) == 1 else xr.concat(
         parts, dim="coupling", data_vars="minimal", coords="minimal", compat="override",

@@ -22,7 +22,8 @@ class KuramotoParams:
     coupling : float
         Coupling strength ``K``.
     omega : array (oscillator,)
-        Natural frequencies (rad per time unit).
+        Natural frequencies (rad per time unit); ``None`` only as the base of
+        :func:`~brainmodels.kuramoto.sweep`, which then draws them.
     adjacency : None, array (oscillator, oscillator), BCOO, scipy.sparse or EdgeList
         ``None``: all-to-all with ``A_ij = 1/N`` (mean field, O(N)). Otherwise ``A[i, j]`` is
         the weight of the input from ``j`` to ``i`` (not normalised).

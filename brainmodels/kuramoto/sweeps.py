@@ -63,12 +63,10 @@ def _sweep_core(base, couplings, keys, dt, r0, width, center, *, batch, **static
     return jax.lax.map(one_coupling, couplings, batch_size=batch)
 
 
-def sweep(couplings: ArrayLike, *, n: int | None = None,
+def sweep(couplings: ArrayLike, *, params: KuramotoParams | None = None, n: int | None = None,
           omega: Float[ArrayLike, " oscillator"] | None = None,
           distribution: str = "lorentzian", width: float = 1.0, center: float = 0.0,
-          sampling: str = "quantile", seeds=(0,), r0: float = 0.0, adjacency=None,
-          lag: float = 0.0, noise: float = 0.0, forcing: float = 0.0,
-          forcing_frequency: float = 0.0, forcing_phase: float = 0.0, dt: float = 0.05,
+          sampling: str = "quantile", seeds=(0,), r0: float = 0.0, dt: float = 0.05,
           steps: int = 2000, method: str = "rk4", record_every: int = 10) -> xr.Dataset:
     """Simulate every coupling strength x seed in one ``vmap``-ed, jitted call.
 
@@ -83,6 +81,10 @@ def sweep(couplings: ArrayLike, *, n: int | None = None,
     ----------
     couplings : array (coupling,)
         Coupling strengths K.
+    params : KuramotoParams, optional
+        The rest of the model (``adjacency``, ``lag``, ``noise``, ``forcing*``); its
+        ``coupling`` is replaced by each of ``couplings``, and its ``omega``, unless None,
+        fixes the natural frequencies. Default: all-to-all, no lag, noise or forcing.
     n : int
         Number of oscillators (needed unless ``omega`` is given).
     omega : array (oscillator,), optional
@@ -90,8 +92,7 @@ def sweep(couplings: ArrayLike, *, n: int | None = None,
     distribution, width, center, sampling : frequency density (see :func:`natural_frequencies`)
         and ``"quantile"`` or ``"random"``.
     seeds : sequence of int
-    r0, adjacency, lag, noise, forcing, forcing_frequency, forcing_phase, dt, steps, method,
-    record_every : as in :func:`simulate` / :class:`KuramotoParams`.
+    r0, dt, steps, method, record_every : as in :func:`simulate`.
 
     Returns
     -------
@@ -109,6 +110,13 @@ def sweep(couplings: ArrayLike, *, n: int | None = None,
         raise ValueError("seeds must name at least one seed")
     if sampling not in ("quantile", "random"):
         raise ValueError(f"sampling must be 'quantile' or 'random', got {sampling!r}")
+    if params is None:
+        params = KuramotoParams(coupling=0.0, omega=None)
+    elif not isinstance(params, KuramotoParams):
+        raise TypeError(f"params must be a KuramotoParams, got {type(params).__name__}")
+    if omega is not None and params.omega is not None:
+        raise ValueError("give the natural frequencies once: omega= or params.omega")
+    omega = params.omega if omega is None else omega
     user_omega = omega is not None
     if not user_omega:
         if n is None:
@@ -117,10 +125,8 @@ def sweep(couplings: ArrayLike, *, n: int | None = None,
     n = int(to_numpy(omega, name="omega").shape[0])
     _check_run(dt, steps, record_every, method)
     dtype = _float_dtype(to_numpy(omega))
-    base = _prepare(KuramotoParams(coupling=0.0, omega=omega, adjacency=adjacency, lag=lag,
-                                   noise=noise, forcing=forcing,
-                                   forcing_frequency=forcing_frequency,
-                                   forcing_phase=forcing_phase), n, dtype)
+    base = _prepare(params.replace(coupling=0.0, omega=omega), n, dtype)
+    lag, noise, forcing = (float(getattr(base, f)) for f in ("lag", "noise", "forcing"))
     if not 0.0 <= r0 < 1.0:
         raise ValueError(f"r0 must be in [0, 1), got {r0!r}")
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
@@ -138,7 +144,7 @@ def sweep(couplings: ArrayLike, *, n: int | None = None,
     ds = _sweep_dataset(ks, seeds, r, psi, base, settings)
     if not random_omega:
         ds["natural_frequency"] = (("oscillator",), np.asarray(base.omega))
-    theory_applies = (not user_omega and adjacency is None and noise == 0 and forcing == 0
+    theory_applies = (not user_omega and params.adjacency is None and noise == 0 and forcing == 0
                       and (lag == 0 or distribution == "lorentzian"))
     if theory_applies:
         ds["order_parameter_theory"] = (("coupling",), stationary_order_parameter(

@@ -156,7 +156,8 @@ def test_ott_antonsen_transient():
 def test_noise_identical_oscillators():
     """Identical oscillators with noise D: r = I1(K r / D) / I0(K r / D) (K_c = 2 D)."""
     d, n = 0.5, 5000
-    ds = km.sweep([0.5, 2.0], omega=np.zeros(n), seeds=[0], noise=d, r0=0.9, dt=0.05,
+    ds = km.sweep([0.5, 2.0], params=km.KuramotoParams(coupling=0.0, omega=np.zeros(n),
+                                                       noise=d), seeds=[0], r0=0.9, dt=0.05,
                   steps=800, record_every=20, method="euler")
     r = ds.order_parameter.isel(seed=0, time=slice(-20, None)).mean("time").values
 
@@ -189,7 +190,8 @@ def test_restrepo_ott_hunt_network_onset():
     lam = scipy.linalg.eigh(adj, eigvals_only=True)[-1]
     assert kc == pytest.approx(2 * GAMMA / lam, rel=1e-6)
     omega = km.natural_frequencies(n, "lorentzian", width=GAMMA)
-    ds = km.sweep(np.array([0.6, 1.6, 3.0]) * kc, omega=omega, adjacency=adj, seeds=[0],
+    ds = km.sweep(np.array([0.6, 1.6, 3.0]) * kc, omega=omega,
+                  params=km.KuramotoParams(coupling=0.0, omega=None, adjacency=adj), seeds=[0],
                   r0=0.3, dt=0.1, steps=400, record_every=10)
     r = ds.order_parameter.isel(seed=0, time=slice(-15, None)).mean("time").values
     # below the predicted onset: incoherent (finite-N floor 1/sqrt(1000) = 0.03)

@@ -327,3 +327,20 @@ def test_network_critical_coupling_accepts_every_format():
         # float32 weights in EdgeList/BCOO: relative 1e-6
         assert km.critical_coupling("gaussian", width=1.0, adjacency=a) == pytest.approx(
             math.sqrt(8 / math.pi) / lam, rel=1e-6)
+
+
+def test_sweep_takes_the_model_as_kuramoto_params():
+    """The lag, noise, forcing and adjacency of a sweep come in one KuramotoParams (not
+    re-spelled keywords); the frequencies are given once."""
+    omega = np.linspace(-1, 1, 50)
+    run = dict(seeds=[0], steps=40, record_every=10)
+    lagged = km.sweep([1.0, 2.0], params=km.KuramotoParams(coupling=0.0, omega=omega, lag=0.4),
+                      **run)
+    plain = km.sweep([1.0, 2.0], omega=omega, **run)
+    assert lagged.attrs["params"]["lag"] == pytest.approx(0.4)
+    assert plain.attrs["params"]["lag"] == 0.0
+    assert not np.allclose(lagged.mean_phase.values, plain.mean_phase.values)
+    with pytest.raises(ValueError, match="give the natural frequencies once"):
+        km.sweep([1.0], params=km.KuramotoParams(coupling=0.0, omega=omega), omega=omega)
+    with pytest.raises(TypeError, match="params"):  # (the typecheck hook words it in tests)
+        km.sweep([1.0], params={"lag": 0.4}, n=10)
