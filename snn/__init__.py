@@ -22,7 +22,6 @@ Example
 >>> rates = snn.firing_rates(res)  # (neuron,) Hz
 """
 
-# --- simulation
 from brainmodels.snn._delivery import Delivery
 from brainmodels.snn.analysis import cv_isi, firing_rates, population_summary, spike_time_agreement
 from brainmodels.snn.brian2_bridge import Brian2Model, compare, run_brian2, to_brian2
@@ -33,8 +32,6 @@ from brainmodels.snn.connectivity import (
     fixed_probability,
     from_indices,
 )
-
-# --- learning
 from brainmodels.snn.lnp import LNPResult, activity_prune, lyapunov_noise_prune
 from brainmodels.snn.lyapunov import (
     lyapunov_spectrum,
@@ -66,6 +63,7 @@ from brainmodels.snn.rsnn import (
     RSNN,
     TAU_DISTRIBUTIONS,
     LIFLayer,
+    RSNNConfig,
     RSNNOutput,
     draw_time_constants,
     lif_step,
@@ -104,7 +102,7 @@ __all__ = [
     "Brian2Model", "to_brian2", "run_brian2", "compare",
     # learning: surrogates and recurrent spiking networks
     "SURROGATES", "arctan", "fast_sigmoid", "triangle", "get_surrogate",
-    "surrogate_derivative", "RSNN", "RSNNOutput", "LIFLayer", "TAU_DISTRIBUTIONS",
+    "surrogate_derivative", "RSNN", "RSNNConfig", "RSNNOutput", "LIFLayer", "TAU_DISTRIBUTIONS",
     "draw_time_constants", "lif_step", "record", "select_neurons",
     # learning: training (on brainmodels.training.fit)
     "TrainConfig", "TrainResult", "train_classifier", "train_step", "evaluate",

@@ -24,9 +24,10 @@ for pruning recurrent SNN, ICLR, sec. 2 (HRSNN: gamma-distributed time constants
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,7 @@ __all__ = [
     "lif_step",
     "LIFLayer",
     "RSNN",
+    "RSNNConfig",
     "RSNNOutput",
     "select_neurons",
     "record",
@@ -284,6 +286,23 @@ class RSNNOutput(NamedTuple):
     spikes: Float[Array, "batch time neuron"]
 
 
+@dataclasses.dataclass(frozen=True)
+class RSNNConfig:
+    """Neurons and initialisation of an :class:`RSNN` (see its docstring for each field)."""
+
+    tau_mem_ms: Any = 20.0
+    tau_out_ms: float = 20.0
+    dt_ms: float = 1.0
+    threshold: float = 1.0
+    reset: str = "subtract"
+    surrogate: str = "fast_sigmoid"
+    surrogate_slope: float | None = None
+    tau_distribution: str = "constant"
+    tau_cv: float = 0.0
+    in_scale: float = 1.0
+    rec_scale: float = 0.5
+
+
 class RSNN(_SpikeFnMixin, nnx.Module):
     """Recurrent spiking network: input -> recurrent LIF layer -> leaky (non-spiking) readout.
 
@@ -295,13 +314,19 @@ class RSNN(_SpikeFnMixin, nnx.Module):
     Parameters
     ----------
     n_in, n_hidden, n_out : int
+    config : RSNNConfig, optional
+        Neurons and initialisation; keyword arguments override its fields
+        (``RSNN(8, 32, 10, tau_cv=0.5, rngs=...)``), and a misspelt one is a TypeError.
+    rngs : nnx.Rngs
+
+    Fields of :class:`RSNNConfig`
+    -----------------------------
     tau_mem_ms, dt_ms, threshold, reset, surrogate, surrogate_slope, tau_distribution, tau_cv
         As in :class:`LIF` (for the hidden layer).
     tau_out_ms : float
         Readout leak time constant.
     in_scale, rec_scale : float
         Standard deviations of the input and recurrent weights times ``sqrt(fan_in)``.
-    rngs : nnx.Rngs
 
     Examples
     --------
@@ -311,12 +336,19 @@ class RSNN(_SpikeFnMixin, nnx.Module):
     ((4, 16, 10), (4, 16, 32))
     """
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, *, tau_mem_ms=20.0,
-                 tau_out_ms: float = 20.0, dt_ms: float = 1.0, threshold: float = 1.0,
-                 reset: str = "subtract", surrogate: str = "fast_sigmoid",
-                 surrogate_slope: float | None = None, tau_distribution: str = "constant",
-                 tau_cv: float = 0.0, in_scale: float = 1.0, rec_scale: float = 0.5,
-                 rngs: nnx.Rngs):
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, config: RSNNConfig | None = None,
+                 *, rngs: nnx.Rngs, **overrides):
+        try:
+            c = dataclasses.replace(config or RSNNConfig(), **overrides)
+        except TypeError as err:
+            fields = [f.name for f in dataclasses.fields(RSNNConfig)]
+            raise TypeError(f"RSNN got an unknown argument ({err}); its fields are {fields}") \
+                from None
+        tau_mem_ms, tau_out_ms, dt_ms, threshold, reset = (c.tau_mem_ms, c.tau_out_ms, c.dt_ms,
+                                                           c.threshold, c.reset)
+        surrogate, surrogate_slope, tau_distribution, tau_cv = (
+            c.surrogate, c.surrogate_slope, c.tau_distribution, c.tau_cv)
+        in_scale, rec_scale = c.in_scale, c.rec_scale
         self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
         self.dt_ms = _check_positive("dt_ms", dt_ms)
         self.threshold = _check_positive("threshold", threshold)

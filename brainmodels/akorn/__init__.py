@@ -46,7 +46,7 @@ from brainmodels.akorn.layer import (
     project_tangent,
     rotate,
 )
-from brainmodels.akorn.network import AKOrN, AKOrNOutput, count_params
+from brainmodels.akorn.network import AKOrN, AKOrNConfig, AKOrNOutput, count_params
 from brainmodels.akorn.objects import discover_objects, fg_ari, kmeans
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "DenseCoupling", "ConvCoupling", "AttentionCoupling", "COUPLINGS",
     "KuramotoLayer", "IterativeLayer", "Readout", "Trajectory",
     # the network
-    "AKOrN", "AKOrNOutput", "count_params",
+    "AKOrN", "AKOrNConfig", "AKOrNOutput", "count_params",
     # contrastive training
     "augment", "nt_xent", "contrastive_loss", "make_contrastive_step", "train_contrastive",
     # object discovery

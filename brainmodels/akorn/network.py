@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -22,6 +23,26 @@ class AKOrNOutput(NamedTuple):
     energies: list
 
 
+@dataclasses.dataclass(frozen=True)
+class AKOrNConfig:
+    """Architecture of an :class:`AKOrN` network (see its docstring for each field)."""
+
+    image_size: int = 32
+    in_channels: int = 3
+    patch: int = 2
+    channels: int = 64
+    n: int = 4
+    blocks: int = 1
+    T: int = 8
+    coupling: str = "attn"
+    kernel_size: int = 3
+    heads: int = 4
+    gamma: float = 1.0
+    omega: float | None = 0.1
+    out_features: int = 64
+    oscillatory: bool = True
+
+
 class AKOrN(nnx.Module):
     """AKOrN network: patch embedding -> blocks of (Kuramoto layer, readout) -> pooled MLP head.
 
@@ -32,6 +53,13 @@ class AKOrN(nnx.Module):
 
     Parameters
     ----------
+    config : AKOrNConfig, optional
+        The architecture; keyword arguments override its fields (``AKOrN(channels=32,
+        rngs=...)``), and a misspelt one is a TypeError.
+    rngs : nnx.Rngs
+
+    Fields of :class:`AKOrNConfig`
+    ------------------------------
     image_size, in_channels, patch : int
         Square input side, colour channels, patch size of the embedding (stride = patch).
     channels, n, blocks, T : int
@@ -48,7 +76,6 @@ class AKOrN(nnx.Module):
     oscillatory : bool
         ``False`` builds the same-size non-oscillatory baseline (:class:`IterativeLayer`
         blocks, zero initial state, group-mean GELU readout).
-    rngs : nnx.Rngs
 
     Notes
     -----
@@ -57,11 +84,19 @@ class AKOrN(nnx.Module):
     Returns an :class:`AKOrNOutput`.
     """
 
-    def __init__(self, *, image_size: int = 32, in_channels: int = 3, patch: int = 2,
-                 channels: int = 64, n: int = 4, blocks: int = 1, T: int = 8,
-                 coupling: str = "attn", kernel_size: int = 3, heads: int = 4,
-                 gamma: float = 1.0, omega: float | None = 0.1, out_features: int = 64,
-                 oscillatory: bool = True, rngs: nnx.Rngs):
+    def __init__(self, config: AKOrNConfig | None = None, *, rngs: nnx.Rngs, **overrides):
+        try:
+            config = dataclasses.replace(config or AKOrNConfig(), **overrides)
+        except TypeError as err:
+            fields = [f.name for f in dataclasses.fields(AKOrNConfig)]
+            raise TypeError(f"AKOrN got an unknown argument ({err}); the architecture's fields "
+                            f"are {fields}") from None
+        self.config = config
+        c = config
+        image_size, in_channels, patch, channels, n = (c.image_size, c.in_channels, c.patch,
+                                                      c.channels, c.n)
+        blocks, T, coupling, kernel_size, heads = c.blocks, c.T, c.coupling, c.kernel_size, c.heads
+        gamma, omega, out_features, oscillatory = c.gamma, c.omega, c.out_features, c.oscillatory
         if image_size % patch:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch ({patch})")
         side = image_size // patch

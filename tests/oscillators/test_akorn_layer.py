@@ -256,3 +256,18 @@ def test_train_contrastive_is_the_step_on_the_package_loop(rng):
     assert res.traces <= 1
     with pytest.raises(ValueError, match=r"batch_size \(8\) exceeds the 4 images"):
         akorn.train_contrastive(model(), images[:4], cfg)
+
+
+def test_akorn_architecture_is_one_config_object():
+    """AKOrN(config, rngs=, **overrides): keywords override the config's fields, a misspelt
+    one is refused, and the same config builds the same network."""
+    cfg = akorn.AKOrNConfig(image_size=16, patch=4, channels=16, T=2, coupling="conv",
+                            out_features=8)
+    a = akorn.AKOrN(cfg, rngs=nnx.Rngs(0))
+    b = akorn.AKOrN(image_size=16, patch=4, channels=16, T=2, coupling="conv", out_features=8,
+                    rngs=nnx.Rngs(0))
+    assert a.config == b.config == cfg
+    assert akorn.count_params(a) == akorn.count_params(b)
+    assert akorn.AKOrN(cfg, oscillatory=False, rngs=nnx.Rngs(0)).config.oscillatory is False
+    with pytest.raises(TypeError, match="unknown argument"):
+        akorn.AKOrN(cfg, chanels=8, rngs=nnx.Rngs(0))

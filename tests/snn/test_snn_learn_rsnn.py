@@ -150,3 +150,19 @@ def test_record_returns_labelled_activity_with_provenance(rng, tmp_path):
     assert ds.attrs["model"] == "RSNN" and ds.attrs["units"]["time"] == "ms"
     back = load_netcdf(save_netcdf(ds, tmp_path / "act.nc"))
     assert back.attrs["params"]["n_hidden"] == 10
+
+
+def test_rsnn_settings_are_one_config_object():
+    """RSNN(n_in, n_hidden, n_out, config, rngs=, **overrides): keywords override the config,
+    a misspelt one is refused, and config and keywords build the same network."""
+    from brainmodels.snn import RSNN, RSNNConfig
+
+    cfg = RSNNConfig(tau_distribution="gamma", tau_cv=0.5, surrogate="arctan")
+    a = RSNN(4, 16, 3, cfg, rngs=nnx.Rngs(0))
+    b = RSNN(4, 16, 3, tau_distribution="gamma", tau_cv=0.5, surrogate="arctan",
+             rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(a.tau_mem_ms[...], b.tau_mem_ms[...])
+    np.testing.assert_array_equal(a.w_rec[...], b.w_rec[...])
+    assert a.surrogate == "arctan"
+    with pytest.raises(TypeError, match="unknown argument"):
+        RSNN(4, 16, 3, tau_cvv=0.5, rngs=nnx.Rngs(0))
