@@ -133,10 +133,10 @@ class EventKernel:
 
     def _add_rows(self, buffer, idx, count, step):
         """Deliver the first ``count`` entries of ``idx`` one row at a time: a loop whose
-        body slices one source's packed row and scatter-adds it. On CPU this is ~2x faster
-        per step than gathering all rows at once: XLA splits a row gather over threads
-        (its cost model counts the whole table), and at a few spikes per step the hand-off
-        costs more than the work (benchmarks/snn.py, 4,000 neurons, 2 cores)."""
+        body slices one source's packed row and scatter-adds it. On CPU this beats gathering
+        all rows at once: XLA splits a row gather over threads (its cost model counts the
+        whole table), and at a few spikes per step the hand-off costs more than the work
+        (benchmarks/snn.py)."""
         n_slots, width = buffer.shape
 
         def one(r, flat):
@@ -171,9 +171,9 @@ class EventKernel:
 def _tiers(max_spikes: int, n_pre: int) -> tuple[int, ...]:
     """Branch sizes 0, 4, 8, 12, 16, 32, 64, ... < max_spikes, max_spikes, then all ``n_pre``.
 
-    Steps of 4 up to 16 spikes (where COBA's ~9 spikes per step fall; 6 % faster than plain
-    doubling there, benchmarks/snn.py), then doubling, which keeps the work within 2x of the
-    spike count; each branch adds compile time (~0.1-0.5 s), so sizes below 4 share one.
+    Steps of 4 up to 16 spikes (where COBA's ~9 spikes per step fall, and where finer steps
+    beat plain doubling on benchmarks/snn.py), then doubling, which keeps the work within 2x
+    of the spike count; each branch adds compile time, so sizes below 4 share one.
     """
     tiers, m = [0], 4
     while m < min(max_spikes, n_pre):
@@ -195,10 +195,10 @@ def _first_spikes(spikes, m: int):
     Two levels when the ``m`` candidate blocks are small against the population
     (``4 m B <= N``, blocks of ``B = 16`` neurons): ``top_k`` picks the (at most ``m``) blocks
     that contain spikes, a second ``top_k`` the spikes inside them, ``O(N / B + m B)``.
-    Otherwise one ``top_k`` over the spike vector. Measured per step at 4,000 neurons and
-    ~2 spikes (benchmarks/snn.py ``--crossover``, one pinned core): two levels 2.7 us
-    (``m = 4``) to 9 us (``m = 32``), one ``top_k`` 14 us, ``jnp.nonzero(size=m)`` 63 us, a
-    cumulative-sum compaction 53 us. Both forms give the same indices in the same order.
+    Otherwise one ``top_k`` over the spike vector. At a few spikes per step the two levels
+    beat one ``top_k``, ``jnp.nonzero(size=m)`` and a cumulative-sum compaction
+    (benchmarks/snn.py ``--crossover`` records them). Both forms give the same indices in the
+    same order.
     """
     n = spikes.shape[0]
     if 4 * m * _BLOCK > n:

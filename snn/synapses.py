@@ -41,7 +41,7 @@ SYNAPSE_KINDS = ("current", "conductance")
 def _channel_sum(g, term=None):
     """sum_c term(c, g[c]) over the (few) synaptic channels, as elementwise adds: as a
     reduction, XLA's CPU backend turns ``sum(g * e_rev[:, None], axis=0)`` into a library dot
-    call that cost ~15 us a step at 4,000 neurons (COBA; profiled)."""
+    call whose overhead dominates a step of a few thousand neurons (COBA; profiled)."""
     out = g[0] if term is None else term(0, g[0])
     for c in range(1, g.shape[0]):
         out = out + (g[c] if term is None else term(c, g[c]))

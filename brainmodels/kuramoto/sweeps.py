@@ -46,7 +46,7 @@ def _sweep_one(base: KuramotoParams, coupling, key, dt, r0, width, center, *, n,
 
 
 #: Elements (couplings x seeds x oscillators) per vectorised chunk of a sweep: larger chunks
-#: fall out of the CPU caches and run ~2x slower per oscillator-step (measured, N = 10^4).
+#: fall out of the CPU caches and run slower per oscillator-step (benchmarks/kuramoto.py).
 _SWEEP_CHUNK_ELEMENTS = 65_536
 
 

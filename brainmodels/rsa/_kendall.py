@@ -41,8 +41,8 @@ __all__ = ["tau_a", "tau_a_resampled", "tau_b"]
 # histogram of (position block, value bucket).
 
 def _tau_block(n: int) -> int:
-    """Block size: 48 for RDMs up to ~180 conditions (measured 8-10 % faster than 32 and 64 at
-    100 conditions: in-block compares against the t^3 grid matmuls), ~sqrt(n) beyond."""
+    """Block size: 48 for RDMs up to ~180 conditions (the balance of in-block compares against
+    the t^3 grid matmuls, chosen on benchmarks/rsa.py), ~sqrt(n) beyond."""
     if n <= 16384:
         return 48
     return int(2 ** np.round(np.log2(np.sqrt(n) / 2)))
@@ -59,7 +59,7 @@ def _ordinal(v, reverse_ties: bool):
 
 def _block_counts(g):
     """Per-block counts of a (blocks, B, B) boolean array (int32). Rows of B <= 128 entries
-    are summed in int8 first: XLA vectorises the narrow sums ~2.5x faster on CPU."""
+    are summed in int8 first: XLA vectorises the narrow sums better on CPU."""
     if g.shape[-1] <= 128:
         return jnp.sum(jnp.sum(g.astype(jnp.int8), axis=2, dtype=jnp.int8), axis=1,
                        dtype=jnp.int32)
@@ -123,7 +123,7 @@ def _reverse_tie_runs(v: np.ndarray, order: np.ndarray) -> np.ndarray:
 def _orders_host(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, ranks) of every row, (m, n) int32 each; rows of a stack with ties get both
     tie-breakings, stacked as (2 m, n): index order, then reverse index order. One argsort
-    finds the ties too (numpy's default sort: ~5x faster than the stable one); with ties, one
+    finds the ties too (numpy's default sort is much faster than the stable one); with ties, one
     stable sort gives both tie-breakings."""
     order = host_map(lambda x: np.argsort(x, axis=1).astype(np.int32), v)
     sv = np.take_along_axis(v, order, axis=1)

@@ -163,7 +163,7 @@ def _by_pairs(fn):
     def method(a, b, counts):
         i, j = np.triu_indices(counts.shape[1], 1)
         if counts.shape[0] == 1:  # the bootstrap's vmapped call: a 1-D gather (the 2-D one
-            return fn(a, b, _pair_weights(counts[0], i, j)[None])  # ran 2x slower on CPU)
+            return fn(a, b, _pair_weights(counts[0], i, j)[None])  # is slower on CPU)
         return fn(a, b, _pair_weights(counts, i, j))
 
     return method

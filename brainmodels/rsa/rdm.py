@@ -70,7 +70,7 @@ def _poisson(m, prior):
 
 def _sum_runs(a):
     """Sum over the (few) runs of the leading axis as adds of slices: XLA's CPU reduction over
-    a leading axis was 3x slower than the whole crossnobis product (100 x 8 x 2000)."""
+    a leading axis cost more than the whole crossnobis product (benchmarks/rsa.py)."""
     out = a[0]
     for r in range(1, a.shape[0]):
         out = out + a[r]
@@ -82,8 +82,8 @@ def _fold_means(sums, counts):
     tot_s, tot_c = _sum_runs(sums), jnp.sum(counts, axis=0)
     train = (tot_s[None] - sums) * (1.0 / (tot_c[None] - counts))[..., None]
     test = sums * (1.0 / counts)[..., None]
-    # materialise the means before the product: fused into it, XLA's CPU backend ran the
-    # elementwise work inside a library call ~2x slower
+    # materialise the means before the product: fused into it, XLA's CPU backend runs the
+    # elementwise work inside a library call, which is slower
     return jax.lax.optimization_barrier((train, test))
 
 
