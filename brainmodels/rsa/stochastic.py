@@ -92,7 +92,7 @@ def _iterate(step, t0, n_iter: int):
     orthogonal group by its polar factor and stabilised by one more update. Where the
     objective at the extrapolation exceeds f(t0), the plain t2 is kept, so the objective
     never increases; the extrapolation converges in far fewer updates than the plain ones
-    (tests/rsa/test_rsa_shape.py pins the accuracy)."""
+    (tests/rsa/test_rsa_stochastic.py checks that it reaches the global minimum)."""
     tol = 10 * float(np.sqrt(np.finfo(t0.dtype).eps))
 
     def cycle(c):
