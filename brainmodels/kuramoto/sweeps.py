@@ -12,15 +12,9 @@ import xarray as xr
 from brainmodels._types import ArrayLike, Float
 from brainmodels.data import provenance, to_numpy
 from brainmodels.kuramoto import engine as _engine
+from brainmodels.kuramoto import params as _params
 from brainmodels.kuramoto.dynamics import _initial_phases
-from brainmodels.kuramoto.params import (
-    _SCALARS,
-    KuramotoParams,
-    _check_finite,
-    _check_run,
-    _float_dtype,
-    _prepare,
-)
+from brainmodels.kuramoto.params import KuramotoParams
 from brainmodels.kuramoto.theory import (
     DISTRIBUTIONS,
     critical_coupling,
@@ -104,7 +98,7 @@ def sweep(couplings: ArrayLike, *, params: KuramotoParams | None = None, n: int 
     ks = to_numpy(couplings, name="couplings").astype(np.float64)
     if ks.ndim != 1 or ks.size == 0:
         raise ValueError(f"couplings must be a non-empty 1-D array, got shape {ks.shape}")
-    _check_finite(ks, "couplings")
+    _params._check_finite(ks, "couplings")
     seeds = [int(s) for s in np.atleast_1d(seeds)]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
@@ -123,9 +117,9 @@ def sweep(couplings: ArrayLike, *, params: KuramotoParams | None = None, n: int 
             raise ValueError("sweep needs n= (number of oscillators) or omega=")
         omega = natural_frequencies(n, distribution, width=width, center=center)
     n = int(to_numpy(omega, name="omega").shape[0])
-    _check_run(dt, steps, record_every, method)
-    dtype = _float_dtype(to_numpy(omega))
-    base = _prepare(params.replace(coupling=0.0, omega=omega), n, dtype)
+    _params._check_run(dt, steps, record_every, method)
+    dtype = _params._float_dtype(to_numpy(omega))
+    base = _params._prepare(params.replace(coupling=0.0, omega=omega), n, dtype)
     lag, noise, forcing = (float(getattr(base, f)) for f in ("lag", "noise", "forcing"))
     if not 0.0 <= r0 < 1.0:
         raise ValueError(f"r0 must be in [0, 1), got {r0!r}")
@@ -161,7 +155,7 @@ def _sweep_dataset(ks, seeds, r, psi, base: KuramotoParams, settings: dict) -> x
     ds = xr.Dataset(
         {"order_parameter": (dims, np.asarray(r)), "mean_phase": (dims, np.asarray(psi))},
         coords={"coupling": ks, "seed": np.asarray(seeds), "time": time})
-    params = {name: float(getattr(base, name)) for name in _SCALARS if name != "coupling"}
+    params = {name: float(getattr(base, name)) for name in _params._SCALARS if name != "coupling"}
     kind = type(base.adjacency).__name__ if base.adjacency is not None else "all-to-all"
     params.update(settings, adjacency=kind)
     ds.attrs = provenance("kuramoto.sweep", params=params,
