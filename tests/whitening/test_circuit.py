@@ -46,6 +46,7 @@ def test_closed_form_is_zca_fixed_point(x64, rng, k_factor):
     assert wh.whitening_error(c_rr) < 1e-10
 
 
+@pytest.mark.slow
 def test_online_converges_to_identity_and_zca(x64, rng):
     """Online, sample batches of 100, Robbins-Monro decay: ||C_rr - I||_op < 1e-2 after 1e6
     samples, and the learned M^{-1} is the ZCA matrix C^{-1/2} to the same order."""

@@ -19,7 +19,6 @@ as in the paper).
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import jax
@@ -31,7 +30,6 @@ from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
 from brainmodels.whitening.circuit import _error, circuit_matrix, working_dtype
 from brainmodels.whitening.frames import check_frame, n_symmetric
-
 
 # ----------------------------------------------------------------------------- validation
 
@@ -163,7 +161,7 @@ def _dataset(W, g_final, trace, C, every, per_step, *, model, params, seed, nonn
     lead = g_hist.shape[:-2]
     dims = ("circuit",) * len(lead)
     steps = every * np.arange(1, g_hist.shape[-2] + 1) * per_step
-    c_rr = np.asarray(_out_cov(W, jnp.asarray(g_final), C))
+    c_rr = _out_cov(W, g_final, C)
     ds = xr.Dataset(
         {"gains": ((*dims, "interneuron"), np.asarray(g_final),
                    {"description": "adapted interneuron gains g"}),
@@ -191,10 +189,12 @@ def _dataset(W, g_final, trace, C, every, per_step, *, model, params, seed, nonn
     return ds
 
 
-@functools.partial(jnp.vectorize, signature="(n,k),(k),(n,n)->(n,n)")
-def _out_cov(W, g, C):
-    m_inv = jnp.linalg.inv(circuit_matrix(W, g))
-    return m_inv @ C @ m_inv.T
+def _out_cov(W, g, C) -> np.ndarray:
+    """C_rr for every circuit (leading dims of g and C), on the host."""
+    w, g = np.asarray(W, np.float64), np.asarray(g, np.float64)
+    m = np.eye(w.shape[0]) + np.einsum("nk,...k,mk->...nm", w, g, w)
+    m_inv = np.linalg.inv(m)
+    return m_inv @ np.asarray(C, np.float64) @ np.swapaxes(m_inv, -1, -2)
 
 
 def _prepare(W, X, lr, batch_size, nonneg, g0, cov, full):
