@@ -68,10 +68,14 @@ def test_nonneg_gains_stable_on_ill_conditioned_inputs(x64, rng):
     lam, u = np.linalg.eigh(c)
     c_rr = np.asarray(wh.output_covariance(W, table[0.2, True][2], c))
     strong = u[:, -1] @ c_rr @ u[:, -1]  # input variance 31.6 -> ~1
-    weak = u[:, 0] @ c_rr @ u[:, 0]  # 0.032 is never amplified
-    print("nonneg output variance: strongest", strong, "weakest", weak)
+    print("nonneg output variance along the strongest input direction", strong)
     # batch-1 SGD at lr 0.2 on a variance of 31.6 is noisy: shrunk > 10x (1.7 seen), not exactly 1
-    assert strong < 0.1 * lam[-1] and weak <= lam[0] * (1 + 1e-9)
+    assert strong < 0.1 * lam[-1]
+    # g >= 0 gives ||M^-1|| <= 1, so sigma_i(M^-1 C^1/2) <= sigma_i(C^1/2): every output
+    # eigenvalue is at most the matching input one -- nothing is amplified (weak ones neither)
+    out = np.linalg.eigvalsh(c_rr)
+    print("output spectrum", out, "input", lam)
+    assert np.all(out <= lam * (1 + 1e-9))
     with pytest.warns(RuntimeWarning, match="lost positive definiteness"):
         wh.adapt(W, X, lr=0.2, batch_size=1, cov=c)
 
@@ -97,7 +101,7 @@ def test_local_frame_whitens_pink_noise_patches_locally(x64):
 @pytest.mark.slow
 def test_local_frame_online_on_pink_noise_patches():
     """The same frame adapted online (float32, 2e5 patches, batches of 500, lr 0.1): the local
-    error falls from 0.69 to < 0.2 of it (0.13 seen: the SGD noise floor of lr / batch)."""
+    error falls from 0.69 to < 0.25 of it (0.13 seen: the SGD noise floor of lr / batch)."""
     imgs = wh.pink_noise_images(100, 32, key=jax.random.key(0))
     W = wh.local_frame(5, 5, window=2)
     before = 0.687
@@ -107,7 +111,7 @@ def test_local_frame_online_on_pink_noise_patches():
     assert wh.local_error(c, 5, 5, 2) == pytest.approx(before, abs=0.05)
     c_on = np.asarray(wh.output_covariance(W, online.gains.values, c))
     print("online local error", wh.local_error(c_on, 5, 5, 2))
-    assert wh.local_error(c_on, 5, 5, 2) < 0.2 * before
+    assert wh.local_error(c_on, 5, 5, 2) < 0.25 * before
 
 
 def test_many_circuits_in_one_vmapped_call(rng):
