@@ -100,18 +100,20 @@ def test_local_frame_whitens_pink_noise_patches_locally(x64):
 
 @pytest.mark.slow
 def test_local_frame_online_on_pink_noise_patches():
-    """The same frame adapted online (float32, 2e5 patches, batches of 500, lr 0.1): the local
-    error falls from 0.69 to < 0.25 of it (0.13 seen: the SGD noise floor of lr / batch)."""
+    """The same frame adapted online (float32, 2e5 patches, batches of 200, lr 0.1 decaying as
+    1/(1 + 0.01 t)): the local error falls from 0.69 to < 0.1 (0.050 seen; a constant lr leaves
+    0.16, the SGD noise floor of lr / batch)."""
     imgs = wh.pink_noise_images(100, 32, key=jax.random.key(0))
     W = wh.local_frame(5, 5, window=2)
     before = 0.687
     more = wh.image_patches(imgs, 5, key=jax.random.key(2), n_patches=200_000)
-    online = wh.adapt(W, more.astype(np.float32), lr=0.1, batch_size=500, full=False)
+    online = wh.adapt(W, more.astype(np.float32), lr=0.1, batch_size=200, lr_decay=0.01,
+                      full=False)
     c = more.T @ more / len(more)
     assert wh.local_error(c, 5, 5, 2) == pytest.approx(before, abs=0.05)
     c_on = np.asarray(wh.output_covariance(W, online.gains.values, c))
     print("online local error", wh.local_error(c_on, 5, 5, 2))
-    assert wh.local_error(c_on, 5, 5, 2) < 0.25 * before
+    assert wh.local_error(c_on, 5, 5, 2) < 0.1
 
 
 def test_many_circuits_in_one_vmapped_call(rng):
