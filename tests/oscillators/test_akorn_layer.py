@@ -235,11 +235,11 @@ def test_train_contrastive_is_the_step_on_the_package_loop(rng):
     rounding; the loop traces its step once."""
     from brainmodels.training import TrainConfig
 
-    def model():
-        return akorn.AKOrN(image_size=16, patch=4, channels=16, n=4, T=2, coupling="conv",
-                           out_features=8, rngs=nnx.Rngs(0))
+    def model():  # small: the test is about the loop, not the network
+        return akorn.AKOrN(image_size=8, patch=4, channels=8, n=4, T=1, coupling="conv",
+                           out_features=4, rngs=nnx.Rngs(0))
 
-    images = rng.uniform(size=(12, 16, 16, 3)).astype(np.float32)
+    images = rng.uniform(size=(12, 8, 8, 3)).astype(np.float32)
     cfg = TrainConfig(steps=1, batch_size=8, lr=1e-3, optimizer="adamw", weight_decay=1e-4,
                       eval_every=1, seed=3)
     a = model()
