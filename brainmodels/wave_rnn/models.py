@@ -149,7 +149,7 @@ class WaveRNN(nnx.Module):
         x = _check_inputs(x, self.n_inputs, "WaveRNN")
         b, c, n = x.shape[0], self.n_channels, self.n_neurons
         drive = self.encode(x).reshape(b, x.shape[1], c, n)
-        kernel, bias = self.kernel.value, self.bias.value[:, None]
+        kernel, bias = self.kernel.value, self.bias.value[None, :, None]
 
         def step(h, u):
             h = jax.nn.relu(u + circular_conv(h, kernel) + bias)
@@ -189,7 +189,7 @@ class IRNN(nnx.Module):
         w, bh = self.recur.kernel.value, self.recur.bias.value
 
         def step(h, u):
-            h = jax.nn.relu(u + h @ w + bh)
+            h = jax.nn.relu(u + h @ w + bh[None])
             return h, h
 
         h0 = jnp.zeros((x.shape[0], self.n_neurons), drive.dtype)
