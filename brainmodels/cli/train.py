@@ -37,8 +37,12 @@ def register(sub) -> None:
 
 
 def _task(args):
-    from brainmodels.datasets import (adding_task, copy_memory_task, memoryless_loss,
-                                      sequential_digits)
+    from brainmodels.datasets import (
+        adding_task,
+        copy_memory_task,
+        memoryless_loss,
+        sequential_digits,
+    )
 
     if args.task == "copy":
         t, objective, n_out = copy_memory_task(delay=args.delay, seed=args.seed), "sequence", 10
