@@ -25,7 +25,8 @@ def register(sub) -> None:
                         "pixel by pixel, permuted)")
     p.add_argument("--delay", type=int, default=10, help="copy delay T / adding length "
                                                          "(default: 10)")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps (default: 500)")
+    p.add_argument("--steps", type=int, default=500, help="optimizer steps (default: 500; "
+                   "rsnn trains whole epochs: at least one)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default: 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--neurons", type=int, default=100, help="hidden neurons (default: 100)")
@@ -99,7 +100,8 @@ def run(args) -> int:
         res = train(model, objective, data(t.x_train, t.y_train, t.mask_train),
                     data(t.x_test, t.y_test, t.mask_test), cfg,
                     checkpoint_dir=args.out / "checkpoints", progress=bar)
-    hist = res.history.assign_attrs(model=args.model, task=args.task, params=count_params(model),
+    hist = res.run.history if args.model == "rsnn" else res.history  # snn wraps fit's result
+    hist = hist.assign_attrs(model=args.model, task=args.task, params=count_params(model),
                                     memoryless_loss=baseline)
     hist.to_netcdf(args.out / "history.nc", engine="h5netcdf")
     fig, ax = plt.subplots(figsize=(5, 3.5))
