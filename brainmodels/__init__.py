@@ -24,6 +24,7 @@ _SUBMODULES = (
     "rsa",
     "kuramoto",
     "akorn",
+    "whitening",
     "encoders",
     "snn",
     "datasets",
