@@ -17,7 +17,15 @@ from .nifti import load_nifti_betas
 from .stimuli import SHAPE_CATEGORIES, category_code, gabor_energy, make_stimuli, render_stimuli
 from .synthetic import FEATURE_SPACES, ground_truth_features, make_synthetic_fmri
 from .synthetic_bold import hrf_regressors, make_synthetic_bold
-from .tasks import TASKS, SequenceTask, adding_task, copy_task, sequential_digits
+from .tasks import (
+                    TASKS,
+                    SequenceTask,
+                    adding_task,
+                    copy_memory_task,
+                    copy_task,
+                    memoryless_loss,
+                    sequential_digits,
+)
 
 __all__ = [
     "ALGONAUTS_ROI_CLASSES",
@@ -25,6 +33,8 @@ __all__ = [
     "SequenceTask",
     "adding_task",
     "copy_task",
+    "copy_memory_task",
+    "memoryless_loss",
     "sequential_digits",
     "FEATURE_SPACES",
     "SHAPE_CATEGORIES",

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SequenceTask", "sequential_digits", "copy_task", "adding_task", "TASKS"]
+__all__ = ["SequenceTask", "sequential_digits", "copy_task", "copy_memory_task", "adding_task",
+           "memoryless_loss", "TASKS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,7 @@ def sequential_digits(
     order: str = "row",
     repeat: int = 1,
     test_fraction: float = 0.2,
+    permute: bool = False,
     seed: int = 0,
 ) -> SequenceTask:
     """scikit-learn's 8x8 digits (1,797 images, 10 classes) as sequences.
@@ -105,8 +107,11 @@ def sequential_digits(
         Present each step ``repeat`` times in a row (gives spiking neurons time to integrate).
     test_fraction : float in (0, 1)
         Held-out fraction, stratified by class.
+    permute : bool
+        Permuted-sequential variant: one fixed random permutation of the steps (drawn from
+        ``seed``) applied to every image, which destroys local structure in time.
     seed : int
-        Seed of the split and the shuffling.
+        Seed of the split, the shuffling and the permutation.
 
     Returns
     -------
@@ -130,11 +135,14 @@ def sequential_digits(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
-    x = np.repeat(_DIGIT_ORDERS[order](images), repeat, axis=1)
+    x = _DIGIT_ORDERS[order](images)
+    if permute:
+        x = x[:, np.random.default_rng([seed, 1]).permutation(x.shape[1])]
+    x = np.repeat(x, repeat, axis=1)
     y = digits.target.astype(np.int32)
     train, test = _stratified_split(y, test_fraction, np.random.default_rng(seed))
     meta = {"task": "sequential_digits", "order": order, "repeat": repeat,
-            "test_fraction": test_fraction, "seed": seed}
+            "test_fraction": test_fraction, "permute": bool(permute), "seed": seed}
     return SequenceTask(x[train], y[train], x[test], y[test], n_classes=10, meta=meta)
 
 
@@ -184,6 +192,43 @@ def copy_task(
                         mask_test=mte, meta=meta)
 
 
+def _copy_memory_batch(n, delay, length, rng):
+    t_total = delay + 2 * length
+    symbols = rng.integers(1, 9, size=(n, length))
+    codes = np.zeros((n, t_total), np.int32)
+    codes[:, :length] = symbols
+    codes[:, length + delay - 1] = 9  # the marker: recall starts at the next step
+    x = np.eye(10, dtype=np.float32)[codes]
+    y = np.zeros((n, t_total), np.int32)
+    y[:, -length:] = symbols
+    return x, y
+
+
+def copy_memory_task(
+    *, delay: int = 10, n_train: int = 10000, n_test: int = 1000, length: int = 10,
+    seed: int = 0,
+) -> SequenceTask:
+    """The copy task of Arjovsky et al. (2016) as Keller et al. (2024) run it.
+
+    ``length`` symbols drawn from 1..8, then ``delay - 1`` blanks (code 0), the marker 9, and
+    ``length`` blanks during which the symbols must be recalled; ``T + 2 length`` steps in all,
+    inputs one-hot over the 10 codes. Targets are codes per step: 0 until the recall, then the
+    symbols; every step is scored (cross-entropy over 10 outputs, ``mask`` all true). The
+    memoryless baseline (blank, then uniform over the 8 symbols) scores
+    ``length log 8 / (T + 2 length)`` (:func:`memoryless_loss`).
+    """
+    delay = _check_int("delay", delay, 1)
+    n_train = _check_int("n_train", n_train, 1)
+    n_test = _check_int("n_test", n_test, 1)
+    length = _check_int("length", length, 1)
+    rng = np.random.default_rng(seed)
+    xtr, ytr = _copy_memory_batch(n_train, delay, length, rng)
+    xte, yte = _copy_memory_batch(n_test, delay, length, rng)
+    meta = {"task": "copy_memory", "delay": delay, "length": length, "seed": seed}
+    return SequenceTask(xtr, ytr, xte, yte, n_classes=10, mask_train=np.ones(ytr.shape, bool),
+                        mask_test=np.ones(yte.shape, bool), meta=meta)
+
+
 def _adding_batch(n, length, rng):
     values = rng.uniform(0.0, 1.0, size=(n, length)).astype(np.float32)
     first = rng.integers(0, length // 2, size=n)
@@ -215,5 +260,31 @@ def adding_task(
     return SequenceTask(xtr, ytr, xte, yte, meta=meta)
 
 
+def memoryless_loss(task: SequenceTask) -> float:
+    """Test loss of the best model without memory of past inputs, the bar a model must pass.
+
+    * ``copy_memory``: ``length log 8 / (T + 2 length)`` (blanks are predictable from the
+      step alone; a recalled symbol is a guess among 8).
+    * ``copy``: ``log n_symbols`` per scored recall step.
+    * ``adding``: the variance of the test targets (mean squared error of predicting their
+      mean; 1/6 in expectation).
+    * ``sequential_digits``: the entropy (nats) of the training class frequencies.
+    """
+    kind = task.meta.get("task")
+    if kind == "copy_memory":
+        n_steps = task.y_test.shape[1]
+        return float(task.meta["length"] * np.log(8.0) / n_steps)
+    if kind == "copy":
+        return float(np.log(task.meta["n_symbols"]))
+    if kind == "adding":
+        return float(np.var(task.y_test))
+    if kind == "sequential_digits":
+        p = np.bincount(task.y_train) / task.y_train.size
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+    raise ValueError(f"memoryless_loss: unknown task {kind!r} in task.meta")
+
+
 #: name -> generator, for scripts that pick a task by name.
-TASKS = {"sequential_digits": sequential_digits, "copy": copy_task, "adding": adding_task}
+TASKS = {"sequential_digits": sequential_digits, "copy": copy_task,
+         "copy_memory": copy_memory_task, "adding": adding_task}

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "data", "encode", "rsa", "simulate", "bench", "doctor")
+COMMANDS = ("demo", "data", "encode", "rsa", "simulate", "train", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
