@@ -7,8 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from brainmodels.datasets import (adding_task, copy_memory_task, memoryless_loss,  # noqa: E402
-                                  sequential_digits)
+from brainmodels.datasets import adding_task, copy_memory_task, memoryless_loss, sequential_digits  # noqa: E402
 from brainmodels.wave_rnn import WaveRNN, plot_waves  # noqa: E402
 
 
