@@ -117,19 +117,31 @@ class AKOrN(nnx.Module):
 
     def __call__(self, images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
                  T: int | None = None) -> AKOrNOutput:
+        blocks = self.blocks(images, key=key, T=T)
+        x, c, _ = blocks[-1]
+        pooled = jnp.max(c, axis=tuple(range(1, c.ndim - 1)))
+        out = self.head2(jax.nn.relu(self.head1(pooled)))
+        return AKOrNOutput(out, c, x, [energy for _, _, energy in blocks])
+
+    def blocks(self, images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
+               T: int | None = None) -> list[tuple[Array, Array, Array]]:
+        """Every block's ``(final oscillator states, readout, energy per step)``.
+
+        States are ``(batch, height', width', channels)`` unit vectors in groups of ``n``
+        channels; the readout is the next block's conditional stimulus ``c``. These are the
+        per-block representations :func:`brainmodels.representations.representations` reads.
+        """
         c = self.embed(2.0 * images - 1.0) + self.pos[...][None]
         if self.oscillatory:
             x = jax.random.normal(key, c.shape, c.dtype)
         else:
             x = jnp.zeros_like(c)
-        energies = []
+        out = []
         for layer, readout in zip(self.layers, self.readouts, strict=True):
             traj = layer(x, c, T=T)
             x, c = traj.final, readout(traj.final)
-            energies.append(traj.energy)
-        pooled = jnp.max(c, axis=tuple(range(1, c.ndim - 1)))
-        out = self.head2(jax.nn.relu(self.head1(pooled)))
-        return AKOrNOutput(out, c, x, energies)
+            out.append((x, c, traj.energy))
+        return out
 
 
 def count_params(model: nnx.Module) -> int:

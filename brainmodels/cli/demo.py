@@ -4,7 +4,11 @@
 2. write it (netCDF), its brain mask (NIfTI) and a noise-ceiling brain map (PNG),
 3. fit voxelwise ridge encoders on the ground-truth feature spaces and print the per-ROI table
    (median held-out score, fraction of voxels above chance, noise ceiling), writing the model,
-   scores and maps.
+   scores and maps,
+4. compute the representations of the stimuli from one model of every family (Gabor energy,
+   random features, whitening circuit, Kuramoto grid, AKOrN, wave-RNN, spiking network),
+5. compare every layer with every ROI by encoding and RSA (noise ceilings), print the table and
+   write ``brain/models_brain.nc``, the figures and ``brain/report.html``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ def register(sub) -> None:
     parser.add_argument(
         "--skip-encode", action="store_true", help="only generate and save the dataset"
     )
+    parser.add_argument(
+        "--skip-models", action="store_true",
+        help="skip steps 4-5 (model representations compared with the brain, report.html)"
+    )
+    parser.add_argument(
+        "--small", action="store_true",
+        help="smaller models and shorter simulations (a quick check of the whole pipeline)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,14 +76,14 @@ def run(args) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"[1/3] generating the synthetic fMRI dataset (seed {args.seed}) ...", flush=True)
+    print(f"[1/5] generating the synthetic fMRI dataset (seed {args.seed}) ...", flush=True)
     ds = make_synthetic_fmri(
         n_stimuli=args.n_stimuli, resolution_mm=args.resolution, seed=args.seed
     )
     print(f"      done in {time.perf_counter() - t0:.1f} s")
     print(_summary(ds))
 
-    print("[2/3] writing the dataset, its mask and a noise-ceiling map ...", flush=True)
+    print("[2/5] writing the dataset, its mask and a noise-ceiling map ...", flush=True)
     files = [save_netcdf(ds, out / "synthetic_fmri.nc")]
     files.append(brainmaps.save_nifti(brainmaps.mask_image(ds), out / "mask.nii.gz"))
     files.append(brainmaps.save_nifti(brainmaps.to_nifti(ds["noise_ceiling"], ds),
@@ -86,12 +98,16 @@ def run(args) -> int:
         try:
             from brainmodels.cli.encode import run_encode
         except ImportError:
-            print("[3/3] (the encoders are not part of this build; skipping the fit)")
+            print("[3/5] (the encoders are not part of this build; skipping the fit)")
         else:
-            print("[3/3] fitting voxelwise ridge encoders on the ground-truth feature spaces ...",
+            print("[3/5] fitting voxelwise ridge encoders on the ground-truth feature spaces ...",
                   flush=True)
             result = run_encode(ds, ["retinotopic", "category"], out / "encode", seed=args.seed)
             files += list(result.get("files", []))
+    if not (args.skip_encode or args.skip_models):
+        from brainmodels.cli._demo_brain import run_brain
+
+        files += run_brain(ds, out / "brain", seed=args.seed, small=args.small)
     # `out` is the command's temporary folder; brainmodels.cli lists the files once it is in place
     print(f"\n{len(files)} files ready in {time.perf_counter() - t0:.1f} s")
     return 0
