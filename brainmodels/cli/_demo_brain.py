@@ -94,10 +94,9 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False) -> d
     full = np.full(ds.sizes["voxel"], 0.0)
     full[np.searchsorted(ds["voxel"].values, best["voxel"].values)] = best.values + 1.0
     layers = best.attrs["layers"]
-    fig = brainmaps.plot_brain_map(full, ds, kind="stat", cmap="tab20", vmax=len(layers) + 0.5,
-                                   title="best layer per voxel (held-out r >= 0.1): " +
-                                   ", ".join(f"{i + 1}={n}" for i, n in enumerate(layers)
-                                             if np.any(best.values == i)))
+    fig = brainmaps.plot_brain_map(full, ds, kind="stat", cmap="tab20", vmax=20.0,
+                                   symmetric_cbar=False,
+                                   title="best layer per voxel (index: see the table)")
     save(fig, "best_layer")
     r_best = np.zeros(ds.sizes["voxel"])
     r_best[np.searchsorted(ds["voxel"].values, best["voxel"].values)] = \

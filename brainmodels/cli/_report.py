@@ -66,6 +66,12 @@ def _table(rows: list[dict]) -> str:
 def write_report(path: Path, ds, result, rows: list[dict], figures: dict[str, Path], *,
                  reps=None) -> Path:
     """Write the report atomically; every figure in ``figures`` must exist."""
+    layers = [str(x) for x in result["layer"].values]
+    legend = _table([{"index": i + 1, "layer": n} for i, n in enumerate(layers)])
+    return _write(path, ds, result, rows, figures, reps, legend)
+
+
+def _write(path, ds, result, rows, figures, reps, legend) -> Path:
     from brainmodels import __version__
     from brainmodels._io import write_text_atomic
 
@@ -100,5 +106,7 @@ def write_report(path: Path, ds, result, rows: list[dict], figures: dict[str, Pa
         if name in figures:
             parts += [f"<h2>{html.escape(heading)}</h2>", "<figure>", _img(figures[name]),
                       f"<figcaption>{html.escape(caption)}</figcaption>", "</figure>"]
+            if name == "best_layer":
+                parts += ['<p class="note">Layer indices of the map:</p>', legend]
     parts += ["</body>", "</html>", ""]
     return write_text_atomic(path, "\n".join(parts))

@@ -127,7 +127,7 @@ class WaveRNN(nnx.Module):
                                  bias_init=nnx.initializers.zeros, rngs=rngs)
         if encoder == "single_source":
             w = jnp.zeros((n_inputs, c, n), param_dtype).at[:, :, 0].set(1.0)
-            self.encode.kernel.value = w.reshape(n_inputs, c * n)
+            self.encode.kernel[...] = w.reshape(n_inputs, c * n)
         if init == "shift":
             kernel = _shift_kernel(c, k, 1, param_dtype)
         elif init == "identity":
@@ -149,7 +149,7 @@ class WaveRNN(nnx.Module):
         x = _check_inputs(x, self.n_inputs, "WaveRNN")
         b, c, n = x.shape[0], self.n_channels, self.n_neurons
         drive = self.encode(x).reshape(b, x.shape[1], c, n)
-        kernel, bias = self.kernel.value, self.bias.value[None, :, None]
+        kernel, bias = self.kernel[...], self.bias[...][None, :, None]
 
         def step(h, u):
             h = jax.nn.relu(u + circular_conv(h, kernel) + bias)
@@ -178,7 +178,7 @@ class IRNN(nnx.Module):
         kw = dict(param_dtype=param_dtype, bias_init=nnx.initializers.zeros, rngs=rngs)
         self.encode = nnx.Linear(n_inputs, n_neurons, **kw)
         self.recur = nnx.Linear(n_neurons, n_neurons, **kw)
-        self.recur.kernel.value = jnp.eye(n_neurons, dtype=param_dtype)
+        self.recur.kernel[...] = jnp.eye(n_neurons, dtype=param_dtype)
         self.readout = _Readout(n_neurons, n_outputs, decoder_hidden, param_dtype=param_dtype,
                                 rngs=rngs)
 
@@ -186,7 +186,7 @@ class IRNN(nnx.Module):
         """``(batch, time, n_inputs)`` -> ``(batch, time, n_outputs)`` [, states (b, t, n)]."""
         x = _check_inputs(x, self.n_inputs, "IRNN")
         drive = self.encode(x)
-        w, bh = self.recur.kernel.value, self.recur.bias.value
+        w, bh = self.recur.kernel[...], self.recur.bias[...]
 
         def step(h, u):
             h = jax.nn.relu(u + h @ w + bh[None])

@@ -5,7 +5,8 @@ in ``encoders/``), so the contracts are checked here directly:
 
 * ``brainmodels.datasets`` imports no model code;
 * ``brainmodels.encoders`` and ``brainmodels.snn`` never import each other;
-* the core (``brainmodels/``) imports none of encoders / snn / datasets except inside ``cli/``.
+* the core (``brainmodels/``) imports none of encoders / snn / datasets except inside ``cli/``
+  and ``representations/`` (where models meet data), which nothing else imports.
 """
 
 from __future__ import annotations
@@ -62,13 +63,24 @@ def test_encoders_and_snn_are_independent():
     assert not {k: v for k, v in bad.items() if v}
 
 
-def test_core_imports_subpackages_only_in_cli():
+def test_core_imports_subpackages_only_in_cli_and_representations():
+    """``brainmodels.representations`` is the one place where models meet data (DESIGN.md)."""
     forbidden = ["brainmodels.encoders", "brainmodels.snn", "brainmodels.datasets"]
     bad = {
         str(p): _hits(imps, forbidden)
         for p, rel, imps in _modules("brainmodels")
-        if rel[0] != "cli" and rel != ("__init__",)
+        if rel[0] not in ("cli", "representations") and rel != ("__init__",)
     }
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_nothing_but_the_cli_imports_representations():
+    bad = {}
+    for folder in PACKAGES:
+        for path, rel, imps in _modules(folder):
+            if folder == "brainmodels" and rel[0] in ("cli", "representations"):
+                continue
+            bad[str(path)] = _hits(imps, ["brainmodels.representations"])
     assert not {k: v for k, v in bad.items() if v}
 
 
