@@ -93,7 +93,7 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False) -> d
     best = best_layer_map(result)
     full = np.full(ds.sizes["voxel"], 0.0)
     full[np.searchsorted(ds["voxel"].values, best["voxel"].values)] = best.values + 1.0
-    layers = best.attrs["layers"]
+    best.attrs["layers"]
     fig = brainmaps.plot_brain_map(full, ds, kind="stat", cmap="tab20", vmax=20.0,
                                    symmetric_cbar=False,
                                    title="best layer per voxel (index: see the table)")

@@ -147,12 +147,16 @@ def compare_to_brain(
     >>> res = compare_to_brain(reps, ds, key=jax.random.key(0), n_bootstrap=20)
     >>> str(res.best_layer_encoding.sel(roi="V1").values)
     'energy'
-    
+
     """
     import jax
 
-    from brainmodels.encoders import RidgeEncoder, explainable_variance, noise_ceiling
-    from brainmodels.encoders import repeats_from_trials
+    from brainmodels.encoders import (
+        RidgeEncoder,
+        explainable_variance,
+        noise_ceiling,
+        repeats_from_trials,
+    )
     from brainmodels.rsa import compare_models_by_roi, roi_rdms
 
     for need in ("betas", "stimulus_id", "repeat"):
