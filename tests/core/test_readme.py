@@ -27,3 +27,23 @@ def test_readme_tour_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "compare_rdms" in proc.stdout  # the RSA result prints as a labelled DataArray
+
+
+def test_readme_make_commands_are_makefile_targets():
+    """Every ``make X`` the README names is a target of the Makefile."""
+    readme = (ROOT / "README.md").read_text()
+    targets = set(re.findall(r"^([A-Za-z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
+    named = set(re.findall(r"`make ([\w-]+)", readme)) | set(re.findall(r"^make ([\w-]+)", readme,
+                                                                         flags=re.M))
+    assert named and named <= targets, sorted(named - targets)
+
+
+def test_readme_models_meet_the_brain_example_runs(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if "compare_to_brain" in b)
+    code = "import matplotlib\nmatplotlib.use('Agg')\n" + block + "\nprint(result.best_layer_encoding.sel(roi='V1').item())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("gabor/energy")
