@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 
-def demo_models(images, *, seed: int, small: bool = False) -> dict:
-    """One small, untrained model per family, each driven by the stimuli (name -> model)."""
+def demo_models(images, *, seed: int, small: bool = False,
+                families: tuple[str, ...] | None = None) -> dict:
+    """One small, untrained model per family, each driven by the stimuli (name -> (model,
+    representation options)); ``families`` picks some (default: all, :data:`FAMILIES`)."""
     import jax
     from flax import nnx
 
@@ -21,28 +23,38 @@ def demo_models(images, *, seed: int, small: bool = False) -> dict:
     )
 
     side = images.shape[-1]
-    net = snn.coba(seed=seed, n=128 if small else 256, drive_mv=8.0)
-    return {
-        "gabor": (GaborEnergy(), {}),
-        "random": (RandomFeatures(n_features=256 if small else 512, seed=seed), {}),
-        "whitening": (WhiteningCircuit.fit(images, 4, key=jax.random.key(seed),
-                                           n_patches=5000 if small else 20000), {}),
-        "kuramoto": (KuramotoGrid(grid=8, steps=100 if small else 200), {"n_samples": 1}),
-        "akorn": (akorn.AKOrN(image_size=side, in_channels=1, patch=2, channels=16, n=4,
-                              T=3 if small else 4, rngs=nnx.Rngs(seed)), {}),
-        "wave_rnn": (wave_rnn.WaveRNN(side, 32, 4, 10, rngs=nnx.Rngs(seed)), {"time_bins": 8}),
-        "snn": (net, {"duration_ms": 50.0 if small else 100.0, "bin_ms": 50.0, "gain": 12.0}),
+    builders = {
+        "gabor": lambda: (GaborEnergy(), {}),
+        "random": lambda: (RandomFeatures(n_features=256 if small else 512, seed=seed), {}),
+        "whitening": lambda: (WhiteningCircuit.fit(images, 4, key=jax.random.key(seed),
+                                                   n_patches=5000 if small else 20000), {}),
+        "kuramoto": lambda: (KuramotoGrid(grid=8, steps=100 if small else 200), {}),
+        "akorn": lambda: (akorn.AKOrN(image_size=side, in_channels=1, patch=2, channels=16, n=4,
+                                      T=3 if small else 4, rngs=nnx.Rngs(seed)), {}),
+        "wave_rnn": lambda: (wave_rnn.WaveRNN(side, 32, 4, 10, rngs=nnx.Rngs(seed)),
+                             {"time_bins": 8}),
+        "snn": lambda: (snn.coba(seed=seed, n=128 if small else 256, drive_mv=8.0),
+                        {"duration_ms": 50.0 if small else 100.0, "bin_ms": 50.0,
+                         "gain": 12.0}),
     }
+    families = FAMILIES if families is None else tuple(families)
+    unknown = sorted(set(families) - set(builders))
+    if unknown:
+        raise ValueError(f"families must be among {list(FAMILIES)}, got {unknown}")
+    return {name: builders[name]() for name in families}
 
 
-def all_representations(images, *, seed: int, small: bool = False, say=print) -> dict:
+#: every family, in the report's order
+FAMILIES = ("gabor", "random", "whitening", "kuramoto", "akorn", "wave_rnn", "snn")
+
+
+def all_representations(images, models: dict, *, seed: int, say=print) -> dict:
     import jax
 
     from brainmodels.representations import representations
 
     reps = {}
-    for i, (name, (model, options)) in enumerate(demo_models(images, seed=seed,
-                                                             small=small).items()):
+    for i, (name, (model, options)) in enumerate(models.items()):
         t0 = time.perf_counter()
         reps[name] = representations(model, images, key=jax.random.key(seed + i), **options)
         layers = ", ".join(f"{v} {reps[name][v].shape[1:]}" for v in reps[name].data_vars)
@@ -69,7 +81,8 @@ def roi_table(result) -> list[dict]:
     return rows
 
 
-def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False) -> dict[str, Path]:
+def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False,
+            wave_model=None) -> dict[str, Path]:
     """The report's figures as PNG files (name -> path)."""
     import jax
     import matplotlib
@@ -134,9 +147,10 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False) -> d
     sw = kuramoto.sweep(np.linspace(0.0, 4.0, 9 if small else 17), n=500, seeds=(0, 1),
                         steps=800 if small else 2000)
     save(kuramoto.plot_sweep(sw), "kuramoto_rK")
-    model = demo_models(ds["images"].values[:2], seed=seed, small=small)["wave_rnn"][0]
-    img = ds["images"].values[:1]
-    _, states = model(jax.numpy.asarray(img), return_states=True)
+    if wave_model is None:
+        wave_model = demo_models(ds["images"].values[:2], seed=seed, small=small,
+                                 families=("wave_rnn",))["wave_rnn"][0]
+    _, states = wave_model(jax.numpy.asarray(ds["images"].values[:1]), return_states=True)
     save(wave_rnn.plot_waves(np.asarray(states)), "waves")
     cov = whitening.random_covariance(4, 10.0, key=jax.random.key(seed))
     x = jax.random.multivariate_normal(jax.random.key(seed + 1), np.zeros(4), cov, (20000,))
@@ -152,7 +166,8 @@ def _stacked(reps) -> dict:
     return stack_layers(reps)
 
 
-def run_brain(ds, out: Path, *, seed: int, small: bool = False, say=print) -> list[Path]:
+def run_brain(ds, out: Path, *, seed: int, small: bool = False, say=print,
+              families: tuple[str, ...] | None = None) -> list[Path]:
     """Representations -> compare_to_brain -> tables, netCDF, figures and report.html."""
     import jax
 
@@ -164,10 +179,16 @@ def run_brain(ds, out: Path, *, seed: int, small: bool = False, say=print) -> li
     t0 = time.perf_counter()
     say("[4/5] representations of the stimuli from every model family (untrained models) ...",
         flush=True)
-    reps = all_representations(ds["images"], seed=seed, small=small, say=say)
+    models = demo_models(ds["images"], seed=seed, small=small, families=families)
+    reps = all_representations(ds["images"], models, seed=seed, say=say)
     say("[5/5] models meet the brain: ridge encoders per layer and RSA per ROI ...", flush=True)
+    from functools import partial
+
+    from brainmodels.cli._common import progress
+
     result = compare_to_brain(reps, ds, key=jax.random.key(seed),
-                              n_bootstrap=50 if small else 200)
+                              n_bootstrap=50 if small else 200,
+                              progress=partial(progress, desc="      layers"))
     rows = roi_table(result)
     table = format_table(rows)
     say(f"held-out stimuli: {len(result.attrs['test_stimuli'])}; encoding r = median over the "
@@ -176,7 +197,8 @@ def run_brain(ds, out: Path, *, seed: int, small: bool = False, say=print) -> li
     say(table)
     out.mkdir(parents=True, exist_ok=True)
     files = [save_netcdf(result, out / "models_brain.nc")]
-    figs = figures(ds, reps, result, out, seed=seed, small=small)
+    figs = figures(ds, reps, result, out, seed=seed, small=small,
+                   wave_model=models["wave_rnn"][0] if "wave_rnn" in models else None)
     files += list(figs.values())
     files.append(write_report(out / "report.html", ds, result, rows, figs, reps=reps))
     say(f"      figures and report.html written ({time.perf_counter() - t0:.1f} s for steps 4-5)")

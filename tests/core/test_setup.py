@@ -114,3 +114,20 @@ def test_doctor_reports_every_dependency(capsys):
     assert all(rows[name]["ok"] for name in _requirements(extras=False))
     assert report["jax"]["backend"] == "cpu" and report["jax"]["devices"]
     assert report["python"]["version"].startswith("{}.{}".format(*sys.version_info[:2]))
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """Each folder with an ``__init__.py`` under the four code folders is listed in
+    ``[tool.setuptools] packages``; a missing one installs editable but not from the wheel
+    (``brainmodels.representations`` was missing once)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for package, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            if "__pycache__" not in rel:
+                found.add(".".join([package, *rel]))
+    assert found <= listed, sorted(found - listed)
