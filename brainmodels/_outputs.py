@@ -252,6 +252,11 @@ def clear_interrupts() -> None:
     _interrupts.clear()
 
 
+def interrupts_taken() -> bool:
+    """Whether :func:`interrupt_handler` took a signal since :func:`clear_interrupts`."""
+    return bool(_interrupts)
+
+
 def check_interrupts() -> None:
     """Raise KeyboardInterrupt if :func:`interrupt_handler` took a signal that got lost."""
     if _interrupts:

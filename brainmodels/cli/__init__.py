@@ -147,16 +147,25 @@ def _signals_interrupt():
         # an ignored SIGINT (a background job of a non-interactive shell) stays ignored
         if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, interrupt_handler)
+    from brainmodels._outputs import interrupts_taken
+
     hook = sys.unraisablehook
 
     def quiet_interrupts(unraisable):
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # an interrupt swallowed in a finaliser, or a finaliser of an object whose __init__
+        # the interrupt cut short (h5netcdf's File.__del__ then misses its attributes): noise
+        # about an interrupt the command already reports
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) or interrupts_taken()):
             hook(unraisable)
 
     sys.unraisablehook = quiet_interrupts
     try:
         yield
     finally:
+        if interrupts_taken():
+            import gc
+
+            gc.collect()  # run those finalisers now, under the quiet hook
         sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
