@@ -4,6 +4,8 @@ Public API
 ----------
 RidgeEncoder
     Ridge regression with one alpha per voxel (K-fold, leave-one-run-out or exact LOO CV).
+BandedRidgeEncoder, stack_feature_spaces, variance_partitioning, r2_split
+    One penalty per feature space and voxel; split R^2; unique and shared variance.
 Delayer, zscore_runs
     FIR delays for BOLD time series (with the inverse reshape of coefficients), per-run z-scoring.
 correlation, r2, explainable_variance, noise_ceiling, normalized_score, roi_summary, ...
@@ -12,6 +14,12 @@ to_nifti, save_nifti, plot_brain_map
     Per-voxel results back onto the brain (re-exported from brainmodels.brainmaps).
 """
 
+from brainmodels.encoders.banded import (
+    BandedRidgeEncoder,
+    band_candidates,
+    stack_feature_spaces,
+    variance_partitioning,
+)
 from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
 from brainmodels.encoders.maps import plot_brain_map, save_nifti, to_nifti
 from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
@@ -25,11 +33,13 @@ from brainmodels.encoders.scoring import (
     noise_ceiling,
     normalized_score,
     r2,
+    r2_split,
     repeats_from_trials,
     roi_summary,
 )
 
 __all__ = [
+    "BandedRidgeEncoder",
     "CV_STRATEGIES",
     "SCORES",
     "SOLVERS",
@@ -45,6 +55,10 @@ __all__ = [
     "normalized_score",
     "plot_brain_map",
     "r2",
+    "r2_split",
+    "band_candidates",
+    "stack_feature_spaces",
+    "variance_partitioning",
     "repeats_from_trials",
     "reshape_by_delays",
     "roi_summary",

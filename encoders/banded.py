@@ -1,0 +1,625 @@
+"""Banded ridge regression: one regularisation per feature space and per voxel.
+
+Encoding studies compare feature spaces (low-level vs semantic, model layer A vs layer B).
+Banded ridge (Nunez-Elizalde, Huth & Gallant 2019; Dupre la Tour et al. 2022) gives each
+feature space ``X_i`` its own penalty ``alpha / gamma_i`` with band weights ``gamma`` on the
+simplex. It is ridge on the rescaled design ``Z = [sqrt(gamma_1) X_1, ..., sqrt(gamma_m) X_m]``:
+
+    coef_i = sqrt(gamma_i) * w_i,   w = argmin ||Y - Z w||^2 + alpha ||w||^2
+
+so for each candidate ``gamma`` every alpha and every voxel is scored from one decomposition
+of ``Z`` per fold (the machinery of :class:`~brainmodels.encoders.RidgeEncoder`), and each
+voxel keeps the candidate and alpha with the best cross-validated score (random search over
+the simplex, as himalaya's ``GroupRidgeCV``). Candidates are Dirichlet samples, the first one
+uniform (so the search never does worse than plain ridge on the concatenation, up to the
+alpha grid).
+
+:func:`stack_feature_spaces` combines labelled feature spaces into one DataArray with a
+``feature_space`` coordinate (each space's own feature coordinates kept), and
+:func:`variance_partitioning` turns the scores of models fitted on subsets of the spaces into
+unique and shared variance.
+
+References
+----------
+Nunez-Elizalde, A. O., Huth, A. G. & Gallant, J. L. (2019). Voxelwise encoding models with
+non-spherical multivariate normal priors. NeuroImage 197, 482-492.
+Dupre la Tour, T., Eickenberg, M., Nunez-Elizalde, A. O. & Gallant, J. L. (2022).
+Feature-space selection with banded ridge regression. NeuroImage 264, 119728 (eq. 4, the
+product-measure split of R^2, eq. 8).
+Lescroart, M. D., Stansbury, D. E. & Gallant, J. L. (2015). Fourier power, subjective distance,
+and object categories all provide plausible models of BOLD responses in scene-selective visual
+areas. Front. Comput. Neurosci. 9:135 (variance partitioning).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from brainmodels._memory import check_memory
+from brainmodels._types import ArrayLike
+from brainmodels.data import provenance
+from brainmodels.encoders import _solvers
+from brainmodels.encoders._cv import (
+    CV_AVERAGES,
+    SOLVERS,
+    _cv_scores,
+    _dtype,
+    _fit_bytes,
+    _refit,
+    _resolve_splits,
+    _select,
+    _warn_if_time_series,
+)
+from brainmodels.encoders._validation import (
+    check_x,
+    check_xy,
+    constant_columns,
+    format_indices,
+    sample_dim,
+    voxel_coords,
+)
+from brainmodels.encoders.scoring import SCORES, r2_split
+
+__all__ = ["BandedRidgeEncoder", "stack_feature_spaces", "variance_partitioning",
+           "band_candidates"]
+
+#: alphas tried when ``BandedRidgeEncoder(alphas=None)`` (penalty of the concatenation; the
+#: band weights then spread it over the spaces)
+DEFAULT_ALPHAS = np.logspace(-2, 8, 20)
+
+
+# ----------------------------------------------------------------------------- feature spaces
+
+
+def stack_feature_spaces(spaces: Mapping[str, Any], *, feature_dim: str = "feature"
+                         ) -> xr.DataArray:
+    """Several feature spaces as one ``(sample, feature)`` DataArray with a ``feature_space``
+    coordinate.
+
+    ``spaces`` maps a name to a 2-D array or DataArray ``(sample, <its feature dim>)``. Sample
+    coordinates (``stimulus``, ``run``, ...) must agree across the spaces (they travel on);
+    each space's own feature coordinates (``rf_x``, ``category`` ...) are kept, filled with
+    NaN (numbers) or ``""`` (text) on the other spaces' features, where ``xr.concat`` would
+    refuse them. Select one space back with ``X.sel(feature=X.feature_space == name)``.
+    """
+    if not isinstance(spaces, Mapping) or not spaces:
+        raise ValueError("spaces must be a non-empty mapping name -> (sample, feature) array, "
+                         f"got {type(spaces).__name__}")
+    pieces, sample_coords, dim0, n = [], {}, None, None
+    for name, X in spaces.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"feature space names must be non-empty strings, got {name!r}")
+        values, t = check_x(X, name=f"spaces[{name!r}]")
+        if n is not None and values.shape[0] != n:
+            raise ValueError(f"every feature space needs the same samples: spaces[{name!r}] "
+                             f"has {values.shape[0]} rows, the first space {n}")
+        n = values.shape[0]
+        own = {}
+        if t is not None:
+            d0, d1 = t.dims
+            if dim0 is None:
+                dim0 = d0
+            elif d0 != dim0:
+                raise ValueError(f"feature spaces disagree on the sample dimension: {dim0!r} "
+                                 f"and {d0!r} (spaces[{name!r}])")
+            for cname, c in t.coords.items():
+                if c.dims == (d0,):
+                    if cname in sample_coords and not np.array_equal(sample_coords[cname],
+                                                                     c.values):
+                        raise ValueError(f"feature spaces disagree on sample coordinate "
+                                         f"{cname!r} (spaces[{name!r}]); align them first")
+                    sample_coords[cname] = np.asarray(c.values)
+                elif c.dims == (d1,) and cname != d1:
+                    own[cname] = np.asarray(c.values)
+            if d1 in t.coords:
+                own[f"{name}_{d1}" if d1 == feature_dim else d1] = np.asarray(t.coords[d1].values)
+        pieces.append((name, values, own))
+    coords: dict[str, Any] = {
+        k: ((dim0 or "sample",), v) for k, v in sample_coords.items()}
+    sizes = [v.shape[1] for _, v, _ in pieces]
+    coords["feature_space"] = ((feature_dim,), np.repeat([p[0] for p in pieces], sizes))
+    coords[feature_dim] = np.arange(sum(sizes))
+    names = {c for _, _, own in pieces for c in own}
+    for cname in sorted(names - set(coords)):
+        parts = []
+        for (_, _values, own) in pieces:
+            if cname in own:
+                parts.append(own[cname])
+            else:
+                parts.append(None)
+        kinds = {p.dtype.kind for p in parts if p is not None}
+        text = bool(kinds & {"U", "S", "O"})
+        filled = [p if p is not None else (np.full(s, "", dtype=object) if text
+                                           else np.full(s, np.nan))
+                  for p, s in zip(parts, sizes, strict=True)]
+        coords[cname] = ((feature_dim,), np.concatenate(
+            [np.asarray(f, dtype=object) if text else np.asarray(f, dtype=float)
+             for f in filled]))
+    values = np.concatenate([v for _, v, _ in pieces], axis=1)
+    return xr.DataArray(values, dims=(dim0 or "sample", feature_dim), coords=coords,
+                        name="features")
+
+
+def _spaces(Xs: Any, *, where: str) -> tuple[list[str], list[np.ndarray], xr.DataArray | None]:
+    """Names, values and (if labelled) a sample template of the feature spaces ``Xs``."""
+    if isinstance(Xs, xr.DataArray):
+        if Xs.ndim != 2 or "feature_space" not in Xs.coords or \
+                Xs.coords["feature_space"].dims != Xs.dims[1:]:
+            raise ValueError(
+                f"{where}: a DataArray of feature spaces must be (sample, feature) with a "
+                "`feature_space` coordinate on its feature dimension (see "
+                "stack_feature_spaces); got dims "
+                f"{Xs.dims} and coords {list(Xs.coords)}")
+        values, t = check_x(Xs, name="Xs")
+        labels = np.asarray(Xs.coords["feature_space"].values).astype(str)
+        names = list(dict.fromkeys(labels))  # order of first appearance
+        for name in names:
+            cols = np.flatnonzero(labels == name)
+            if np.any(np.diff(cols) != 1):
+                raise ValueError(f"{where}: the features of space {name!r} are not contiguous; "
+                                 "sort the feature dimension by feature_space")
+        return names, [values[:, labels == nm] for nm in names], t
+    if isinstance(Xs, Mapping):
+        items = list(Xs.items())
+    elif isinstance(Xs, Sequence) and not isinstance(Xs, str | bytes):
+        items = [(f"space{i}", X) for i, X in enumerate(Xs)]
+    else:
+        raise TypeError(f"{where}: Xs must be a list of (sample, feature) arrays, a dict name -> "
+                        f"array or a DataArray with a `feature_space` coordinate; got "
+                        f"{type(Xs).__name__}")
+    if not items:
+        raise ValueError(f"{where}: Xs holds no feature space")
+    names, values, template = [], [], None
+    for name, X in items:
+        v, t = check_x(X, name=f"Xs[{name!r}]")
+        if values and v.shape[0] != values[0].shape[0]:
+            raise ValueError(f"{where}: every feature space needs the same samples; "
+                             f"Xs[{name!r}] has {v.shape[0]} rows, Xs[{names[0]!r}] "
+                             f"{values[0].shape[0]}")
+        names.append(str(name))
+        values.append(v)
+        template = template if template is not None else t
+    return names, values, template
+
+
+def band_candidates(n_spaces: int, n_iter: int, *, concentration: Any = (0.1, 1.0),
+                    seed: int = 0) -> np.ndarray:
+    """``(n_iter, n_spaces)`` band weights on the simplex: the first uniform, the others
+    Dirichlet samples whose concentration cycles through ``concentration`` (small values
+    favour one space, 1 is uniform on the simplex), from ``numpy.random.default_rng(seed)``."""
+    conc = np.atleast_1d(np.asarray(concentration, dtype=float))
+    if conc.ndim != 1 or conc.size == 0 or np.any(conc <= 0) or not np.all(np.isfinite(conc)):
+        raise ValueError(f"concentration must be positive numbers, got {concentration!r}")
+    if n_spaces < 1 or n_iter < 1:
+        raise ValueError(f"need n_spaces >= 1 and n_iter >= 1, got {n_spaces} and {n_iter}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_iter, n_spaces))
+    out[0] = 1.0 / n_spaces
+    for i in range(1, n_iter):
+        out[i] = rng.dirichlet(np.full(n_spaces, conc[(i - 1) % conc.size]))
+    return out
+
+
+# ----------------------------------------------------------------------------- estimator
+
+
+def _runs(runs, Xt, Yt, n):
+    """``runs=`` or else the ``run`` coordinate of the sample axis of ``Xs`` or ``Y``."""
+    if runs is None:
+        for t in (Xt, Yt):
+            if t is not None and "run" in t.coords and t.coords["run"].dims == t.dims[:1]:
+                runs = t.coords["run"].values
+                break
+    if runs is None:
+        return None
+    runs = np.asarray(runs)
+    if runs.shape != (n,):
+        raise ValueError(f"runs must have one entry per sample, shape ({n},); got shape "
+                         f"{runs.shape}")
+    return runs
+
+
+class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge with one penalty per feature space and per voxel (random search on the simplex).
+
+    Parameters
+    ----------
+    alphas : array (alpha,), optional
+        Overall penalties tried with every band-weight candidate (default
+        ``np.logspace(-2, 8, 20)``). Space ``i`` is penalised by ``alpha / gamma_i``.
+    cv : int, splitter, ``"runs"`` or ``"loo"``
+        As :class:`~brainmodels.encoders.RidgeEncoder` (``"runs"`` for BOLD time series).
+    n_iter : int or array (candidate, feature_space)
+        Band-weight candidates: their number (:func:`band_candidates`, first one uniform) or the
+        candidates themselves (rows are normalised to sum to 1).
+    concentration : float or sequence
+        Dirichlet concentrations cycled through when sampling candidates.
+    seed : int
+        Seeds the candidates.
+    per_voxel : bool
+        True (default): every voxel picks its own band weights and alpha. False: one
+        candidate and one alpha for all voxels, the best by the mean CV score over voxels.
+    fit_intercept, scoring, cv_average, solver, voxel_batch, drop_constant
+        As :class:`~brainmodels.encoders.RidgeEncoder` (``solver`` is the decomposition,
+        ``"auto"`` picks primal, dual or SVD from the shapes, per candidate the same).
+
+    Attributes
+    ----------
+    band_weights_ : (feature_space, voxel) selected ``gamma`` (sums to 1 over spaces).
+    alphas_ : (voxel,) selected overall alpha.
+    band_alphas_ : (feature_space, voxel) the effective per-space penalty ``alpha / gamma``.
+    coef_ : (feature, voxel) on the original (unscaled) features, spaces concatenated.
+    intercept_ : (voxel,)
+    cv_scores_ : (candidate, voxel) CV score of every candidate at its best alpha.
+    best_cv_scores_ : (voxel,)
+    candidates_ : (candidate, feature_space) the band weights tried.
+    feature_spaces_ : list of names; n_features_in_ : int
+
+    A DataArray ``Y`` gives DataArray attributes with ``Y``'s voxel coordinates and a
+    ``feature_space`` dimension.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> A, B = rng.standard_normal((200, 5)), rng.standard_normal((200, 30))
+    >>> Y = A @ rng.standard_normal((5, 4)) + 0.1 * rng.standard_normal((200, 4))
+    >>> enc = BandedRidgeEncoder(n_iter=10, cv=4).fit({"low": A, "high": B}, Y)
+    >>> bool((enc.band_weights_[0] > 0.5).all())   # every voxel leans on the true space
+    True
+    """
+
+    def __init__(self, alphas=None, cv=5, n_iter=20, concentration=(0.1, 1.0), seed=0,
+                 per_voxel=True, fit_intercept=True, scoring="r2", cv_average="pooled",
+                 solver="auto", voxel_batch=1024, drop_constant=False):
+        self.alphas = alphas
+        self.cv = cv
+        self.n_iter = n_iter
+        self.concentration = concentration
+        self.seed = seed
+        self.per_voxel = per_voxel
+        self.fit_intercept = fit_intercept
+        self.scoring = scoring
+        self.cv_average = cv_average
+        self.solver = solver
+        self.voxel_batch = voxel_batch
+        self.drop_constant = drop_constant
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self, n_spaces: int) -> tuple[np.ndarray, np.ndarray]:
+        alphas = np.atleast_1d(np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas,
+                                          dtype=np.float64))
+        if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(
+                alphas <= 0):
+            raise ValueError(f"alphas must be a 1-D array of positive numbers, got {self.alphas!r}")
+        if self.scoring not in _solvers.FOLD_SCORES:
+            raise ValueError(f"scoring must be one of {sorted(_solvers.FOLD_SCORES)}, got "
+                             f"{self.scoring!r}")
+        if self.cv_average not in CV_AVERAGES:
+            raise ValueError(f"cv_average must be one of {list(CV_AVERAGES)}, got "
+                             f"{self.cv_average!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
+        if int(self.voxel_batch) < 1:
+            raise ValueError(f"voxel_batch must be a positive int, got {self.voxel_batch!r}")
+        n_iter = self.n_iter
+        if isinstance(n_iter, int | np.integer) and not isinstance(n_iter, bool):
+            if n_iter < 1:
+                raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+            cands = band_candidates(n_spaces, int(n_iter), concentration=self.concentration,
+                                    seed=self.seed)
+        else:
+            cands = np.asarray(n_iter, dtype=np.float64)
+            if cands.ndim != 2 or cands.shape[1] != n_spaces or cands.shape[0] < 1:
+                raise ValueError(f"n_iter must be an int or an array (candidate, feature_space) "
+                                 f"with {n_spaces} columns; got shape {cands.shape}")
+            if not np.all(np.isfinite(cands)) or np.any(cands < 0) or np.any(
+                    cands.sum(1) <= 0):
+                raise ValueError("n_iter candidates must be non-negative band weights with a "
+                                 "positive sum per row")
+            cands = cands / cands.sum(1, keepdims=True)
+        return alphas, cands
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, Xs: Any, Y: ArrayLike, runs: ArrayLike | None = None,
+            progress: Callable | None = None) -> BandedRidgeEncoder:
+        """Pick band weights and alpha per voxel by cross-validation; refit on all the data.
+
+        ``Xs``: a list of ``(sample, feature)`` arrays, a dict name -> array, or a DataArray
+        with a ``feature_space`` coordinate (:func:`stack_feature_spaces`). ``progress``
+        (optional, e.g. ``tqdm.tqdm``) wraps the iterable of candidates.
+        """
+        names, spaces, Xt = _spaces(Xs, where="fit")
+        alphas, cands = self._check_params(len(spaces))
+        X, Y, _, Yt, y1d = check_xy(np.concatenate(spaces, axis=1), Y)
+        n, p = X.shape
+        runs = _runs(runs, Xt, Yt, n)
+        splits = _resolve_splits(self.cv, n, runs)
+        if splits == "loo":
+            _warn_if_time_series(Xt, Yt, runs)
+        sizes = [s.shape[1] for s in spaces]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for name, s in zip(names, spaces, strict=True):
+            if s.shape[1] == 0:
+                raise ValueError(f"feature space {name!r} has no features")
+        const = constant_columns(Y)
+        if const.size and not self.drop_constant:
+            raise ValueError(f"Y has {const.size} voxel(s) with zero variance (indices "
+                             f"{format_indices(const)}); drop them or pass drop_constant=True")
+        if np.all(np.ptp(X, axis=0) == 0):
+            raise ValueError(f"all {p} features are constant; there is nothing to fit")
+        keep = np.setdiff1d(np.arange(Y.shape[1]), const)
+        Yfit = Y if keep.size == Y.shape[1] else Y[:, keep]
+        dtype = _dtype(X, Y)
+        method = SOLVERS[self.solver](n if splits == "loo" else min(len(a) for a, _ in splits),
+                                      p)
+        batch = max(1, min(int(self.voxel_batch), max(Yfit.shape[1], 1)))
+        n_folds = 1 if splits == "loo" else len(splits)
+        check_memory(_fit_bytes(n, p, Y.shape[1], alphas.size, batch, n_folds,
+                                np.dtype(dtype).itemsize) + 8.0 * len(cands) * Y.shape[1],
+                     what=f"BandedRidgeEncoder.fit on {n} samples x {p} features x "
+                          f"{Y.shape[1]} voxels", knob="lower voxel_batch or fit voxel chunks")
+        kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
+        scale = np.repeat(np.arange(len(spaces)), sizes)
+
+        v = Yfit.shape[1]
+        cv_best = np.full((len(cands), v), -np.inf)
+        alpha_idx = np.zeros((len(cands), v), dtype=int)
+        it = range(len(cands)) if progress is None else progress(range(len(cands)))
+        for c in it:
+            Z = X * np.sqrt(cands[c])[scale][None, :]
+            cv = _cv_scores(Z, Yfit, alphas, splits, score=self.scoring,
+                            average=self.cv_average, **kw)
+            if self.per_voxel:
+                best = _select(cv, alphas)
+                alpha_idx[c] = best
+                cv_best[c] = cv[best, np.arange(v)]
+            else:
+                mean = np.mean(np.where(np.isfinite(cv), cv, -np.inf), axis=1)
+                a = int(np.argmax(mean + 1e-10 * np.log(alphas)))
+                alpha_idx[c] = a
+                cv_best[c] = cv[a]
+        if self.per_voxel:
+            # first candidate wins ties (as himalaya: a later one must beat it by eps)
+            eps = np.finfo(dtype).eps
+            chosen = np.zeros(v, dtype=int)
+            current = cv_best[0].copy()
+            for c in range(1, len(cands)):
+                better = cv_best[c] > current + eps
+                chosen[better] = c
+                current[better] = cv_best[c][better]
+        else:
+            chosen = np.full(v, int(np.argmax(cv_best.mean(axis=1))))
+        best_alpha = alphas[alpha_idx[chosen, np.arange(v)]]
+
+        coef_fit = np.zeros((p, v), dtype=dtype)
+        for c in np.unique(chosen):
+            cols = np.flatnonzero(chosen == c)
+            root = np.sqrt(cands[c])[scale]
+            Z = X * root[None, :]
+            coef_fit[:, cols] = _refit(Z, Yfit[:, cols], best_alpha[cols].astype(dtype),
+                                       **kw) * root[:, None].astype(dtype)
+        self._store(X, Y, keep, names, bounds, cands, alphas, chosen, best_alpha, cv_best,
+                    coef_fit, dtype, method)
+        self._label(Xt, Yt, y1d)
+        return self
+
+    def _store(self, X, Y, keep, names, bounds, cands, alphas, chosen, best_alpha, cv_best,
+               coef_fit, dtype, method):
+        v = Y.shape[1]
+        m = len(names)
+        self._coef = np.zeros((X.shape[1], v), dtype=dtype)
+        self._coef[:, keep] = coef_fit
+        self._x_mean = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
+        self._y_mean = Y.mean(0) if self.fit_intercept else np.zeros(v)
+        self._intercept = (self._y_mean - self._x_mean @ self._coef).astype(dtype)
+        self._gamma = np.full((m, v), 1.0 / m)
+        self._gamma[:, keep] = cands[chosen].T
+        self._alphas = np.full(v, alphas.max())
+        self._alphas[keep] = best_alpha
+        self._cv = np.zeros((len(cands), v))
+        self._cv[:, keep] = cv_best
+        self._best_cv = np.zeros(v)
+        self._best_cv[keep] = cv_best[chosen, np.arange(keep.size)]
+        self._bounds = bounds
+        self.candidates_ = cands
+        self.alpha_grid_ = alphas
+        self.feature_spaces_ = list(names)
+        self.constant_voxels_ = np.setdiff1d(np.arange(v), keep)
+        self.n_features_in_ = X.shape[1]
+        self.solver_ = method
+
+    def _label(self, Xt, Yt, y1d):
+        self._y1d = y1d
+        self._vcoords = voxel_coords(Yt)
+        self._labelled = Yt is not None
+        band_alphas = self._alphas[None, :] / np.where(self._gamma > 0, self._gamma, np.nan)
+        band_alphas = np.where(self._gamma > 0, band_alphas, np.inf)
+        arrays = dict(coef=self._coef, intercept=self._intercept, alphas=self._alphas,
+                      band_weights=self._gamma, band_alphas=band_alphas,
+                      cv_scores=self._cv, best_cv_scores=self._best_cv)
+        if y1d:
+            for k, a in arrays.items():
+                setattr(self, f"{k}_", a[..., 0] if a.ndim > 1 else a[0])
+            return
+        if not self._labelled:
+            for k, a in arrays.items():
+                setattr(self, f"{k}_", a)
+            return
+        ds = self.to_dataset()
+        for k in arrays:
+            setattr(self, f"{k}_", ds[k])
+
+    def to_dataset(self) -> xr.Dataset:
+        """The fitted model as a labelled Dataset (coef, band weights, alphas, CV scores)."""
+        check_is_fitted(self, "n_features_in_")
+        band_alphas = np.where(self._gamma > 0, self._alphas[None, :]
+                               / np.where(self._gamma > 0, self._gamma, 1.0), np.inf)
+        sizes = np.diff(self._bounds)
+        coords = {**self._vcoords, "feature_space": self.feature_spaces_,
+                  "space_of_feature": ("feature", np.repeat(self.feature_spaces_, sizes))}
+        ds = xr.Dataset(
+            {
+                "coef": (("feature", "voxel"), self._coef),
+                "intercept": (("voxel",), self._intercept),
+                "alphas": (("voxel",), self._alphas),
+                "band_weights": (("feature_space", "voxel"), self._gamma),
+                "band_alphas": (("feature_space", "voxel"), band_alphas),
+                "cv_scores": (("candidate", "voxel"), self._cv),
+                "best_cv_scores": (("voxel",), self._best_cv),
+                "candidates": (("candidate", "feature_space"), self.candidates_),
+            },
+            coords=coords,
+        )
+        params = {k: v for k, v in self.get_params().items()
+                  if k != "cv" or not hasattr(v, "split")}
+        ds.attrs = provenance("BandedRidgeEncoder", params=params, solver=self.solver_,
+                              cv_description=str(self.cv))
+        return ds
+
+    # ------------------------------------------------------------------ predict / score
+
+    def _design(self, Xs, where):
+        check_is_fitted(self, "n_features_in_")
+        names, spaces, Xt = _spaces(Xs, where=where)
+        sizes = [int(s.shape[1]) for s in spaces]
+        fitted = [int(k) for k in np.diff(self._bounds)]
+        if isinstance(Xs, Mapping | xr.DataArray) and names != self.feature_spaces_:
+            raise ValueError(f"{where}: feature spaces {names} differ from those fitted, "
+                             f"{self.feature_spaces_}")
+        if sizes != fitted:
+            raise ValueError(
+                f"{where}: Xs must hold {len(fitted)} feature spaces of {fitted} features (as "
+                f"in fit: {self.feature_spaces_}); got {len(spaces)} of {sizes}")
+        return spaces, Xt
+
+    def _wrap(self, values, Xt, *, split):
+        if self._y1d:
+            values = values[..., 0]
+        if Xt is None or self._y1d or not self._labelled:
+            return values
+        dim = sample_dim(Xt)
+        coords = {k: c for k, c in Xt.coords.items() if c.dims == (dim,)}
+        dims = (dim, "voxel")
+        if split:
+            dims = ("feature_space", *dims)
+            coords["feature_space"] = self.feature_spaces_
+        return xr.DataArray(values, dims=dims, coords={**coords, **self._vcoords},
+                            name="prediction")
+
+    def predict(self, Xs: Any, split: bool = False) -> Any:
+        """Predicted responses (sample, voxel). ``split=True``: the contribution of each space,
+        ``(X_i - mean_i) @ coef_i`` with training means, as (feature_space, sample, voxel);
+        their sum plus the training mean of ``Y`` is the joint prediction."""
+        spaces, Xt = self._design(Xs, "predict")
+        dtype = self._coef.dtype
+        if not split:
+            X = np.concatenate(spaces, axis=1).astype(dtype, copy=False)
+            return self._wrap(X @ self._coef + self._intercept, Xt, split=False)
+        parts = []
+        for i, s in enumerate(spaces):
+            sl = slice(self._bounds[i], self._bounds[i + 1])
+            parts.append((s - self._x_mean[sl]).astype(dtype, copy=False) @ self._coef[sl])
+        return self._wrap(np.stack(parts), Xt, split=True)
+
+    def score_voxels(self, Xs: Any, Y: ArrayLike, split: bool = False) -> Any:
+        """Per-voxel score of the joint prediction (``self.scoring``), or with ``split=True``
+        the product-measure split of R^2 over the spaces, (feature_space, voxel), from
+        :func:`~brainmodels.encoders.r2_split`."""
+        if not split:
+            pred = self.predict(Xs)
+            if isinstance(Y, xr.DataArray):
+                return SCORES[self.scoring](Y.astype(float), pred)
+            Yv = np.asarray(Y, dtype=float)
+            if Yv.ndim == 1:
+                return SCORES[self.scoring](Yv[:, None], np.asarray(pred)[:, None])
+            return SCORES[self.scoring](Yv, pred)
+        parts = self.predict(Xs, split=True)
+        Yv = np.asarray(Y.values if isinstance(Y, xr.DataArray) else Y, dtype=float)
+        P = np.asarray(parts, dtype=np.float64)
+        if Yv.ndim == 1:
+            Yv, P = Yv[:, None], P[..., None]
+        out = r2_split(Yv - self._y_mean if not self._y1d else Yv - self._y_mean[0], P)
+        if self._labelled and not self._y1d:
+            return xr.DataArray(out, dims=("feature_space", "voxel"),
+                                coords={"feature_space": self.feature_spaces_,
+                                        **self._vcoords}, name="r2_split")
+        return out[:, 0] if self._y1d else out
+
+    def score(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None,
+              split: bool = False) -> Any:
+        """Mean over voxels of :meth:`score_voxels` (a float, as scikit-learn needs), or with
+        ``split=True`` the per-voxel split scores (feature_space, voxel)."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by BandedRidgeEncoder.score")
+        if split:
+            return self.score_voxels(X, y, split=True)
+        per_voxel = np.asarray(self.score_voxels(X, y), dtype=np.float64)
+        defined = np.isfinite(per_voxel)
+        if not defined.any():
+            raise ValueError("no voxel of Y has a defined score (all are constant)")
+        return float(np.mean(per_voxel[defined]))
+
+
+# ----------------------------------------------------------------------------- partitioning
+
+
+def variance_partitioning(scores: Mapping[Any, Any]) -> dict[tuple[str, ...], Any]:
+    """Unique and shared variance of feature spaces from the scores of subset models.
+
+    ``scores`` maps every non-empty subset of the spaces (a tuple or frozenset of names, or a
+    ``"+"``-joined string such as ``"low+high"``) to the held-out R^2 of the model fitted on
+    that subset (per voxel arrays or DataArrays). Returns, for every non-empty subset ``T``,
+    the variance explained jointly by exactly the spaces in ``T`` and no other: ``(a,)`` is
+    the unique variance of ``a``; ``(a, b)`` what ``a`` and ``b`` share (and ``c`` does not).
+    With ``f(W) = R^2(all) - R^2(all minus W)``, the part of ``T`` is the Moebius inversion
+    ``sum over W in T of (-1)^(|T|-|W|) f(W)``; with two spaces: unique a = R^2(ab) - R^2(b),
+    shared = R^2(a) + R^2(b) - R^2(ab). The parts sum to R^2(all).
+    """
+    table: dict[frozenset, Any] = {}
+    for key, value in scores.items():
+        names = key.split("+") if isinstance(key, str) else list(key)
+        subset = frozenset(str(k) for k in names)
+        if not subset or len(subset) != len(names):
+            raise ValueError(f"scores keys must be non-empty sets of distinct space names, got "
+                             f"{key!r}")
+        table[subset] = value
+    spaces = sorted(set().union(*table))
+    if len(spaces) > 6:
+        raise ValueError(f"variance partitioning of {len(spaces)} spaces needs "
+                         f"{2 ** len(spaces) - 1} models; at most 6 spaces are supported")
+    everything = frozenset(spaces)
+    missing = [sorted(s) for r in range(1, len(spaces) + 1)
+               for s in map(frozenset, itertools.combinations(spaces, r)) if s not in table]
+    if missing:
+        raise ValueError(f"scores lacks the models of subsets {missing}; every non-empty subset "
+                         f"of {spaces} is needed")
+    total = table[everything]
+
+    def f(W):
+        rest = everything - W
+        return total - table[rest] if rest else total
+
+    out: dict[tuple[str, ...], Any] = {}
+    for r in range(1, len(spaces) + 1):
+        for T in itertools.combinations(spaces, r):
+            part = 0
+            for k in range(1, r + 1):
+                for W in itertools.combinations(T, k):
+                    part = part + (-1) ** (r - k) * f(frozenset(W))
+            out[T] = part
+    return out
