@@ -62,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = " ".join(str(a) for a in (args.command, getattr(args, "action", None),
                                       getattr(args, "model", None)) if a)
     try:
+        return _guarded(args, argv, name)
+    finally:
+        # after the interrupt's traceback (and the frames it held) is gone: finalisers of
+        # half-built objects ran under the quiet hook of _signals_interrupt, which ends here
+        _end_signals()
+
+
+def _guarded(args: argparse.Namespace, argv: list[str], name: str) -> int:
+    try:
         with _signals_interrupt():
             return _run(args, argv)
     except Exception as err:
@@ -127,15 +136,23 @@ def _describe(err: BaseException) -> str:
     return text + (f"; {note}" if note else "")
 
 
+#: The unraisablehooks _signals_interrupt replaced, restored by _end_signals.
+_saved: list[tuple] = []
+
+
 @contextlib.contextmanager
 def _signals_interrupt():
     """Ctrl-C, SIGTERM and SIGHUP end the command alike: its temporary output is removed.
 
     The handler remembers the signal, so one that Python swallows (it only prints an exception
     raised in a ``__del__`` or weakref callback) still stops the command before its output is
-    committed; such swallowed interrupts are not printed.
+    committed; such swallowed interrupts are not printed, nor are the complaints of finalisers
+    of objects whose ``__init__`` the interrupt cut short (h5netcdf's ``File.__del__`` then
+    misses its attributes). Those finalisers run when the interrupt's traceback is dropped, after
+    this block; :func:`_end_signals`, called then, restores the hook (the signal
+    handlers are restored when the block ends).
     """
-    from brainmodels._outputs import clear_interrupts, interrupt_handler
+    from brainmodels._outputs import clear_interrupts, interrupt_handler, interrupts_taken
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -147,26 +164,31 @@ def _signals_interrupt():
         # an ignored SIGINT (a background job of a non-interactive shell) stays ignored
         if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, interrupt_handler)
-    from brainmodels._outputs import interrupts_taken
-
     hook = sys.unraisablehook
 
     def quiet_interrupts(unraisable):
-        # an interrupt swallowed in a finaliser, or a finaliser of an object whose __init__
-        # the interrupt cut short (h5netcdf's File.__del__ then misses its attributes): noise
-        # about an interrupt the command already reports
         if not (isinstance(unraisable.exc_value, KeyboardInterrupt) or interrupts_taken()):
             hook(unraisable)
 
     sys.unraisablehook = quiet_interrupts
+    _saved.append(hook)
     try:
         yield
     finally:
-        if interrupts_taken():
-            import gc
-
-            gc.collect()  # run those finalisers now, under the quiet hook
-        sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        clear_interrupts()
+
+
+def _end_signals() -> None:
+    """Undo :func:`_signals_interrupt` once nothing of the command is left alive."""
+    from brainmodels._outputs import clear_interrupts, interrupts_taken
+
+    if not _saved:
+        return
+    hook = _saved.pop()
+    if interrupts_taken():
+        import gc
+
+        gc.collect()  # finalisers in reference cycles, still under the quiet hook
+    sys.unraisablehook = hook
+    clear_interrupts()

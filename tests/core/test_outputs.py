@@ -293,20 +293,47 @@ def test_interrupt_at_every_stage(old, point, finished, monkeypatch, capsys):
 
 def test_an_interrupt_swallowed_by_a_destructor_still_stops_the_commit(tmp_path, capsys):
     """Python only prints a KeyboardInterrupt raised in a __del__; the CLI's handler remembers."""
-    from brainmodels.cli import _signals_interrupt
+    from brainmodels.cli import _end_signals, _signals_interrupt
 
     class Finalised:
         def __del__(self):
             signal.raise_signal(signal.SIGINT)  # the KeyboardInterrupt is raised, and lost, here
 
     out = tmp_path / "out"
-    with _signals_interrupt(), pytest.raises(KeyboardInterrupt), output_dir(out) as tx:
-        (tx.path / "a.txt").write_text("a")
-        Finalised()
-        (tx.path / "b.txt").write_text("b")  # still running...
+    try:
+        with _signals_interrupt(), pytest.raises(KeyboardInterrupt), output_dir(out) as tx:
+            (tx.path / "a.txt").write_text("a")
+            Finalised()
+            (tx.path / "b.txt").write_text("b")  # still running...
+    finally:
+        _end_signals()
     assert not out.exists()  # ...but nothing was committed
     assert "Exception ignored" not in capsys.readouterr().err
     _no_leftovers(tmp_path)
+
+
+def test_finalisers_of_objects_an_interrupt_cut_short_are_quiet(tmp_path, monkeypatch, capsys):
+    """An object whose __init__ the interrupt cut short is finalised when the interrupt's
+    traceback is dropped, after the command's `with` block: its complaint is noise."""
+    import brainmodels.cli as cli
+
+    class HalfBuilt:
+        def __init__(self):
+            signal.raise_signal(signal.SIGINT)
+            self.handle = 1  # never reached
+
+        def __del__(self):
+            del self.handle  # AttributeError, as in h5netcdf's File.__del__
+
+    def command(args, argv):
+        HalfBuilt()  # held by the KeyboardInterrupt's traceback until main has reported it
+
+    monkeypatch.setattr(cli, "_run", command)
+    hook = sys.unraisablehook
+    assert cli.main(["doctor"]) == 130
+    assert sys.unraisablehook is hook and not cli._saved
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Exception ignored" not in err and "Traceback" not in err
 
 
 # `python -m brainmodels ARGS`, with Ctrl-C working as in a terminal even when the tests run as
