@@ -134,6 +134,39 @@ def _decompose(X: np.ndarray, *, method: str, dtype) -> _solvers.Decomposition:
     return _solvers.Decomposition(*(jnp.asarray(a, dtype=dtype) for a in (U, s, V)))
 
 
+def device_mesh(devices: Any = None) -> jax.sharding.Mesh | None:
+    """A 1-D ``voxel`` mesh over ``devices`` (None: every visible JAX device; an int: the
+    first that many; or a list of devices), or None when that is a single device.
+
+    Voxel batches are then placed with their columns split over the devices (``NamedSharding``,
+    ``PartitionSpec(None, "voxel")``) and the fold factors replicated, so one jitted call runs
+    on all devices at once; each device computes exactly the columns it would compute alone.
+    """
+    if devices is None:
+        devs = jax.devices()
+    elif isinstance(devices, int | np.integer) and not isinstance(devices, bool):
+        avail = jax.devices()
+        if not 1 <= int(devices) <= len(avail):
+            raise ValueError(f"devices must be between 1 and the {len(avail)} visible JAX "
+                             f"device(s), got {devices}")
+        devs = avail[: int(devices)]
+    else:
+        devs = list(devices)
+        if not devs:
+            raise ValueError("devices must name at least one JAX device")
+    return None if len(devs) == 1 else jax.sharding.Mesh(np.array(devs), ("voxel",))
+
+
+def _place(x, mesh, spec=()):
+    """``x`` on ``mesh`` with ``PartitionSpec(*spec)`` (replicated by default); as is without
+    a mesh."""
+    if mesh is None:
+        return x
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.device_put(x, NamedSharding(mesh, PartitionSpec(*spec)))
+
+
 def _batches(n_voxels: int, size: int):
     for start in range(0, n_voxels, size):
         yield slice(start, min(start + size, n_voxels))
@@ -172,9 +205,13 @@ def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
 
 
 def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype,
-               average="pooled", progress=None):
-    """(alpha, voxel) mean held-out scores (float64 accumulation over folds)."""
+               average="pooled", progress=None, mesh=None):
+    """(alpha, voxel) mean held-out scores (float64 accumulation over folds).
+
+    With a device ``mesh`` every jitted call takes ``batch`` voxels per device."""
     n_vox = Y.shape[1]
+    if mesh is not None:
+        batch *= mesh.size
     batches = list(_batches(n_vox, batch))
     if progress is not None:
         batches = progress(batches)
@@ -184,7 +221,9 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
         Xc = X - X.mean(0) if fit_intercept else X
         dec = _decompose(Xc, method=method, dtype=dtype)
         for sl in batches:
-            res = _solvers.loo_scores_batch(dec.U, dec.s, _padded(Y, sl, batch, dtype), a,
+            res = _solvers.loo_scores_batch(_place(dec.U, mesh), _place(dec.s, mesh),
+                                            _place(_padded(Y, sl, batch, dtype), mesh,
+                                                   (None, "voxel")), _place(a, mesh),
                                             score=score, fit_intercept=fit_intercept)
             out[:, sl] = np.asarray(res, dtype=np.float64)[:, : sl.stop - sl.start]
         return out
@@ -196,11 +235,12 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
             Xtr, Xte = Xtr - mu, Xte - mu
         dec = _decompose(Xtr, method=method, dtype=dtype)
         A = jnp.asarray(Xte, dtype=dtype) @ dec.V
-        folds.append((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A))
+        folds.append(_place((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A), mesh))
     n_test = sum(len(t) for _, t in splits)
     statistic = "correlation" if score == "correlation" else "sse"
+    a = _place(a, mesh)
     for sl in batches:
-        Yb = _padded(Y, sl, batch, dtype)
+        Yb = _place(_padded(Y, sl, batch, dtype), mesh, (None, "voxel"))
         res = [_solvers.fold_scores_batch(f, Yb, a, statistic=statistic,
                                           fit_intercept=fit_intercept) for f in folds]
         m = sl.stop - sl.start
@@ -239,14 +279,18 @@ FOLD_COMBINE: dict[str, Callable] = {
 }
 
 
-def _refit(X, Y, best_alphas, *, method, fit_intercept, batch, dtype):
+def _refit(X, Y, best_alphas, *, method, fit_intercept, batch, dtype, mesh=None):
     Xc = X - X.mean(0) if fit_intercept else X
-    dec = _decompose(Xc, method=method, dtype=dtype)
+    dec = _place(_decompose(Xc, method=method, dtype=dtype), mesh)
+    if mesh is not None:
+        batch *= mesh.size
     coef = np.zeros((X.shape[1], Y.shape[1]), dtype=dtype)
     for sl in _batches(Y.shape[1], batch):
         alpha = np.ones(batch, dtype=dtype)
         alpha[: sl.stop - sl.start] = best_alphas[sl]
-        res = _solvers.refit_batch(dec, _padded(Y, sl, batch, dtype), jnp.asarray(alpha),
+        res = _solvers.refit_batch(dec, _place(_padded(Y, sl, batch, dtype), mesh,
+                                               (None, "voxel")),
+                                   _place(jnp.asarray(alpha), mesh, ("voxel",)),
                                    fit_intercept=fit_intercept)
         coef[:, sl] = np.asarray(res)[:, : sl.stop - sl.start]
     return coef

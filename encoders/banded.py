@@ -56,11 +56,11 @@ from brainmodels.encoders._cv import (
     _resolve_splits,
     _select,
     _warn_if_time_series,
+    device_mesh,
 )
 from brainmodels.encoders._validation import (
     check_x,
     check_xy,
-    constant_columns,
     format_indices,
     sample_dim,
     voxel_coords,
@@ -246,9 +246,23 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     per_voxel : bool
         True (default): every voxel picks its own band weights and alpha. False: one
         candidate and one alpha for all voxels, the best by the mean CV score over voxels.
-    fit_intercept, scoring, cv_average, solver, voxel_batch, drop_constant
-        As :class:`~brainmodels.encoders.RidgeEncoder` (``solver`` is the decomposition,
-        ``"auto"`` picks primal, dual or SVD from the shapes, per candidate the same).
+    solver : {"random_search", "hyper_gradient"}
+        ``"random_search"``: the best of the candidates (and alphas) per voxel.
+        ``"hyper_gradient"``: then ``hyper_steps`` Adam steps (rate ``hyper_lr``, on log
+        penalties) down the gradient of the CV loss, through the ridge solution by implicit
+        differentiation (``jax.grad``); each voxel keeps the best penalties seen, so its CV
+        score is at least the random search's. It solves one ``d x d`` system per voxel,
+        fold and step (``d = min(features, training samples)``): made for accelerators; on a
+        CPU keep ``d`` in the hundreds. Needs K-fold or run splits and ``scoring="r2"``.
+    decomposition : {"auto", "svd", "dual", "primal"}
+        How the random search diagonalises each rescaled design (``solver`` of
+        :class:`~brainmodels.encoders.RidgeEncoder`; ``"auto"`` picks from the shapes).
+    fit_intercept, scoring, cv_average, voxel_batch, drop_constant
+        As :class:`~brainmodels.encoders.RidgeEncoder`.
+    devices : None, int or list of JAX devices
+        Voxel batches are split over these devices in each jitted call (default: every
+        visible device, e.g. all GPUs of the machine; ``voxel_batch`` voxels per device).
+        Results equal a single-device fit.
 
     Attributes
     ----------
@@ -277,7 +291,8 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas=None, cv=5, n_iter=20, concentration=(0.1, 1.0), seed=0,
                  per_voxel=True, fit_intercept=True, scoring="r2", cv_average="pooled",
-                 solver="auto", voxel_batch=1024, drop_constant=False):
+                 solver="random_search", hyper_steps=20, hyper_lr=0.2, decomposition="auto",
+                 voxel_batch=1024, drop_constant=False, devices=None):
         self.alphas = alphas
         self.cv = cv
         self.n_iter = n_iter
@@ -288,8 +303,12 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.scoring = scoring
         self.cv_average = cv_average
         self.solver = solver
+        self.hyper_steps = hyper_steps
+        self.hyper_lr = hyper_lr
+        self.decomposition = decomposition
         self.voxel_batch = voxel_batch
         self.drop_constant = drop_constant
+        self.devices = devices
 
     # ------------------------------------------------------------------ checks
 
@@ -305,8 +324,25 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.cv_average not in CV_AVERAGES:
             raise ValueError(f"cv_average must be one of {list(CV_AVERAGES)}, got "
                              f"{self.cv_average!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
+        if self.decomposition not in SOLVERS:
+            raise ValueError(f"decomposition must be one of {sorted(SOLVERS)}, got "
+                             f"{self.decomposition!r}")
+        if self.solver not in ("random_search", "hyper_gradient"):
+            raise ValueError(f"solver must be 'random_search' or 'hyper_gradient', got "
+                             f"{self.solver!r}")
+        if self.solver == "hyper_gradient":
+            if self.scoring != "r2":
+                raise ValueError(f"solver='hyper_gradient' descends the held-out squared error: "
+                                 f"it needs scoring='r2', got {self.scoring!r}")
+            if self.cv == "loo":
+                raise ValueError("solver='hyper_gradient' needs K-fold or run splits, not "
+                                 "cv='loo'")
+            if int(self.hyper_steps) < 1 or not float(self.hyper_lr) > 0:
+                raise ValueError(f"hyper_steps must be >= 1 and hyper_lr > 0, got "
+                                 f"{self.hyper_steps!r} and {self.hyper_lr!r}")
+            if not self.per_voxel:
+                raise ValueError("solver='hyper_gradient' refines each voxel's penalties; it "
+                                 "needs per_voxel=True")
         if int(self.voxel_batch) < 1:
             raise ValueError(f"voxel_batch must be a positive int, got {self.voxel_batch!r}")
         n_iter = self.n_iter
@@ -336,110 +372,96 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, Xs: Any, Y: ArrayLike, runs: ArrayLike | None = None,
-            progress: Callable | None = None) -> BandedRidgeEncoder:
+            progress: Callable | None = None, client: Any = None,
+            voxel_chunk: int | None = None) -> BandedRidgeEncoder:
         """Pick band weights and alpha per voxel by cross-validation; refit on all the data.
 
-        ``Xs``: a list of ``(sample, feature)`` arrays, a dict name -> array, or a DataArray
-        with a ``feature_space`` coordinate (:func:`stack_feature_spaces`). ``progress``
-        (optional, e.g. ``tqdm.tqdm``) wraps the iterable of candidates.
+        Parameters
+        ----------
+        Xs : list of (sample, feature) arrays, dict name -> array, or DataArray
+            The feature spaces; a DataArray needs a ``feature_space`` coordinate
+            (:func:`stack_feature_spaces`).
+        Y : (sample, voxel) array or DataArray
+            May be dask-backed (``xr.open_dataset(..., chunks=...)`` or ``open_zarr``): it is
+            then read one voxel chunk at a time (``voxel_chunk``, default Y's own chunks), so
+            memory holds one chunk of Y, the design and the results.
+        progress : callable, optional
+            Wraps the iterable of candidates (one process) or of voxel chunks (chunked).
+        client : dask.distributed.Client, optional
+            Fit voxel chunks on the cluster's workers (each runs the jitted solver on its
+            chunk; the design is scattered once); dask retries a chunk whose worker dies.
+            Results are the single-process fit's: every voxel's choice depends on that voxel
+            alone.
+        voxel_chunk : int, optional
+            Voxels per chunk for ``client`` or a dask-backed ``Y`` (default: Y's chunks, or an
+            even split over twice the workers).
         """
         names, spaces, Xt = _spaces(Xs, where="fit")
         alphas, cands = self._check_params(len(spaces))
-        X, Y, _, Yt, y1d = check_xy(np.concatenate(spaces, axis=1), Y)
+        for name, sp in zip(names, spaces, strict=True):
+            if sp.shape[1] == 0:
+                raise ValueError(f"feature space {name!r} has no features")
+        lazy = _lazy_targets(Y)
+        if lazy is None and client is None and voxel_chunk is None:
+            X, Yv, _, Yt, y1d = check_xy(np.concatenate(spaces, axis=1), Y)
+        else:
+            X = check_xy(np.concatenate(spaces, axis=1), np.zeros(spaces[0].shape[0]))[0]
+            if lazy is None:
+                _, Yv, _, Yt, y1d = check_xy(X, Y)
+            else:
+                Yv, Yt, y1d = lazy
+                if Yv.shape[0] != X.shape[0]:
+                    raise ValueError(f"Xs and Y must have the same number of samples (rows); "
+                                     f"Xs has {X.shape[0]}, Y has {Yv.shape[0]}")
+            if not self.per_voxel:
+                raise ValueError("per_voxel=False chooses one candidate for all voxels at once; "
+                                 "it does not run chunked (client=, voxel_chunk= or a "
+                                 "dask-backed Y)")
         n, p = X.shape
         runs = _runs(runs, Xt, Yt, n)
         splits = _resolve_splits(self.cv, n, runs)
         if splits == "loo":
             _warn_if_time_series(Xt, Yt, runs)
-        sizes = [s.shape[1] for s in spaces]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        for name, s in zip(names, spaces, strict=True):
-            if s.shape[1] == 0:
-                raise ValueError(f"feature space {name!r} has no features")
-        const = constant_columns(Y)
-        if const.size and not self.drop_constant:
-            raise ValueError(f"Y has {const.size} voxel(s) with zero variance (indices "
-                             f"{format_indices(const)}); drop them or pass drop_constant=True")
         if np.all(np.ptp(X, axis=0) == 0):
             raise ValueError(f"all {p} features are constant; there is nothing to fit")
-        keep = np.setdiff1d(np.arange(Y.shape[1]), const)
-        Yfit = Y if keep.size == Y.shape[1] else Y[:, keep]
-        dtype = _dtype(X, Y)
-        method = SOLVERS[self.solver](n if splits == "loo" else min(len(a) for a, _ in splits),
-                                      p)
-        batch = max(1, min(int(self.voxel_batch), max(Yfit.shape[1], 1)))
-        n_folds = 1 if splits == "loo" else len(splits)
-        check_memory(_fit_bytes(n, p, Y.shape[1], alphas.size, batch, n_folds,
-                                np.dtype(dtype).itemsize) + 8.0 * len(cands) * Y.shape[1],
-                     what=f"BandedRidgeEncoder.fit on {n} samples x {p} features x "
-                          f"{Y.shape[1]} voxels", knob="lower voxel_batch or fit voxel chunks")
-        kw = dict(method=method, fit_intercept=self.fit_intercept, batch=batch, dtype=dtype)
-        scale = np.repeat(np.arange(len(spaces)), sizes)
-
-        v = Yfit.shape[1]
-        cv_best = np.full((len(cands), v), -np.inf)
-        alpha_idx = np.zeros((len(cands), v), dtype=int)
-        it = range(len(cands)) if progress is None else progress(range(len(cands)))
-        for c in it:
-            Z = X * np.sqrt(cands[c])[scale][None, :]
-            cv = _cv_scores(Z, Yfit, alphas, splits, score=self.scoring,
-                            average=self.cv_average, **kw)
-            if self.per_voxel:
-                best = _select(cv, alphas)
-                alpha_idx[c] = best
-                cv_best[c] = cv[best, np.arange(v)]
-            else:
-                mean = np.mean(np.where(np.isfinite(cv), cv, -np.inf), axis=1)
-                a = int(np.argmax(mean + 1e-10 * np.log(alphas)))
-                alpha_idx[c] = a
-                cv_best[c] = cv[a]
-        if self.per_voxel:
-            # first candidate wins ties (as himalaya: a later one must beat it by eps)
-            eps = np.finfo(dtype).eps
-            chosen = np.zeros(v, dtype=int)
-            current = cv_best[0].copy()
-            for c in range(1, len(cands)):
-                better = cv_best[c] > current + eps
-                chosen[better] = c
-                current[better] = cv_best[c][better]
+        sizes = [sp.shape[1] for sp in spaces]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        dtype = _dtype(X, np.zeros(1, dtype=getattr(Yv, "dtype", np.float32)))
+        method = SOLVERS[self.decomposition](
+            n if splits == "loo" else min(len(a) for a, _ in splits), p)
+        job = _BlockJob(X=X, sizes=sizes, cands=cands, alphas=alphas, splits=splits,
+                        method=method, dtype=dtype, params=self.get_params())
+        v = Yv.shape[1]
+        if lazy is None and client is None and voxel_chunk is None:
+            batch = max(1, min(int(self.voxel_batch), max(v, 1)))
+            check_memory(_fit_bytes(n, p, v, alphas.size, batch,
+                                    1 if splits == "loo" else len(splits),
+                                    np.dtype(dtype).itemsize) + 8.0 * len(cands) * v,
+                         what=f"BandedRidgeEncoder.fit on {n} samples x {p} features x "
+                              f"{v} voxels", knob="lower voxel_batch, or pass voxel_chunk=")
+            res = job(Yv, 0, progress=progress)
         else:
-            chosen = np.full(v, int(np.argmax(cv_best.mean(axis=1))))
-        best_alpha = alphas[alpha_idx[chosen, np.arange(v)]]
-
-        coef_fit = np.zeros((p, v), dtype=dtype)
-        for c in np.unique(chosen):
-            cols = np.flatnonzero(chosen == c)
-            root = np.sqrt(cands[c])[scale]
-            Z = X * root[None, :]
-            coef_fit[:, cols] = _refit(Z, Yfit[:, cols], best_alpha[cols].astype(dtype),
-                                       **kw) * root[:, None].astype(dtype)
-        self._store(X, Y, keep, names, bounds, cands, alphas, chosen, best_alpha, cv_best,
-                    coef_fit, dtype, method)
+            chunks = _voxel_chunks(v, voxel_chunk, lazy, client)
+            res = _run_chunks(job, Yv, chunks, client=client, progress=progress)
+        self._store(X, res, names, bounds, cands, alphas, dtype, method)
         self._label(Xt, Yt, y1d)
         return self
 
-    def _store(self, X, Y, keep, names, bounds, cands, alphas, chosen, best_alpha, cv_best,
-               coef_fit, dtype, method):
-        v = Y.shape[1]
-        m = len(names)
-        self._coef = np.zeros((X.shape[1], v), dtype=dtype)
-        self._coef[:, keep] = coef_fit
+    def _store(self, X, res, names, bounds, cands, alphas, dtype, method):
+        self._coef = res["coef"]
+        v = self._coef.shape[1]
         self._x_mean = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
-        self._y_mean = Y.mean(0) if self.fit_intercept else np.zeros(v)
+        self._y_mean = res["y_mean"] if self.fit_intercept else np.zeros(v)
         self._intercept = (self._y_mean - self._x_mean @ self._coef).astype(dtype)
-        self._gamma = np.full((m, v), 1.0 / m)
-        self._gamma[:, keep] = cands[chosen].T
-        self._alphas = np.full(v, alphas.max())
-        self._alphas[keep] = best_alpha
-        self._cv = np.zeros((len(cands), v))
-        self._cv[:, keep] = cv_best
-        self._best_cv = np.zeros(v)
-        self._best_cv[keep] = cv_best[chosen, np.arange(keep.size)]
+        self._gamma = res["gamma"]
+        self._alphas = res["alphas"]
+        self._cv = res["cv"]
+        self._best_cv = res["best_cv"]
         self._bounds = bounds
         self.candidates_ = cands
         self.alpha_grid_ = alphas
         self.feature_spaces_ = list(names)
-        self.constant_voxels_ = np.setdiff1d(np.arange(v), keep)
+        self.constant_voxels_ = np.flatnonzero(res["constant"])
         self.n_features_in_ = X.shape[1]
         self.solver_ = method
 
@@ -573,6 +595,163 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if not defined.any():
             raise ValueError("no voxel of Y has a defined score (all are constant)")
         return float(np.mean(per_voxel[defined]))
+
+
+class _BlockJob:
+    """The banded fit of one block of voxels (picklable: it runs on dask workers too).
+
+    Every voxel's choice depends on that voxel alone, so blocks give the same numbers as one
+    fit of all voxels (the jitted kernels compute each column on its own).
+    """
+
+    def __init__(self, *, X, sizes, cands, alphas, splits, method, dtype, params):
+        self.X, self.sizes, self.cands, self.alphas = X, sizes, cands, alphas
+        self.splits, self.method, self.dtype, self.params = splits, method, dtype, params
+
+    def __call__(self, Y, offset: int, progress=None) -> dict[str, np.ndarray]:
+        P = self.params
+        Y = np.asarray(Y)
+        if Y.ndim != 2 or Y.shape[0] != self.X.shape[0]:
+            raise ValueError(f"Y block must be (sample, voxel) with {self.X.shape[0]} samples, "
+                             f"got {Y.shape}")
+        if Y.dtype.kind not in "fiub":
+            raise TypeError(f"Y must be numeric, got dtype {Y.dtype}")
+        bad = ~np.isfinite(Y)
+        if bad.any():
+            cols = np.flatnonzero(bad.any(0)) + offset
+            raise ValueError(f"Y contains {int(bad.sum())} NaN or infinite value(s) in voxel(s) "
+                             f"{format_indices(cols)}; remove or impute them before fitting")
+        const = np.ptp(Y, axis=0) == 0 if Y.shape[0] else np.zeros(Y.shape[1], bool)
+        if const.any() and not P["drop_constant"]:
+            idx = np.flatnonzero(const) + offset
+            raise ValueError(f"Y has {idx.size} voxel(s) with zero variance (indices "
+                             f"{format_indices(idx)}); drop them or pass drop_constant=True")
+        keep = np.flatnonzero(~const)
+        Yfit = Y if keep.size == Y.shape[1] else Y[:, keep]
+        X, cands, alphas, dtype = self.X, self.cands, self.alphas, self.dtype
+        m, p, v = len(self.sizes), X.shape[1], Yfit.shape[1]
+        mesh = device_mesh(P.get("devices"))
+        batch = max(1, min(int(P["voxel_batch"]), max(v, 1)))
+        kw = dict(method=self.method, fit_intercept=P["fit_intercept"], batch=batch,
+                  dtype=dtype, mesh=mesh)
+        scale = np.repeat(np.arange(m), self.sizes)
+        cv_best = np.full((len(cands), v), -np.inf)
+        alpha_idx = np.zeros((len(cands), v), dtype=int)
+        it = range(len(cands)) if progress is None else progress(range(len(cands)))
+        for c in it:
+            if v == 0:
+                continue
+            Z = X * np.sqrt(cands[c])[scale][None, :]
+            cv = _cv_scores(Z, Yfit, alphas, self.splits, score=P["scoring"],
+                            average=P["cv_average"], **kw)
+            if P["per_voxel"]:
+                best = _select(cv, alphas)
+            else:
+                mean = np.mean(np.where(np.isfinite(cv), cv, -np.inf), axis=1)
+                best = np.full(v, int(np.argmax(mean + 1e-10 * np.log(alphas))))
+            alpha_idx[c] = best
+            cv_best[c] = cv[best, np.arange(v)]
+        if P["per_voxel"]:
+            # the first candidate (uniform) wins ties; a later one must beat it by eps (himalaya)
+            eps = np.finfo(dtype).eps
+            chosen = np.zeros(v, dtype=int)
+            current = cv_best[0].copy()
+            for c in range(1, len(cands)):
+                better = cv_best[c] > current + eps
+                chosen[better] = c
+                current[better] = cv_best[c][better]
+        else:
+            chosen = np.full(v, int(np.argmax(cv_best.mean(axis=1))) if v else 0)
+        best_alpha = alphas[alpha_idx[chosen, np.arange(v)]]
+        coef = np.zeros((p, Y.shape[1]), dtype=dtype)
+        out = dict(coef=coef, constant=const, y_mean=Y.mean(0),
+                   gamma=np.full((m, Y.shape[1]), 1.0 / m),
+                   alphas=np.full(Y.shape[1], alphas.max()),
+                   cv=np.zeros((len(cands), Y.shape[1])), best_cv=np.zeros(Y.shape[1]))
+        out["cv"][:, keep] = cv_best
+        if P["solver"] == "hyper_gradient" and v:
+            from brainmodels.encoders._banded_hyper import refine
+
+            bounds = np.concatenate([[0], np.cumsum(self.sizes)])
+            gamma, alpha, score, w = refine(
+                X, Yfit, bounds, self.splits, cands[chosen].T, best_alpha,
+                fit_intercept=P["fit_intercept"], average=P["cv_average"],
+                steps=P["hyper_steps"], lr=P["hyper_lr"], dtype=dtype)
+            coef[:, keep] = w
+            out["gamma"][:, keep] = gamma
+            out["alphas"][keep] = alpha
+            out["best_cv"][keep] = score
+            return out
+        for c in np.unique(chosen):
+            cols = np.flatnonzero(chosen == c)
+            root = np.sqrt(cands[c])[scale]
+            w = _refit(X * root[None, :], Yfit[:, cols], best_alpha[cols].astype(dtype), **kw)
+            coef[:, keep[cols]] = w * root[:, None].astype(dtype)
+        out["gamma"][:, keep] = cands[chosen].T
+        out["alphas"][keep] = best_alpha
+        out["best_cv"][keep] = cv_best[chosen, np.arange(v)]
+        return out
+
+
+def _lazy_targets(Y):
+    """``(dask array (sample, voxel), template, False)`` for a dask-backed DataArray ``Y``."""
+    if not isinstance(Y, xr.DataArray) or Y.chunks is None:
+        return None
+    if Y.ndim != 2 or "voxel" not in Y.dims:
+        raise ValueError(f"a dask-backed Y must be a 2-D DataArray with a 'voxel' dimension, "
+                         f"got dims {Y.dims}")
+    if Y.dims[0] == "voxel":
+        Y = Y.transpose(Y.dims[1], "voxel")
+    return Y.data, Y, False
+
+
+def _voxel_chunks(v: int, voxel_chunk, lazy, client) -> list[slice]:
+    if voxel_chunk is not None:
+        size = int(voxel_chunk)
+        if size < 1:
+            raise ValueError(f"voxel_chunk must be a positive int, got {voxel_chunk!r}")
+    elif lazy is not None:
+        edges = np.concatenate([[0], np.cumsum(lazy[0].chunks[1])])
+        return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    else:
+        workers = max(1, len(client.scheduler_info().get("workers", {}))) if client else 1
+        size = max(1, -(-v // (2 * workers)))
+    return [slice(a, min(a + size, v)) for a in range(0, v, size)]
+
+
+def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress):
+    """Run ``job`` on every voxel chunk (here, or on ``client``'s workers) and join."""
+    if client is None:
+        it = chunks if progress is None else progress(chunks)
+        parts = [job(np.asarray(Y[:, sl]), sl.start) for sl in it]
+    else:
+        import dask.array as da
+
+        # Inputs travel inside the task specs (not scattered): whatever a dead worker held
+        # can be recomputed by the scheduler, so a killed worker costs time, not the result.
+        remote = client.submit(_identity, job, pure=False)
+        futures = []
+        for sl in chunks:
+            block = Y[:, sl]
+            data = client.compute(block) if isinstance(block, da.Array) else \
+                client.submit(_identity, np.asarray(block), pure=False)
+            futures.append(client.submit(_call_job, remote, data, sl.start, retries=3,
+                                         pure=False))
+        if progress is not None:
+            from dask.distributed import as_completed
+
+            for _ in progress(as_completed(futures)):
+                pass
+        parts = client.gather(futures)
+    return {k: np.concatenate([r[k] for r in parts], axis=-1) for k in parts[0]}
+
+
+def _identity(x):
+    return x
+
+
+def _call_job(job: _BlockJob, Y, offset: int) -> dict[str, np.ndarray]:
+    return job(Y, offset)
 
 
 # ----------------------------------------------------------------------------- partitioning

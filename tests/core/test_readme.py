@@ -47,3 +47,22 @@ def test_readme_models_meet_the_brain_example_runs(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("gabor/energy")
+
+
+def test_readme_banded_ridge_example_runs(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if "BandedRidgeEncoder" in b)
+    code = block + "\nshare = split.groupby(Y.roi_kind).mean()\n" \
+        "print(float(share.sel(feature_space='retinotopic', roi_kind='retinotopic')) > " \
+        "float(share.sel(feature_space='category', roi_kind='retinotopic')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("True")
+
+
+def test_readme_benchmark_tables_are_generated_from_the_records():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_records.py"), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,107 @@
+"""README tables generated from the benchmark records, never typed.
+
+Benchmarks append JSON lines to ``benchmarks/records/<name>.jsonl``. This script renders the
+newest record of every (size, side) into the README between ``<!-- records:<name> -->`` and
+``<!-- /records:<name> -->``::
+
+    python benchmarks/_records.py           # rewrite the README blocks
+    python benchmarks/_records.py --check   # exit 1 if a block differs (run by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+
+
+def load(name: str) -> list[dict]:
+    path = HERE / "records" / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _newest(records: list[dict], *keys: str) -> dict[tuple, dict]:
+    out: dict[tuple, dict] = {}
+    for r in records:  # appended in time order: later lines win
+        out[tuple(r.get(k) for k in keys)] = r
+    return out
+
+
+def _banded_ridge(records: list[dict]) -> str:
+    fits = _newest([r for r in records if r["benchmark"] == "banded_ridge"], "size", "side")
+    rows = ["| size (n; features per space; voxels) | himalaya `GroupRidgeCV` cold / warm "
+            "| brainmodels cold / warm | ratio cold / warm | same (gamma, alpha) | max abs "
+            "dR2 |", "|---|---|---|---|---|---|"]
+    for size in ("small", "medium", "large"):
+        ours, peer = fits.get((size, "brainmodels")), fits.get((size, "himalaya"))
+        if ours is None or peer is None:
+            continue
+        c = ours["config"]
+        rows.append(
+            f"| {size} ({c['n']}; {' + '.join(map(str, c['p']))}; {c['v']}) "
+            f"| {peer['cold_wall']:.1f} / {peer['warm_wall']:.1f} s "
+            f"({peer['warm_cpu']:.0f} CPU-s) "
+            f"| {ours['cold_wall']:.1f} / {ours['warm_wall']:.1f} s "
+            f"({ours['warm_cpu']:.0f} CPU-s) "
+            f"| {peer['cold_wall'] / ours['cold_wall']:.1f}x / "
+            f"{peer['warm_wall'] / ours['warm_wall']:.1f}x "
+            f"| {ours['same_hyperparameters']:.1%} | {ours['max_abs_r2_difference']:.0e} |")
+    cluster = _newest([r for r in records if r["benchmark"] == "banded_ridge_cluster"],
+                      "workers")
+    if cluster:
+        parts = [f"{w} worker{'s' if w > 1 else ''} {r['warm_wall']:.1f} s ({r['size']})"
+                 for (w,), r in sorted(cluster.items())]
+        rows.append("")
+        rows.append("dask LocalCluster (single-threaded workers), same fit: " + ", ".join(parts)
+                    + ".")
+    machine = next(iter(fits.values()))["machine"] if fits else {}
+    if machine:
+        rows.append("")
+        rows.append(f"Measured on {machine.get('cpus')} CPU cores ({machine.get('device')}), "
+                    f"jax {machine.get('jax')}; float32 on both sides; 3 folds, 20 alphas, "
+                    f"10 band-weight candidates; cold = first fit in a fresh process "
+                    f"(compilation included).")
+    return "\n".join(rows)
+
+
+#: benchmark name -> renderer of its README block
+RENDERERS: dict[str, Callable[[list[dict]], str]] = {"banded_ridge": _banded_ridge}
+
+
+def render(readme: str) -> str:
+    for name, fn in RENDERERS.items():
+        pattern = re.compile(rf"(<!-- records:{name} -->\n).*?(\n<!-- /records:{name} -->)",
+                             re.S)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no <!-- records:{name} --> block")
+        body = fn(load(name))
+        readme = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), readme)
+    return readme
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    new = render(text)
+    if args.check:
+        if new != text:
+            print("README.md benchmark tables differ from benchmarks/records: run "
+                  "python benchmarks/_records.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
