@@ -40,14 +40,10 @@ THETA_RANGE = (-25.0, 40.0)
 
 
 def _fold_data(X, splits, bounds, fit_intercept, dual, dtype):
-    folds = []
-    for train, test in splits:
-        Xtr, Xte = X[train], X[test]
-        if fit_intercept:
-            mu = Xtr.mean(0)
-            Xtr, Xte = Xtr - mu, Xte - mu
-        folds.append(_system(Xtr, Xte, bounds, dual, dtype) + (train, test))
-    return folds
+    from brainmodels.encoders._cv import fold_features
+
+    return [_system(Xtr, Xte, bounds, dual, dtype) + (train, test)
+            for train, test, Xtr, Xte in fold_features(X, splits, fit_intercept)]
 
 
 def _system(Xtr, Xte, bounds, dual, dtype):

@@ -204,6 +204,16 @@ def _fit_bytes(n: int, p: int, v: int, n_alphas: int, batch: int, n_folds: int,
     return itemsize * (per_batch + decompositions + p * v + n * v) + 8.0 * n_alphas * v
 
 
+def fold_features(X, splits, fit_intercept):
+    """Per split: ``(train, test, X_train, X_test)``, centred on the training mean if asked."""
+    for train, test in splits:
+        Xtr, Xte = X[train], X[test]
+        if fit_intercept:
+            mu = Xtr.mean(0)
+            Xtr, Xte = Xtr - mu, Xte - mu
+        yield train, test, Xtr, Xte
+
+
 def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dtype,
                average="pooled", progress=None, mesh=None):
     """(alpha, voxel) mean held-out scores (float64 accumulation over folds).
@@ -228,11 +238,7 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
             out[:, sl] = np.asarray(res, dtype=np.float64)[:, : sl.stop - sl.start]
         return out
     folds = []
-    for train, test in splits:
-        Xtr, Xte = X[train], X[test]
-        if fit_intercept:
-            mu = Xtr.mean(0)
-            Xtr, Xte = Xtr - mu, Xte - mu
+    for train, test, Xtr, Xte in fold_features(X, splits, fit_intercept):
         dec = _decompose(Xtr, method=method, dtype=dtype)
         A = jnp.asarray(Xte, dtype=dtype) @ dec.V
         folds.append(_place((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A), mesh))
