@@ -35,6 +35,11 @@ def _newest(records: list[dict], *keys: str) -> dict[tuple, dict]:
     return out
 
 
+def _s(x: float) -> str:
+    """Seconds with two significant digits (0.07, 0.4, 3.1, 28, 142)."""
+    return f"{x:.2g}" if x < 10 else f"{x:.0f}"
+
+
 def _banded_ridge(records: list[dict]) -> str:
     fits = _newest([r for r in records if r["benchmark"] == "banded_ridge"], "size", "side")
     rows = ["| size (n; features per space; voxels) | himalaya `GroupRidgeCV` cold / warm "
@@ -47,17 +52,17 @@ def _banded_ridge(records: list[dict]) -> str:
         c = ours["config"]
         rows.append(
             f"| {size} ({c['n']}; {' + '.join(map(str, c['p']))}; {c['v']}) "
-            f"| {peer['cold_wall']:.1f} / {peer['warm_wall']:.1f} s "
-            f"({peer['warm_cpu']:.0f} CPU-s) "
-            f"| {ours['cold_wall']:.1f} / {ours['warm_wall']:.1f} s "
-            f"({ours['warm_cpu']:.0f} CPU-s) "
+            f"| {_s(peer['cold_wall'])} / {_s(peer['warm_wall'])} s "
+            f"({_s(peer['warm_cpu'])} CPU-s) "
+            f"| {_s(ours['cold_wall'])} / {_s(ours['warm_wall'])} s "
+            f"({_s(ours['warm_cpu'])} CPU-s) "
             f"| {peer['cold_wall'] / ours['cold_wall']:.1f}x / "
             f"{peer['warm_wall'] / ours['warm_wall']:.1f}x "
             f"| {ours['same_hyperparameters']:.1%} | {ours['max_abs_r2_difference']:.0e} |")
     cluster = _newest([r for r in records if r["benchmark"] == "banded_ridge_cluster"],
                       "workers")
     if cluster:
-        parts = [f"{w} worker{'s' if w > 1 else ''} {r['warm_wall']:.1f} s ({r['size']})"
+        parts = [f"{w} worker{'s' if w > 1 else ''} {_s(r['warm_wall'])} s ({r['size']})"
                  for (w,), r in sorted(cluster.items())]
         rows.append("")
         rows.append("dask LocalCluster (single-threaded workers), same fit: " + ", ".join(parts)
@@ -78,12 +83,14 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {"banded_ridge": _banded_rid
 
 def render(readme: str) -> str:
     for name, fn in RENDERERS.items():
-        pattern = re.compile(rf"(<!-- records:{name} -->\n).*?(\n<!-- /records:{name} -->)",
+        # the body between the markers may be empty (a block not yet generated)
+        pattern = re.compile(rf"(<!-- records:{name} -->\n)(?:.*?\n)?(<!-- /records:{name} -->)",
                              re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- records:{name} --> block")
         body = fn(load(name))
-        readme = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), readme)
+        readme = pattern.sub(lambda m, b=body: m.group(1) + b.rstrip("\n") + "\n" + m.group(2),
+                             readme)
     return readme
 
 

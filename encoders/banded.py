@@ -389,7 +389,8 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Wraps the iterable of candidates (one process) or of voxel chunks (chunked).
         client : dask.distributed.Client, optional
             Fit voxel chunks on the cluster's workers (each runs the jitted solver on its
-            chunk; the design is scattered once); dask retries a chunk whose worker dies.
+            chunk; the design travels in the task, so a lost worker loses nothing the scheduler
+            cannot recompute); dask retries a chunk whose worker dies.
             Results are the single-process fit's: every voxel's choice depends on that voxel
             alone.
         voxel_chunk : int, optional
@@ -725,23 +726,20 @@ def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress):
         it = chunks if progress is None else progress(chunks)
         parts = [job(np.asarray(Y[:, sl]), sl.start) for sl in it]
     else:
-        import dask.array as da
-
         # Inputs travel inside the task specs (not scattered): whatever a dead worker held
         # can be recomputed by the scheduler, so a killed worker costs time, not the result.
         remote = client.submit(_identity, job, pure=False)
         futures = []
         for sl in chunks:
             block = Y[:, sl]
-            data = client.compute(block) if isinstance(block, da.Array) else \
+            # dask's collection protocol (no dask import: it comes with the client's install)
+            data = client.compute(block) if hasattr(block, "__dask_graph__") else \
                 client.submit(_identity, np.asarray(block), pure=False)
             futures.append(client.submit(_call_job, remote, data, sl.start, retries=3,
                                          pure=False))
         if progress is not None:
-            from dask.distributed import as_completed
-
-            for _ in progress(as_completed(futures)):
-                pass
+            for future in progress(futures):
+                future.result()
         parts = client.gather(futures)
     return {k: np.concatenate([r[k] for r in parts], axis=-1) for k in parts[0]}
 

@@ -98,31 +98,42 @@ def _record(W, g, C):
 def _online(W, batches, mask, C, g0, lr, decay, nonneg):
     """batches (record, every, batch, neuron); mask (record, every) marks real steps."""
     def step(carry, inp):
-        g, t = carry
+        g, t, low = carry
         xb, m = inp
-        r = jnp.linalg.solve(circuit_matrix(W, g), xb.T)
+        mat = circuit_matrix(W, g)
+        # M's smallest eigenvalue at every update, not only at the records: a dip below 0
+        # between two records is an unstable circuit all the same
+        low = jnp.minimum(low, jnp.linalg.eigvalsh(mat)[0])
+        r = jnp.linalg.solve(mat, xb.T)
         z = W.T @ r
         g = g + (m * lr / (1 + decay * t)) * jnp.mean(z * z - 1, axis=1)
-        return ((jnp.maximum(g, 0) if nonneg else g), t + m), None
+        return ((jnp.maximum(g, 0) if nonneg else g), t + m, low), None
 
     def block(carry, inp):
-        carry = jax.lax.scan(step, carry, inp)[0]
-        return carry, _record(W, carry[0], C)
+        g, t, _ = carry
+        g, t, low = jax.lax.scan(step, (g, t, jnp.asarray(jnp.inf, g.dtype)), inp)[0]
+        g_rec, err, eig = _record(W, g, C)
+        return (g, t, low), (g_rec, err, jnp.minimum(low, eig))
 
-    (g, _), trace = jax.lax.scan(block, (g0, jnp.zeros((), g0.dtype)), (batches, mask))
+    zero = jnp.zeros((), g0.dtype)
+    (g, _, _), trace = jax.lax.scan(block, (g0, zero, zero), (batches, mask))
     return g, trace
 
 
 def _offline(W, C, g0, lr, nonneg, every, n_records):
-    def step(g, _):
-        m_inv = jnp.linalg.inv(circuit_matrix(W, g))
+    def step(carry, _):
+        g, low = carry
+        mat = circuit_matrix(W, g)
+        low = jnp.minimum(low, jnp.linalg.eigvalsh(mat)[0])  # every iteration, as online
+        m_inv = jnp.linalg.inv(mat)
         c_rr = m_inv @ C @ m_inv.T
         g = g + lr * (jnp.sum(W * (c_rr @ W), axis=0) - 1)
-        return (jnp.maximum(g, 0) if nonneg else g), None
+        return ((jnp.maximum(g, 0) if nonneg else g), low), None
 
     def block(g, _):
-        g = jax.lax.scan(step, g, None, length=every)[0]
-        return g, _record(W, g, C)
+        g, low = jax.lax.scan(step, (g, jnp.asarray(jnp.inf, g.dtype)), None, length=every)[0]
+        g_rec, err, eig = _record(W, g, C)
+        return g, (g_rec, err, jnp.minimum(low, eig))
 
     return jax.lax.scan(block, g0, None, length=n_records)
 
@@ -169,8 +180,10 @@ def _dataset(W, g_final, trace, C, every, per_step, *, model, params, seed, nonn
          "error": ((*dims, "step"), err,
                    {"description": "||C_rr - I||, operator norm, C_rr = M^-1 C M^-1"}),
          "min_eigenvalue": ((*dims, "step"), min_eig,
-                            {"description": "smallest eigenvalue of M = I + W diag(g) W^T; the "
-                                            "recurrent dynamics are stable iff it is > 0"}),
+                            {"description": "smallest eigenvalue of M = I + W diag(g) W^T, the "
+                                            "minimum over the updates since the previous "
+                                            "record; the recurrent dynamics are stable iff it "
+                                            "is > 0"}),
          "output_spectrum": ((*dims, "component"), np.linalg.eigvalsh(c_rr)[..., ::-1],
                              {"description": "eigenvalues of C_rr, descending"}),
          "input_spectrum": ((*dims, "component"), np.linalg.eigvalsh(np.asarray(C))[..., ::-1],
