@@ -67,6 +67,22 @@ def _banded_ridge(records: list[dict]) -> str:
         rows.append("")
         rows.append("dask LocalCluster (single-threaded workers), same fit: " + ", ".join(parts)
                     + ".")
+    scale = [r for r in records if r["benchmark"] == "banded_ridge_scale"]
+    for r in _newest([dict(r, n=r["config"]["n"]) for r in scale], "v", "n").values():
+        v = r["v"]
+        c = r["config"]
+        rows.append("")
+        rows.append(
+            f"Out of core: {v:,} voxels (n {c['n']}; {' + '.join(map(str, c['p']))} features; "
+            f"Y {r['y_gb']:.2f} GB in a netCDF file opened dask-backed, read {r['voxel_chunk']:,} "
+            f"voxels at a time): {_s(r['wall'])} s ({_s(r['cpu'])} CPU-s), "
+            f"{_s(r['chunk_median'])} s per chunk after the first ({_s(r['first_chunk'])} s, "
+            f"compilation included); peak resident memory {r['peak_rss_gb']:.2f} GB "
+            f"({r['rss_before_fit_gb']:.2f} GB before the fit; "
+            + (f"the model, {r['model_file_gb']:.2f} GB, written chunk by chunk to a store"
+               if "model_file_gb" in r else f"coefficients {r['coef_gb']:.2f} GB in memory")
+            + f"); the driving space got the larger band weight in "
+            f"{r['driving_space_weighted_most']:.1%} of voxels.")
     machine = next(iter(fits.values()))["machine"] if fits else {}
     if machine:
         rows.append("")

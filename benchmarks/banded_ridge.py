@@ -5,6 +5,7 @@ Usage::
     python benchmarks/banded_ridge.py                 # small, medium and the issue's large size
     python benchmarks/banded_ridge.py --quick         # small and medium only
     python benchmarks/banded_ridge.py --sizes small --cluster   # + LocalCluster 1 vs 2 workers
+    python benchmarks/banded_ridge.py --scale 200000  # out of core: Y read chunk by chunk
 
 Both sides get the same float32 data, the same band-weight candidates (``band_candidates``:
 the first uniform, then Dirichlet samples), the same alphas, the same 3 contiguous folds, the
@@ -186,6 +187,92 @@ def bench_cluster(size: str) -> list[dict]:
     return records
 
 
+SCALE = dict(n=1000, p=(100, 100), n_alphas=20, folds=3, n_iter=10)
+
+
+def _scale_make(path: str, v: int, chunk: int, cfg: dict) -> None:
+    """Write Y (n, v) float32 to a netCDF file one voxel chunk at a time (never all of it in
+    memory), chunked on disk along voxels; the design goes beside it as .npy files."""
+    import h5netcdf
+
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((cfg["n"], q), dtype=np.float32) for q in cfg["p"]]
+    for i, x in enumerate(Xs):
+        np.save(f"{path}.X{i}.npy", x)
+    with h5netcdf.File(path, "w") as f:
+        f.dimensions = {"sample": cfg["n"], "voxel": v}
+        var = f.create_variable("Y", ("sample", "voxel"), np.float32,
+                                chunks=(cfg["n"], min(chunk, v)))
+        for a in range(0, v, chunk):
+            b = min(a + chunk, v)
+            r = np.random.default_rng([1, a])
+            space = (np.arange(a, b) % 2)  # alternate voxels driven by space 0 and space 1
+            W = [r.standard_normal((q, b - a), dtype=np.float32) / np.sqrt(q) for q in cfg["p"]]
+            y = np.where(space == 0, Xs[0] @ W[0], Xs[1] @ W[1])
+            var[:, a:b] = y + r.standard_normal(y.shape, dtype=np.float32)
+
+
+def _scale_fit(path: str, chunk: int, cfg: dict) -> None:
+    """Fresh process: open Y lazily, fit chunk by chunk, print one JSON line of figures."""
+    import resource
+
+    import xarray as xr
+
+    from brainmodels.encoders import BandedRidgeEncoder, band_candidates
+
+    Xs = [np.load(f"{path}.X{i}.npy") for i in range(len(cfg["p"]))]
+    Y = xr.open_dataset(path, engine="h5netcdf", chunks={"voxel": chunk})["Y"]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    stamps = []
+
+    def progress(items):
+        for item in items:
+            stamps.append(time.perf_counter())
+            yield item
+        stamps.append(time.perf_counter())
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    enc = BandedRidgeEncoder(alphas=np.logspace(-2, 6, cfg["n_alphas"]), cv=cfg["folds"],
+                             n_iter=band_candidates(2, cfg["n_iter"], seed=0),
+                             cv_average="folds")
+    model = path[:-3] + ".model.nc"  # the fitted model, written chunk by chunk
+    enc.fit(Xs, Y, voxel_chunk=chunk, progress=progress, store=model)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    per_chunk = np.diff(stamps)
+    driven = np.asarray(enc.band_weights_)[np.arange(Y.shape[1]) % 2, np.arange(Y.shape[1])]
+    print(json.dumps(dict(
+        wall=wall, cpu=cpu, peak_rss_gb=peak, rss_before_fit_gb=before,
+        first_chunk=float(per_chunk[0]), chunk_median=float(np.median(per_chunk[1:])),
+        chunks=len(per_chunk), y_gb=Y.size * 4 / 2**30,
+        coef_gb=int(np.prod(enc.coef_.shape)) * enc.coef_.dtype.itemsize / 2**30,
+        model_file_gb=Path(model).stat().st_size / 2**30,
+        driving_space_weighted_most=float(np.mean(driven > 0.5)))))
+
+
+def bench_scale(v: int, chunk: int, folder: str, cfg: dict) -> list[dict]:
+    """200,000 voxels out of core: Y written to netCDF, opened dask-backed, fitted chunk by
+    chunk with the model written chunk by chunk into a store (``fit(store=)``), in a fresh
+    process whose peak resident memory is recorded."""
+    path = str(Path(folder) / f"scale_{v}.nc")
+    here = str(Path(__file__).resolve())
+    spec = json.dumps(cfg)
+    subprocess.run([sys.executable, here, "--scale-child", "make", path, str(v), str(chunk),
+                    spec], check=True)
+    out = subprocess.run([sys.executable, here, "--scale-child", "fit", path, str(v),
+                          str(chunk), spec], check=True, capture_output=True, text=True)
+    fig = json.loads(out.stdout.strip().splitlines()[-1])
+    for name in (path, path + ".X0.npy", path + ".X1.npy", path[:-3] + ".model.nc"):
+        Path(name).unlink(missing_ok=True)
+    print(f"out of core: {v} voxels (Y {fig['y_gb']:.2f} GB on disk), chunks of {chunk}: "
+          f"{fig['wall']:.0f} s ({fig['cpu']:.0f} CPU-s), {fig['chunk_median']:.2f} s per chunk "
+          f"(first {fig['first_chunk']:.2f} s), peak RSS {fig['peak_rss_gb']:.2f} GB "
+          f"({fig['rss_before_fit_gb']:.2f} GB before the fit)", flush=True)
+    return [dict(benchmark="banded_ridge_scale", side="brainmodels", v=v, voxel_chunk=chunk,
+                 config=dict(n=cfg["n"], p=list(cfg["p"]), n_alphas=cfg["n_alphas"],
+                             folds=cfg["folds"], n_iter=cfg["n_iter"]), **fig)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small and medium sizes only")
@@ -193,12 +280,29 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cluster", action="store_true", help="LocalCluster 1 vs 2 workers")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--scale", type=int, default=None, metavar="VOXELS",
+                        help="only the out-of-core run on this many voxels (e.g. 200000)")
+    parser.add_argument("--voxel-chunk", type=int, default=10_000)
+    parser.add_argument("--scale-n", type=int, default=SCALE["n"], help="--scale samples")
+    parser.add_argument("--scale-p", default=",".join(map(str, SCALE["p"])),
+                        help="--scale features per space, A,B (default 100,100)")
+    parser.add_argument("--scratch", default="/tmp", help="folder for the --scale netCDF file")
     parser.add_argument("--cold-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--scale-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cold_child:
         cold_child(*args.cold_child)
         return 0
-    sizes = args.sizes or (["small", "medium"] if args.quick else list(SIZES))
+    if args.scale_child:
+        kind, path, v, chunk, spec = args.scale_child
+        cfg = json.loads(spec)
+        if kind == "make":
+            _scale_make(path, int(v), int(chunk), cfg)
+        else:
+            _scale_fit(path, int(chunk), cfg)
+        return 0
+    sizes = [] if args.scale else args.sizes or (["small", "medium"] if args.quick
+                                                 else list(SIZES))
     import jax
 
     machine = dict(device=jax.devices()[0].device_kind, cpus=os.cpu_count(),
@@ -208,7 +312,10 @@ def main(argv=None) -> int:
     for size in sizes:
         records += bench_size(size, args.repeats)
     if args.cluster:
-        records += bench_cluster(sizes[0])
+        records += bench_cluster(sizes[0] if sizes else "small")
+    if args.scale:
+        cfg = {**SCALE, "n": args.scale_n, "p": [int(q) for q in args.scale_p.split(",")]}
+        records += bench_scale(args.scale, args.voxel_chunk, args.scratch, cfg)
     if not args.no_record:
         RECORDS.parent.mkdir(exist_ok=True)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -23,6 +23,8 @@ _KNOWN: dict[str, tuple[str, str | None]] = {
     "brainpy": ("brainpy", "bench"),
     "sklearn": ("scikit-learn", None),
     "pytest": ("pytest", "test"),
+    "dask": ("dask[distributed]", "distributed"),
+    "distributed": ("dask[distributed]", "distributed"),
 }
 
 

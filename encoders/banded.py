@@ -33,8 +33,12 @@ areas. Front. Comput. Neurosci. 9:135 (variance partitioning).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -373,7 +377,8 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def fit(self, Xs: Any, Y: ArrayLike, runs: ArrayLike | None = None,
             progress: Callable | None = None, client: Any = None,
-            voxel_chunk: int | None = None) -> BandedRidgeEncoder:
+            voxel_chunk: int | None = None,
+            store: str | os.PathLike | None = None) -> BandedRidgeEncoder:
         """Pick band weights and alpha per voxel by cross-validation; refit on all the data.
 
         Parameters
@@ -396,6 +401,13 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         voxel_chunk : int, optional
             Voxels per chunk for ``client`` or a dask-backed ``Y`` (default: Y's chunks, or an
             even split over twice the workers).
+        store : path to a ``.nc`` file, optional
+            Write the fitted model (the variables of :meth:`to_dataset`) into this netCDF file
+            voxel chunk by voxel chunk as the chunks finish, so that memory never holds all the
+            coefficients (fits chunked, as with ``voxel_chunk``). The file is written under a
+            temporary name and renamed when complete: it is whole or absent, never half. The
+            fitted ``coef_`` is then read from it lazily, and :meth:`predict` and
+            :meth:`score` stream voxel chunks of it.
         """
         names, spaces, Xt = _spaces(Xs, where="fit")
         alphas, cands = self._check_params(len(spaces))
@@ -403,7 +415,9 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if sp.shape[1] == 0:
                 raise ValueError(f"feature space {name!r} has no features")
         lazy = _lazy_targets(Y)
-        if lazy is None and client is None and voxel_chunk is None:
+        if store is not None:
+            store = _check_store(store)
+        if lazy is None and client is None and voxel_chunk is None and store is None:
             X, Yv, _, Yt, y1d = check_xy(np.concatenate(spaces, axis=1), Y)
         else:
             X = check_xy(np.concatenate(spaces, axis=1), np.zeros(spaces[0].shape[0]))[0]
@@ -416,7 +430,7 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                      f"Xs has {X.shape[0]}, Y has {Yv.shape[0]}")
             if not self.per_voxel:
                 raise ValueError("per_voxel=False chooses one candidate for all voxels at once; "
-                                 "it does not run chunked (client=, voxel_chunk= or a "
+                                 "it does not run chunked (client=, voxel_chunk=, store= or a "
                                  "dask-backed Y)")
         n, p = X.shape
         runs = _runs(runs, Xt, Yt, n)
@@ -433,6 +447,24 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         job = _BlockJob(X=X, sizes=sizes, cands=cands, alphas=alphas, splits=splits,
                         method=method, dtype=dtype, params=self.get_params())
         v = Yv.shape[1]
+        if store is not None:
+            chunks = _voxel_chunks(v, voxel_chunk, lazy, client)
+            x_mean = X.mean(0) if self.fit_intercept else np.zeros(p)
+            writer = _ModelStore(store, p=p, v=v, m=len(sizes), n_cands=len(cands),
+                                 dtype=dtype, chunk=chunks[0].stop - chunks[0].start,
+                                 x_mean=x_mean, fit_intercept=self.fit_intercept)
+            try:
+                res = _run_chunks(job, Yv, chunks, client=client, progress=progress,
+                                  sink=writer.write)
+                self._store(X, res, names, bounds, cands, alphas, dtype, method)
+                self._vcoords = voxel_coords(Yt)
+                writer.finish(self._metadata())
+            except BaseException:
+                writer.abort()
+                raise
+            self._coef = _StoredCoef(store, p, v, dtype, writer.chunk)
+            self._label(Xt, Yt, y1d)
+            return self
         if lazy is None and client is None and voxel_chunk is None:
             batch = max(1, min(int(self.voxel_batch), max(v, 1)))
             check_memory(_fit_bytes(n, p, v, alphas.size, batch,
@@ -449,11 +481,12 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return self
 
     def _store(self, X, res, names, bounds, cands, alphas, dtype, method):
-        self._coef = res["coef"]
-        v = self._coef.shape[1]
+        self._coef = res.get("coef")  # None when written to a store (set after it is complete)
+        v = res["alphas"].shape[0]
         self._x_mean = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
         self._y_mean = res["y_mean"] if self.fit_intercept else np.zeros(v)
-        self._intercept = (self._y_mean - self._x_mean @ self._coef).astype(dtype)
+        self._intercept = res["intercept"] if "intercept" in res else \
+            (self._y_mean - self._x_mean @ self._coef).astype(dtype)
         self._gamma = res["gamma"]
         self._alphas = res["alphas"]
         self._cv = res["cv"]
@@ -472,9 +505,20 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._labelled = Yt is not None
         band_alphas = self._alphas[None, :] / np.where(self._gamma > 0, self._gamma, np.nan)
         band_alphas = np.where(self._gamma > 0, band_alphas, np.inf)
+        stored = isinstance(self._coef, _StoredCoef)
         arrays = dict(coef=self._coef, intercept=self._intercept, alphas=self._alphas,
                       band_weights=self._gamma, band_alphas=band_alphas,
                       cv_scores=self._cv, best_cv_scores=self._best_cv)
+        if stored:  # coef_: the store's variable, read when used (never all of it at once here)
+            lazy = self.to_dataset()["coef"]
+            arrays["coef"] = lazy[:, 0] if y1d else lazy
+            if y1d or not self._labelled:
+                for k, a in arrays.items():
+                    if k != "coef":
+                        setattr(self, f"{k}_", a[..., 0] if y1d and a.ndim > 1 else
+                                a[0] if y1d else a)
+                self.coef_ = arrays["coef"]
+                return
         if y1d:
             for k, a in arrays.items():
                 setattr(self, f"{k}_", a[..., 0] if a.ndim > 1 else a[0])
@@ -487,32 +531,35 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         for k in arrays:
             setattr(self, f"{k}_", ds[k])
 
-    def to_dataset(self) -> xr.Dataset:
-        """The fitted model as a labelled Dataset (coef, band weights, alphas, CV scores)."""
-        check_is_fitted(self, "n_features_in_")
-        band_alphas = np.where(self._gamma > 0, self._alphas[None, :]
-                               / np.where(self._gamma > 0, self._gamma, 1.0), np.inf)
+    def _metadata(self) -> xr.Dataset:
+        """Everything of :meth:`to_dataset` but the per-voxel variables: coordinates, the
+        candidates and the provenance."""
         sizes = np.diff(self._bounds)
         coords = {**self._vcoords, "feature_space": self.feature_spaces_,
                   "space_of_feature": ("feature", np.repeat(self.feature_spaces_, sizes))}
-        ds = xr.Dataset(
-            {
-                "coef": (("feature", "voxel"), self._coef),
-                "intercept": (("voxel",), self._intercept),
-                "alphas": (("voxel",), self._alphas),
-                "band_weights": (("feature_space", "voxel"), self._gamma),
-                "band_alphas": (("feature_space", "voxel"), band_alphas),
-                "cv_scores": (("candidate", "voxel"), self._cv),
-                "best_cv_scores": (("voxel",), self._best_cv),
-                "candidates": (("candidate", "feature_space"), self.candidates_),
-            },
-            coords=coords,
-        )
+        ds = xr.Dataset({"candidates": (("candidate", "feature_space"), self.candidates_)},
+                        coords=coords)
         params = {k: v for k, v in self.get_params().items()
                   if k != "cv" or not hasattr(v, "split")}
         ds.attrs = provenance("BandedRidgeEncoder", params=params, solver=self.solver_,
                               cv_description=str(self.cv))
         return ds
+
+    def to_dataset(self) -> xr.Dataset:
+        """The fitted model as a labelled Dataset (coef, band weights, alphas, CV scores).
+        After ``fit(..., store=path)`` it is the store, opened lazily (read on access)."""
+        check_is_fitted(self, "n_features_in_")
+        if isinstance(self._coef, _StoredCoef):
+            return _open_store(self._coef.path)
+        band_alphas = np.where(self._gamma > 0, self._alphas[None, :]
+                               / np.where(self._gamma > 0, self._gamma, 1.0), np.inf)
+        ds = self._metadata()
+        for name, dims, values in _per_voxel(self._coef, self._intercept, self._alphas,
+                                             self._gamma, band_alphas, self._cv,
+                                             self._best_cv):
+            ds[name] = (dims, values)
+        return ds[["coef", "intercept", "alphas", "band_weights", "band_alphas", "cv_scores",
+                   "best_cv_scores", "candidates"]]
 
     # ------------------------------------------------------------------ predict / score
 
@@ -552,12 +599,22 @@ class BandedRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype = self._coef.dtype
         if not split:
             X = np.concatenate(spaces, axis=1).astype(dtype, copy=False)
-            return self._wrap(X @ self._coef + self._intercept, Xt, split=False)
+            return self._wrap(self._times_coef(X, slice(None)) + self._intercept, Xt,
+                              split=False)
         parts = []
         for i, s in enumerate(spaces):
             sl = slice(self._bounds[i], self._bounds[i + 1])
-            parts.append((s - self._x_mean[sl]).astype(dtype, copy=False) @ self._coef[sl])
+            parts.append(self._times_coef((s - self._x_mean[sl]).astype(dtype, copy=False), sl))
         return self._wrap(np.stack(parts), Xt, split=True)
+
+    def _times_coef(self, A: np.ndarray, rows: slice) -> np.ndarray:
+        """``A @ coef[rows]``; from a store, one voxel chunk of it at a time."""
+        if not isinstance(self._coef, _StoredCoef):
+            return A @ self._coef[rows]
+        out = np.empty((A.shape[0], self._coef.shape[1]), dtype=np.result_type(A, self._coef))
+        for sl in self._coef.chunks():
+            out[:, sl] = A @ self._coef[rows, sl]
+        return out
 
     def score_voxels(self, Xs: Any, Y: ArrayLike, split: bool = False) -> Any:
         """Per-voxel score of the joint prediction (``self.scoring``), or with ``split=True``
@@ -720,11 +777,14 @@ def _voxel_chunks(v: int, voxel_chunk, lazy, client) -> list[slice]:
     return [slice(a, min(a + size, v)) for a in range(0, v, size)]
 
 
-def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress):
-    """Run ``job`` on every voxel chunk (here, or on ``client``'s workers) and join."""
+def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress, sink=None):
+    """Run ``job`` on every voxel chunk (here, or on ``client``'s workers) and join. With
+    ``sink``, each chunk's result is handed to ``sink(part, slice)`` as it arrives and only
+    what the sink returns (the small per-voxel arrays) is kept."""
+    keep = (lambda part, sl: part) if sink is None else sink
     if client is None:
         it = chunks if progress is None else progress(chunks)
-        parts = [job(np.asarray(Y[:, sl]), sl.start) for sl in it]
+        parts = [keep(job(np.asarray(Y[:, sl]), sl.start), sl) for sl in it]
     else:
         # Inputs travel inside the task specs (not scattered): whatever a dead worker held
         # can be recomputed by the scheduler, so a killed worker costs time, not the result.
@@ -737,10 +797,11 @@ def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress):
                 client.submit(_identity, np.asarray(block), pure=False)
             futures.append(client.submit(_call_job, remote, data, sl.start, retries=3,
                                          pure=False))
-        if progress is not None:
-            for future in progress(futures):
-                future.result()
-        parts = client.gather(futures)
+        parts = []
+        pairs = list(zip(futures, chunks, strict=True))
+        for future, sl in (pairs if progress is None else progress(pairs)):
+            parts.append(keep(future.result(), sl))  # in order; each gathered once
+            future.release()
     return {k: np.concatenate([r[k] for r in parts], axis=-1) for k in parts[0]}
 
 
@@ -750,6 +811,118 @@ def _identity(x):
 
 def _call_job(job: _BlockJob, Y, offset: int) -> dict[str, np.ndarray]:
     return job(Y, offset)
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def _per_voxel(coef, intercept, alphas, gamma, band_alphas, cv, best_cv):
+    """(name, dims, values) of the fitted per-voxel variables, in :meth:`to_dataset` order."""
+    return [("coef", ("feature", "voxel"), coef), ("intercept", ("voxel",), intercept),
+            ("alphas", ("voxel",), alphas), ("band_weights", ("feature_space", "voxel"), gamma),
+            ("band_alphas", ("feature_space", "voxel"), band_alphas),
+            ("cv_scores", ("candidate", "voxel"), cv), ("best_cv_scores", ("voxel",), best_cv)]
+
+
+def _check_store(store) -> Path:
+    path = Path(store)
+    if path.is_dir():
+        raise ValueError(f"store {str(store)!r} is a folder; give a file path ending in .nc")
+    if path.suffix != ".nc":
+        raise ValueError(f"store must be the path of a .nc (netCDF) file, got {str(store)!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"store {str(store)!r}: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
+class _ModelStore:
+    """The fitted model written into a netCDF file one voxel chunk at a time.
+
+    The per-voxel variables are written with h5netcdf as the chunks arrive (HDF5 chunks of one
+    voxel chunk, so a later read of a voxel range touches only its chunks); the coordinates,
+    candidates and provenance are appended by xarray when the fit is complete, and only then is
+    the temporary file renamed to the destination.
+    """
+
+    def __init__(self, path: Path, *, p, v, m, n_cands, dtype, chunk, x_mean, fit_intercept):
+        from brainmodels._deps import require
+
+        h5netcdf = require("h5netcdf", purpose="BandedRidgeEncoder.fit(store=)")
+        self.path, self.x_mean, self.dtype = path, np.asarray(x_mean), np.dtype(dtype)
+        self.fit_intercept = fit_intercept
+        self.chunk = max(1, min(int(chunk), v))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.file = h5netcdf.File(self.tmp, "w")
+        self.file.dimensions = {"feature": p, "voxel": v, "feature_space": m,
+                                "candidate": n_cands}
+        self.vars = {}
+        shapes = {"feature": p, "voxel": v, "feature_space": m, "candidate": n_cands}
+        for name, dims, _ in _per_voxel(*[None] * 7):
+            dt = self.dtype if name in ("coef", "intercept") else np.float64
+            chunks = tuple(self.chunk if d == "voxel" else shapes[d] for d in dims)
+            self.vars[name] = self.file.create_variable(name, dims, dt, chunks=chunks)
+
+    def write(self, part: dict, sl: slice) -> dict:
+        coef = part["coef"]
+        y_mean = part["y_mean"] if self.fit_intercept else np.zeros(coef.shape[1])
+        intercept = (y_mean - self.x_mean @ coef).astype(self.dtype)  # as _store computes it
+        gamma, alphas = part["gamma"], part["alphas"]
+        band_alphas = np.where(gamma > 0, alphas[None, :] / np.where(gamma > 0, gamma, 1.0),
+                               np.inf)
+        for name, _, values in _per_voxel(coef, intercept, alphas, gamma, band_alphas,
+                                          part["cv"], part["best_cv"]):
+            self.vars[name][..., sl] = values
+        return {**{k: a for k, a in part.items() if k != "coef"}, "intercept": intercept}
+
+    def finish(self, metadata: xr.Dataset) -> None:
+        from brainmodels.data import _encode_attrs
+
+        self.file.close()
+        meta = metadata.copy()
+        meta.attrs = {**_encode_attrs(meta.attrs, "the model"),
+                      "_brainmodels_kind": "Dataset"}
+        meta.to_netcdf(self.tmp, mode="a", engine="h5netcdf")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(self.tmp, 0o666 & ~mask)  # mkstemp made it 0600
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+def _open_store(path) -> xr.Dataset:
+    """A model store opened lazily (variables read on access), attributes decoded."""
+    from brainmodels.data import _decode_attrs
+
+    # cache=False: reading coef_ does not pin it in memory afterwards
+    ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
+    ds.attrs = _decode_attrs(ds.attrs)
+    ds.attrs.pop("_brainmodels_kind", None)
+    return ds
+
+
+class _StoredCoef:
+    """The (feature, voxel) coefficients of a store, read by slices (picklable: a path)."""
+
+    def __init__(self, path, p: int, v: int, dtype, chunk: int):
+        self.path, self.shape, self.dtype = Path(path), (p, v), np.dtype(dtype)
+        self.chunk = chunk
+
+    def chunks(self) -> list[slice]:
+        v = self.shape[1]
+        return [slice(a, min(a + self.chunk, v)) for a in range(0, v, self.chunk)]
+
+    def __getitem__(self, index) -> np.ndarray:
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return np.asarray(f["coef"][index])
 
 
 # ----------------------------------------------------------------------------- partitioning

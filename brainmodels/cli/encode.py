@@ -12,6 +12,12 @@ The work is done by :func:`run_encode`, which the ``demo`` command calls too:
    (``r > 0``, ``n`` = held-out trials) at a Benjamini-Hochberg false discovery rate of 5 %,
 6. print the per-ROI table and write the model, scores, alphas (netCDF), the table (CSV) and
    brain maps (PNG, NIfTI).
+
+With ``--banded`` the feature spaces are bands of a
+:class:`~brainmodels.encoders.BandedRidgeEncoder` (one penalty per space and voxel, by random
+search over band weights, cross-validated in K folds), and the held-out R^2 is split over the
+spaces (product measure): the table gains each space's median split R^2 and band weight, and
+the maps one split-R^2 map per space. ``--scheduler`` fits its voxel chunks on a dask cluster.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def register(sub) -> None:
             "examples:\n"
             "  brainmodels encode --data synthetic --features retinotopic,category --out enc\n"
             "  brainmodels encode --data my_betas.nc --features clip.npy --cv 5 --out enc\n"
+            "  brainmodels encode --features retinotopic,category --banded --cv 5 --out enc\n"
+            "  brainmodels encode --features a.npy,b.npy --banded --cv 5 --scheduler local:4\n"
             "A --data file is a netCDF Dataset in the brainmodels convention: betas (trial, "
             "voxel), stimulus_id (trial), optional features_<name> (stimulus, feature_<name>), "
             "voxel coords roi and i, j, k with attrs affine/volume_shape for the maps."
@@ -73,6 +81,21 @@ def register(sub) -> None:
     parser.add_argument("--voxel-batch", type=_positive_int, default=1024,
                         help="voxels per jitted batch; lower it to save memory (default 1024)")
     parser.add_argument("--no-maps", action="store_true", help="skip the brain maps")
+    band = parser.add_argument_group(
+        "banded ridge (one penalty per feature space; held-out R^2 split over the spaces)")
+    band.add_argument("--banded", action="store_true",
+                      help="fit a BandedRidgeEncoder over the --features spaces (needs two or "
+                           "more; --cv must be K folds) and write split-R^2 scores and maps")
+    band.add_argument("--n-iter", type=_positive_int, default=20,
+                      help="random-search candidates of band weights (default 20)")
+    band.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
+                      type=_parse_scheduler,
+                      help="fit voxel chunks on a dask.distributed cluster: a scheduler address "
+                           "(tcp://host:8786) or local:N for N single-threaded local workers "
+                           "(needs --banded and pip install 'brainmodels[distributed]')")
+    band.add_argument("--voxel-chunk", type=_positive_int, default=None,
+                      help="voxels per chunk sent to a worker (default: an even split over "
+                           "twice the workers)")
     add_out_argument(parser, "encode_output")
     add_seed_argument(parser)
     parser.set_defaults(func=run)
@@ -106,6 +129,20 @@ def _parse_cv(text: str):
     raise argparse.ArgumentTypeError(f"must be loo or a number of folds K >= 2, got {text!r}")
 
 
+def _parse_scheduler(text: str):
+    """``--scheduler ADDRESS|local:N``: ('local', N) or ('address', text)."""
+    if text.startswith("local:"):
+        n = text[len("local:"):]
+        if not n.isdigit() or int(n) < 1:
+            raise argparse.ArgumentTypeError(
+                f"local:N needs a whole number of workers N >= 1, got {text!r}")
+        return ("local", int(n))
+    if "://" not in text:
+        raise argparse.ArgumentTypeError(
+            f"must be a scheduler address such as tcp://host:8786 or local:N, got {text!r}")
+    return ("address", text)
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -120,19 +157,66 @@ def _positive_int(text: str) -> int:
 
 
 def run(args) -> int:
+    spaces = [s for s in args.features.split(",") if s]
+    if args.scheduler is not None and not args.banded:
+        raise ValueError("--scheduler fits the voxel chunks of a banded ridge: add --banded "
+                         "(with a single feature space it is plain ridge)")
+    if args.banded and args.cv == "loo":
+        raise ValueError("--banded cross-validates band weights in K folds: pass --cv K (e.g. "
+                         "--cv 5); exact leave-one-out is for plain ridge")
+    if args.banded and len(spaces) < 2:
+        raise ValueError(f"--banded needs two or more feature spaces in --features, got {spaces}")
     ds = load_fmri_data(args, verbose=True)
-    run_encode(ds, [s for s in args.features.split(",") if s], args.out, cv=args.cv,
-               alphas=args.alphas, seed=args.seed,
-               test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,
-               maps=not args.no_maps)
+    with _client(args.scheduler) as client:
+        run_encode(ds, spaces, args.out, cv=args.cv, alphas=args.alphas, seed=args.seed,
+                   test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,
+                   maps=not args.no_maps, banded=args.banded, n_iter=args.n_iter,
+                   client=client, voxel_chunk=args.voxel_chunk)
     return 0
+
+
+class _client:
+    """The dask client of ``--scheduler`` (None without it), closed on exit with its local
+    cluster."""
+
+    def __init__(self, spec):
+        self.spec, self.client, self.cluster = spec, None, None
+
+    def __enter__(self):
+        if self.spec is None:
+            return None
+        from brainmodels._deps import require
+
+        distributed = require("dask.distributed", purpose="--scheduler")
+        kind, value = self.spec
+        if kind == "local":
+            self.cluster = distributed.LocalCluster(n_workers=value, threads_per_worker=1,
+                                                    processes=True, dashboard_address=None)
+            self.client = distributed.Client(self.cluster)
+        else:
+            try:
+                self.client = distributed.Client(value, timeout="30s")
+            except OSError as err:
+                raise ValueError(f"--scheduler: no dask scheduler answers at {value} ({err})") \
+                    from None
+        print(f"dask cluster: {len(self.client.scheduler_info().get('workers', {}))} workers "
+              f"({value if kind == 'address' else 'local'})", flush=True)
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
 
 
 # ----------------------------------------------------------------------------- the job
 
 
-def _feature_matrix(ds, spaces) -> tuple[Any, list[str]]:
-    """(stimulus, feature) design from names (``features_<name>``) or .npy paths."""
+def _feature_matrix(ds, spaces) -> tuple[Any, list[str], list[int]]:
+    """(stimulus, feature) design from names (``features_<name>``) or .npy paths, the feature
+    names and the number of features of each space."""
     import numpy as np
 
     n_stim = ds.sizes["stimulus"] if "stimulus" in ds.dims else int(ds["stimulus_id"].max()) + 1
@@ -153,7 +237,10 @@ def _feature_matrix(ds, spaces) -> tuple[Any, list[str]]:
         names += [f"{Path(str(space)).stem}:{i}" for i in range(block.shape[1])]
     if not blocks:
         raise ValueError("give at least one feature space")
-    return np.concatenate(blocks, axis=1), names
+    labels = [Path(str(space)).stem for space in spaces]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"feature spaces must have distinct names, got {labels}")
+    return np.concatenate(blocks, axis=1), names, [b.shape[1] for b in blocks]
 
 
 def _split(n_stim: int, test_fraction: float, seed: int):
@@ -166,10 +253,11 @@ def _split(n_stim: int, test_fraction: float, seed: int):
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _fit(ds, X, train, *, cv, alphas, voxel_batch):
+def _fit(ds, X, train, *, cv, alphas, voxel_batch, bands=None, n_iter=20, seed=0,
+         client=None, voxel_chunk=None):
     import numpy as np
 
-    from brainmodels.encoders import RidgeEncoder
+    from brainmodels.encoders import BandedRidgeEncoder, RidgeEncoder
 
     sid = ds["stimulus_id"].values
     Y = _average_repeats(np.asarray(ds["betas"].values, dtype=np.float32), sid, train)
@@ -178,10 +266,28 @@ def _fit(ds, X, train, *, cv, alphas, voxel_batch):
     runs = None
     if cv == "runs":  # one "run" per stimulus block is not defined for averaged betas
         raise ValueError("cv='runs' needs time series; use 'loo' or K folds for betas")
-    enc = RidgeEncoder(alphas=alphas, cv=cv, voxel_batch=voxel_batch, drop_constant=True)
-    enc.fit((X[train] - mu) / sd, Y, runs=runs,
-            progress=lambda batches: progress(batches, desc="ridge CV (voxel batches)"))
+    Xz = (X[train] - mu) / sd
+    if bands is None:
+        enc = RidgeEncoder(alphas=alphas, cv=cv, voxel_batch=voxel_batch, drop_constant=True)
+        enc.fit(Xz, Y, runs=runs,
+                progress=lambda batches: progress(batches, desc="ridge CV (voxel batches)"))
+        return enc, mu, sd
+    enc = BandedRidgeEncoder(alphas=alphas, cv=cv, n_iter=n_iter, seed=seed,
+                             voxel_batch=voxel_batch, drop_constant=True)
+    desc = "banded ridge (voxel chunks)" if client is not None or voxel_chunk else \
+        "banded ridge (band-weight candidates)"
+    enc.fit(_bands(Xz, bands), Y, client=client, voxel_chunk=voxel_chunk,
+            progress=lambda items: progress(items, desc=desc))
     return enc, mu, sd
+
+
+def _bands(X, bands: dict[str, int]) -> dict[str, Any]:
+    """Split the columns of X into the named feature spaces (sizes in order)."""
+    import numpy as np
+
+    edges = np.cumsum([0, *bands.values()])
+    return {name: X[:, a:b] for name, (a, b) in zip(bands, zip(edges[:-1], edges[1:],
+                                                               strict=True), strict=True)}
 
 
 def _average_repeats(betas, sid, stimuli):
@@ -200,7 +306,7 @@ def _average_repeats(betas, sid, stimuli):
     return (sums / counts[:, None]).astype(np.float32)
 
 
-def _scores(ds, enc, X, mu, sd, test):
+def _scores(ds, enc, X, mu, sd, test, bands=None):
     import warnings
 
     import numpy as np
@@ -219,7 +325,8 @@ def _scores(ds, enc, X, mu, sd, test):
     sid = ds["stimulus_id"].values
     held = np.isin(sid, test)
     Y = np.asarray(ds["betas"].values[held], dtype=np.float32)
-    pred = enc.predict((X[sid[held]] - mu) / sd)
+    Xh = (X[sid[held]] - mu) / sd
+    pred = enc.predict(Xh if bands is None else _bands(Xh, bands))
     with warnings.catch_warnings():  # constant voxels / tiny ceilings are reported in the table
         warnings.simplefilter("ignore", RuntimeWarning)
         r = np.nan_to_num(correlation(Y, pred))
@@ -227,6 +334,12 @@ def _scores(ds, enc, X, mu, sd, test):
         data, _ = repeats_from_trials(ds["betas"].values, sid)
         out["noise_ceiling"] = noise_ceiling(explainable_variance(data))
         out["normalized_score"] = normalized_score(r, out["noise_ceiling"], min_ceiling=0.1)
+    if bands is not None:  # held-out R^2 split over the spaces; the parts sum to the joint R^2
+        split = np.asarray(enc.score_voxels(_bands(Xh, bands), Y, split=True))
+        for name, part in zip(bands, split, strict=True):
+            out[f"r2_split_{name}"] = np.nan_to_num(part)
+            out[f"band_weight_{name}"] = np.asarray(
+                enc.band_weights_)[list(bands).index(name)].astype(np.float64)
     out["pvalue"] = correlation_pvalues(r, int(held.sum()))
     out["above_chance"] = fdr_bh(out["pvalue"], q=0.05)
     if "noise_ceiling" in ds:
@@ -241,7 +354,8 @@ def _table(ds, scores) -> list[dict]:
 
     roi = ds["roi"].values if "roi" in ds.coords or "roi" in ds else np.full(
         ds.sizes["voxel"], "all")
-    keys = ["correlation", "noise_ceiling", "normalized_score", "true_noise_ceiling"]
+    keys = ["correlation", "noise_ceiling", "normalized_score", "true_noise_ceiling",
+            *(k for k in scores if k.startswith(("r2_split_", "band_weight_")))]
     summary = roi_summary({k: scores[k] for k in keys if k in scores}, roi,
                           significant=scores["above_chance"])
     kinds = dict(zip(np.asarray(roi).astype(str), ds["roi_kind"].values.astype(str),
@@ -257,6 +371,12 @@ def _table(ds, scores) -> list[dict]:
                "median_r/ceiling": float(s["median_normalized_score"])}
         if "median_true_noise_ceiling" in s:
             row["true_ceiling"] = float(s["median_true_noise_ceiling"])
+        for k in scores:
+            if k.startswith("r2_split_"):
+                row[f"R2[{k[len('r2_split_'):]}]"] = float(s[f"median_{k}"])
+        for k in scores:
+            if k.startswith("band_weight_"):
+                row[f"w[{k[len('band_weight_'):]}]"] = float(s[f"median_{k}"])
         rows.append(row)
     return rows
 
@@ -275,6 +395,11 @@ def _write(ds, enc, scores, rows, out: Path, *, spaces, maps: bool, attrs) -> li
     sc = xr.Dataset({k: ("voxel", np.asarray(v)) for k, v in scores.items()},
                     coords=vcoords, attrs=attrs)
     sc["alphas"] = ("voxel", np.asarray(model["alphas"].values))
+    if "band_weights" in model:  # the split R^2 as one (feature_space, voxel) variable too
+        names = [str(n) for n in model["feature_space"].values]
+        sc["r2_split"] = (("feature_space", "voxel"),
+                          np.stack([np.asarray(scores[f"r2_split_{n}"]) for n in names]))
+        sc = sc.assign_coords(feature_space=names)
     files.append(save_netcdf(sc, out / "scores.nc"))
     cols = list(rows[0])
     csv = "\n".join([",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows])
@@ -290,11 +415,21 @@ def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
     from brainmodels import brainmaps
 
     files = []
+    split = {k: v for k, v in scores.items() if k.startswith("r2_split_")}
     for name, values in (("correlation", scores["correlation"]),
                          ("normalized_score", scores["normalized_score"]),
-                         ("log10_alpha", log_alpha)):
+                         ("log10_alpha", log_alpha), *split.items()):
         files.append(brainmaps.save_nifti(brainmaps.to_nifti(values, ds, fill=0.0),
                                           out / f"{name}.nii.gz"))
+    for name, values in split.items():  # which space explains which voxel, one map per space
+        space = name[len("r2_split_"):]
+        fig = brainmaps.plot_brain_map(
+            values, ds, kind="stat", cmap="RdBu_r", vmax=1.0, symmetric_cbar=True,
+            threshold=_SPLIT_THRESHOLD, title=f"held-out R^2 explained by {space} (split R^2; "
+                                              f"|value| > {_SPLIT_THRESHOLD} shown)",
+            output_file=out / f"{name}.png")
+        plt.close(fig)
+        files.append(out / f"{name}.png")
     # r is signed: a diverging colormap centred on 0, and the threshold said in the title
     title = (f"held-out r ({'+'.join(map(str, spaces))}); |r| > {_MAP_THRESHOLD} shown, "
              "negative in blue")
@@ -311,11 +446,14 @@ def _maps(ds, scores, log_alpha, out: Path, spaces) -> list[Path]:
 
 #: |r| below which the correlation maps show no colour
 _MAP_THRESHOLD = 0.1
+#: |split R^2| below which the split maps show no colour
+_SPLIT_THRESHOLD = 0.02
 
 
 def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = None, seed: int = 0,
                test_fraction: float = 0.2, voxel_batch: int = 1024, maps: bool = True,
-               verbose: bool = True) -> dict:
+               verbose: bool = True, banded: bool = False, n_iter: int = 20, client: Any = None,
+               voxel_chunk: int | None = None) -> dict:
     """Fit voxelwise ridge encoders on ``ds`` and write the model, scores, table and maps.
 
     Parameters
@@ -336,7 +474,13 @@ def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = No
         Passed to :class:`~brainmodels.encoders.RidgeEncoder` (defaults: ``"loo"``,
         ``logspace(-2, 6, 17)``).
     seed : int
-        Seeds the train/test split of the stimuli.
+        Seeds the train/test split of the stimuli (and the band-weight candidates).
+    banded : bool
+        Fit a :class:`~brainmodels.encoders.BandedRidgeEncoder` with one band per feature
+        space (``n_iter`` candidates; ``cv`` must be K folds) and add the held-out R^2 split
+        over the spaces (``r2_split_<space>``) and the band weights to scores, table and maps.
+    client, voxel_chunk
+        A dask client to fit the banded encoder's voxel chunks on, and the chunk size.
 
     Returns
     -------
@@ -357,13 +501,23 @@ def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = No
         if need not in ds:
             raise ValueError(f"the dataset needs a {need!r} variable; it has {list(ds.variables)}")
     alphas = np.logspace(-2, 6, 17) if alphas is None else np.asarray(alphas)
-    X, _ = _feature_matrix(ds, feature_spaces)
+    X, _, sizes = _feature_matrix(ds, feature_spaces)
+    bands = dict(zip((Path(str(s)).stem for s in feature_spaces), sizes, strict=True)) \
+        if banded else None
+    if banded and (cv == "loo" or len(sizes) < 2):
+        raise ValueError("banded=True needs two or more feature spaces and cv = K folds")
+    if not banded and (client is not None or voxel_chunk is not None):
+        raise ValueError("client= and voxel_chunk= fit the chunks of a banded ridge: pass "
+                         "banded=True")
     train, test = _split(X.shape[0], test_fraction, seed)
     say = print if verbose else (lambda *a, **k: None)
-    say(f"fitting ridge on {train.size} repeat-averaged training stimuli, {X.shape[1]} features, "
-        f"{ds.sizes['voxel']} voxels, {alphas.size} alphas, cv={cv!r} ...", flush=True)
-    enc, mu, sd = _fit(ds, X, train, cv=cv, alphas=alphas, voxel_batch=voxel_batch)
-    scores, n_held = _scores(ds, enc, X, mu, sd, test)
+    what = (f"banded ridge over {len(sizes)} feature spaces ({n_iter} band-weight candidates)"
+            if banded else "ridge")
+    say(f"fitting {what} on {train.size} repeat-averaged training stimuli, {X.shape[1]} "
+        f"features, {ds.sizes['voxel']} voxels, {alphas.size} alphas, cv={cv!r} ...", flush=True)
+    enc, mu, sd = _fit(ds, X, train, cv=cv, alphas=alphas, voxel_batch=voxel_batch, bands=bands,
+                       n_iter=n_iter, seed=seed, client=client, voxel_chunk=voxel_chunk)
+    scores, n_held = _scores(ds, enc, X, mu, sd, test, bands=bands)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rows = _table(ds, scores)
@@ -372,9 +526,10 @@ def run_encode(ds, feature_spaces, out_dir, *, cv: Any = "loo", alphas: Any = No
         f"{CHANCE}; ceiling = sqrt of the bias-corrected explainable variance from repeats; "
         f"r/ceiling over voxels with ceiling >= 0.1:")
     say(table)
-    attrs = provenance("RidgeEncoder", seed=seed, params={
+    attrs = provenance("BandedRidgeEncoder" if banded else "RidgeEncoder", seed=seed, params={
         "feature_spaces": [str(s) for s in feature_spaces], "cv": str(cv),
-        "alphas": alphas, "test_fraction": test_fraction}, chance=CHANCE,
+        "alphas": alphas, "test_fraction": test_fraction,
+        **({"n_iter": n_iter} if banded else {})}, chance=CHANCE,
         test_stimuli=test.tolist())
     out = Path(out_dir)
     files = _write(ds, enc, scores, rows, out, spaces=feature_spaces, maps=maps, attrs=attrs)

@@ -97,6 +97,68 @@ def test_dask_backed_targets_stream_by_chunks(tmp_path):
         BandedRidgeEncoder(per_voxel=False, **kw).fit([A, B], Y, voxel_chunk=10)
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_store_is_written_chunk_by_chunk_and_equals_the_in_memory_model(tmp_path,
+                                                                        fit_intercept):
+    """``store=`` writes the model into a netCDF file as the voxel chunks finish: the file holds
+    what to_dataset() holds (same variables, dtypes, coordinates, provenance), coef_ is read
+    from it lazily, and predict/score from the store equal the in-memory model's."""
+    from brainmodels.data import load_netcdf
+
+    A, B, Y = _data(v=70)
+    Yl = xr.DataArray(Y, dims=("stimulus", "voxel"),
+                      coords={"roi": ("voxel", np.repeat(["V1", "FFA"], 35))})
+    kw = dict(alphas=ALPHAS, n_iter=4, cv=5, fit_intercept=fit_intercept)
+    ref = BandedRidgeEncoder(**kw).fit({"a": A, "b": B}, Yl)
+    seen = []
+    enc = BandedRidgeEncoder(**kw).fit({"a": A, "b": B}, Yl, store=tmp_path / "model.nc",
+                                       voxel_chunk=16,
+                                       progress=lambda it: (seen.append(c) or c for c in it))
+    assert len(seen) == 5  # 70 voxels in chunks of 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]  # no temporary left
+    _same(enc, ref)
+    assert not enc.coef_.variable._in_memory  # read on access, never pinned in memory
+    want, got = ref.to_dataset(), load_netcdf(tmp_path / "model.nc")
+    assert set(want.variables) == set(got.variables)
+    for name in want.variables:
+        assert want[name].dims == got[name].dims and want[name].dtype == got[name].dtype, name
+        if want[name].dtype.kind == "f":
+            np.testing.assert_allclose(got[name].values, want[name].values, rtol=0,
+                                       atol=32 * np.finfo(np.float32).eps
+                                       * max(1.0, np.abs(want[name].values[
+                                           np.isfinite(want[name].values)]).max()),
+                                       err_msg=name)
+        else:
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+    assert got.attrs["model"] == "BandedRidgeEncoder" and got.attrs["params"] == \
+        want.attrs["params"]
+    Xt = {"a": A[:40], "b": B[:40]}
+    np.testing.assert_allclose(enc.predict(Xt), ref.predict(Xt), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(enc.score(Xt, Yl[:40], split=True),
+                               ref.score(Xt, Yl[:40], split=True), rtol=1e-4, atol=1e-6)
+
+
+def test_a_failed_fit_leaves_no_store_and_keeps_an_existing_file(tmp_path):
+    """A bad chunk (NaN in voxel 45, the third chunk) stops the fit after two chunks were
+    written: the store is removed, and the file already at the destination is left as it was;
+    a bad store path is refused before any work."""
+    A, B, Y = _data()
+    dest = tmp_path / "model.nc"
+    dest.write_bytes(b"the user's previous model")
+    bad = Y.copy()
+    bad[3, 45] = np.nan
+    with pytest.raises(ValueError, match=r"voxel\(s\) \[45\]"):
+        BandedRidgeEncoder(alphas=ALPHAS, n_iter=3).fit([A, B], bad, store=dest,
+                                                         voxel_chunk=20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]
+    assert dest.read_bytes() == b"the user's previous model"
+    (tmp_path / "d.nc").mkdir()
+    for store, message in ((tmp_path / "model.zarr", r"\.nc"), (tmp_path / "d.nc", "folder"),
+                           (tmp_path / "nope" / "m.nc", "does not exist")):
+        with pytest.raises(ValueError, match=message):
+            BandedRidgeEncoder(alphas=ALPHAS, n_iter=3).fit([A, B], Y, store=store)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
@@ -106,7 +168,7 @@ def cluster():
         yield lc, client
 
 
-def test_local_cluster_fit_equals_single_process(cluster):
+def test_local_cluster_fit_equals_single_process(cluster, tmp_path):
     _, client = cluster
     A, B, Y = _data(v=90)
     kw = dict(alphas=ALPHAS, n_iter=5, cv=5)
@@ -116,6 +178,10 @@ def test_local_cluster_fit_equals_single_process(cluster):
     with get_task_stream(client) as stream:
         enc = BandedRidgeEncoder(**kw).fit({"a": A, "b": B}, Y, client=client, voxel_chunk=25)
     _same(enc, ref)
+    # chunks gathered one by one into a store: the same model
+    stored = BandedRidgeEncoder(**kw).fit({"a": A, "b": B}, Y, client=client, voxel_chunk=25,
+                                          store=tmp_path / "m.nc")
+    _same(stored, ref)
     # the four chunks ran as tasks on the cluster's workers
     jobs = [t for t in stream.data if t["key"].startswith("_call_job")]
     assert len(jobs) == 4

@@ -88,3 +88,88 @@ def test_encode_help_does_not_import_jax():
             "print('jax' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def banded(synthetic, tmp_path_factory):
+    from brainmodels.cli.encode import run_encode
+
+    out = tmp_path_factory.mktemp("encode_banded")
+    result = run_encode(synthetic, ["retinotopic", "category"], out, cv=3, n_iter=8,
+                        alphas=np.logspace(-1, 4, 11), seed=0, banded=True, verbose=False)
+    return result, out
+
+
+def test_banded_encode_attributes_each_roi_to_its_feature_space(synthetic, banded):
+    """The synthetic brain's retinotopic ROIs are driven by the retinotopic features and its
+    category ROIs by the category features: the held-out split R^2 and the band weights say so
+    ROI by ROI; the split parts add up to the joint held-out R^2 of every voxel."""
+    result, out = banded
+    rows = {row["roi"]: row for row in result["rows"]}
+    kinds = dict(zip(synthetic["roi"].values.astype(str),
+                     synthetic["roi_kind"].values.astype(str), strict=True))
+    print({r: (row["R2[retinotopic]"], row["R2[category]"]) for r, row in rows.items()})
+    for roi, kind in kinds.items():
+        if roi == "none":
+            continue
+        own, other = ("retinotopic", "category") if kind == "retinotopic" else \
+            ("category", "retinotopic")
+        assert rows[roi][f"R2[{own}]"] > 0.1 > abs(rows[roi][f"R2[{other}]"]), roi
+        assert rows[roi][f"w[{own}]"] >= 0.5, roi  # median of 8 candidates; 0.5 = uniform
+    s = result["scores"]
+    total = s["r2_split_retinotopic"] + s["r2_split_category"]
+    gap = total - s["r2"]
+    print("split total - joint R^2: median", np.median(gap), "min", gap.min(), "max", gap.max())
+    # the shares sum to the R^2 of the joint prediction with both centred on the held-out
+    # trials; the usual R^2 is lower by n d^2 / |y|^2 (d: the prediction's mean offset), >= 0
+    assert gap.min() >= -1e-5 and np.median(gap) < 0.01
+    names = {p.name for p in result["files"]}
+    assert {"r2_split_retinotopic.nii.gz", "r2_split_category.png"} <= names
+    scores = load_netcdf(out / "scores.nc")
+    assert scores["r2_split"].dims == ("feature_space", "voxel")
+    assert list(scores["feature_space"].values) == ["retinotopic", "category"]
+    model = load_netcdf(out / "model.nc")
+    assert model.attrs["model"] == "BandedRidgeEncoder"
+    assert model["band_weights"].dims == ("feature_space", "voxel")
+
+
+def test_cli_banded_on_a_local_dask_cluster_equals_one_process(synthetic, tmp_path):
+    """``--scheduler local:2`` fits the voxel chunks on two worker processes: the written model
+    is the single-process one (each voxel's choice depends on that voxel alone)."""
+    from brainmodels.cli import main
+
+    small = synthetic.isel(voxel=slice(0, 300))
+    path = save_netcdf(small, tmp_path / "small.nc")
+    common = ["encode", "--data", str(path), "--features", "retinotopic,category", "--banded",
+              "--cv", "3", "--n-iter", "4", "--alphas=-1,3,5", "--no-maps"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--scheduler", "local:2", "--voxel-chunk", "120",
+                 "--out", str(tmp_path / "cluster")]) == 0
+    one, cluster = (load_netcdf(tmp_path / d / "model.nc") for d in ("one", "cluster"))
+    np.testing.assert_array_equal(one["band_weights"].values, cluster["band_weights"].values)
+    np.testing.assert_array_equal(one["alphas"].values, cluster["alphas"].values)
+    # the same jitted solver on 120-voxel chunks instead of one batch: float32 round-off
+    np.testing.assert_allclose(one["coef"].values, cluster["coef"].values, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scheduler", "local:2"], "add --banded"),
+    (["--banded", "--cv", "loo"], "pass --cv K"),
+    (["--banded", "--cv", "3", "--features", "category"], "two or more feature spaces"),
+])
+def test_cli_banded_arguments_are_checked_before_any_work(tmp_path, capsys, argv, message):
+    from brainmodels.cli import main
+
+    base = ["encode", "--features", "retinotopic,category", "--out", str(tmp_path / "o")]
+    assert main([*base, *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ["local:0", "local:x", "myhost"])
+def test_cli_scheduler_is_parsed(value, capsys):
+    from brainmodels.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["encode", "--banded", "--scheduler", value])
+    assert exc.value.code == 2 and "--scheduler" in capsys.readouterr().err
