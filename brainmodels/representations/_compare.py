@@ -79,6 +79,7 @@ def compare_to_brain(
     test_fraction: float = 0.2,
     n_bootstrap: int = 200,
     min_ceiling: float = 0.1,
+    banded: int | None = None,
     progress: Callable | None = None,
 ) -> xr.Dataset:
     """Score every model layer against every ROI by voxelwise encoding and by RSA.
@@ -125,6 +126,15 @@ def compare_to_brain(
     test_fraction, n_bootstrap, min_ceiling
         Held-out share of the stimuli; bootstrap samples for the intervals; smallest ceiling
         a voxel needs to enter ``encoding_normalized``.
+    banded : int, optional
+        Also fit all layers *jointly*, as the feature spaces of one
+        :class:`~brainmodels.encoders.BandedRidgeEncoder` (``banded`` random-search candidates
+        of band weights, 5-fold CV on the training stimuli), and split its held-out R^2 over
+        the layers (product measure): which layer explains a voxel when the layers compete
+        for it, rather than one at a time. Adds ``banded_r2`` (layer, roi: the mean over the
+        ROI's voxels of each layer's share; means keep the shares additive, so they sum to
+        ``banded_joint_r2`` (roi), the mean joint held-out R^2), ``banded_weight`` (layer,
+        roi: median band weight) and ``best_layer_banded`` (roi).
     progress : callable, optional
         Wraps the iterable of layers (e.g. ``tqdm.tqdm``).
 
@@ -219,6 +229,16 @@ def compare_to_brain(
             if ok.any():
                 norm[li, ri] = np.median(voxel_r[li, ok] / ceiling[ok])
 
+    joint = None
+    if banded is not None:
+        if isinstance(banded, bool) or not isinstance(banded, int) or banded < 1:
+            raise ValueError(f"banded must be a number of band-weight candidates >= 1, got "
+                             f"{banded!r}")
+        if len(names) < 2:
+            raise ValueError(f"banded needs two or more layers to share out; reps has {names}")
+        joint = _banded(features, names, mean, train, test, roi_v, rois, banded,
+                        seed=int(rng.integers(2**31)))
+
     held = np.isin(dataset["stimulus_id"].values, stim_ids[test])
     sub = dataset[["betas"]].isel(trial=held).assign_coords(
         stimulus_id=dataset["stimulus_id"][held], repeat=dataset["repeat"][held])
@@ -260,15 +280,48 @@ def compare_to_brain(
     if "noise_ceiling_lower" in rsa:
         out["rsa_ceiling_low"] = ("roi", rsa["noise_ceiling_lower"].values)
         out["rsa_ceiling_high"] = ("roi", rsa["noise_ceiling_upper"].values)
+    if joint is not None:
+        shares, weights, total = joint
+        out["banded_r2"] = (("layer", "roi"), shares)
+        out["banded_weight"] = (("layer", "roi"), weights)
+        out["banded_joint_r2"] = ("roi", total)
+        out["best_layer_banded"] = ("roi", [names[i] for i in np.argmax(shares, 0)])
     out["best_layer_encoding"] = ("roi", [names[i] for i in np.argmax(enc[..., 0], 0)])
     out["best_layer_rsa"] = ("roi", [names[i] for i in np.argmax(out["rsa"].values, 0)])
     out.attrs.update(provenance("compare_to_brain", params={
         "rsa_method": rsa_method, "rdm_metric": rdm_metric, "test_fraction": test_fraction,
         "n_bootstrap": n_bootstrap, "min_ceiling": min_ceiling, "n_test": int(n_test),
+        "banded": banded,
         "n_train": int(train.size), "n_repeats": int(n_rep),
         "encoder": type(model).__name__}, units="correlation"))
     out.attrs["test_stimuli"] = stim_ids[test].tolist()
     return out
+
+
+def _banded(features, names, mean, train, test, roi_v, rois, n_iter, *, seed):
+    """All layers as the bands of one banded ridge: the held-out R^2 split over the layers
+    (mean per ROI: additive), the median band weights and the mean joint R^2."""
+    import warnings
+
+    from brainmodels.encoders import BandedRidgeEncoder
+
+    Xs = {n: _zscore(features[n], train).astype(np.float32) for n in names}
+    y = mean.astype(np.float32)
+    model = BandedRidgeEncoder(alphas=DEFAULT_ALPHAS, cv=5, n_iter=n_iter, seed=seed,
+                               drop_constant=True)
+    model.fit({n: x[train] for n, x in Xs.items()}, y[train])
+    with warnings.catch_warnings():  # a constant held-out voxel has no share (NaN, skipped)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        split = np.asarray(model.score_voxels({n: x[test] for n, x in Xs.items()}, y[test],
+                                              split=True))
+    gamma = np.asarray(model.band_weights_)
+    defined = np.isfinite(split).all(0)  # constant held-out voxels have no shares
+    shares = np.array([[np.mean(split[i, (roi_v == r) & defined]) for r in rois]
+                       for i in range(len(names))])
+    weights = np.array([[np.median(gamma[i, roi_v == r]) for r in rois]
+                        for i in range(len(names))])
+    total = np.array([np.mean(split[:, (roi_v == r) & defined].sum(0)) for r in rois])
+    return shares, weights, total
 
 
 def _clone(encoder):

@@ -70,6 +70,29 @@ def test_scores_respect_the_ceiling_and_intervals_bracket(result):
     assert result["voxel_r"].dims == ("layer", "voxel") and "voxel_roi" in result.coords
 
 
+def test_banded_comparison_gives_each_roi_to_its_layer_when_layers_compete(ds, reps):
+    """All three models' layers as the bands of one banded ridge: the held-out R^2 split over
+    the layers hands the retinotopic ROIs to the Gabor energies and the category ROIs to the
+    one-hot code; random features get a small share."""
+    res = compare_to_brain(reps, ds, key=jax.random.key(0), n_bootstrap=20, banded=12,
+                           model_metric={"onehot/code": "euclidean"})
+    print(res["banded_r2"].round(3).to_pandas())
+    for roi in res["roi"].values:
+        want = "gabor/energy" if roi in RETINOTOPIC else "onehot/code"
+        assert res["best_layer_banded"].sel(roi=roi).item() == want, roi
+        share = res["banded_r2"].sel(roi=roi)
+        assert float(share.sel(layer=want)) > 0.1, roi
+        assert float(share.sel(layer="random/layer1")) < 0.5 * float(share.sel(layer=want))
+    # band weights are not shares: a layer that explains nothing can keep a light penalty
+    # (its coefficients stay small); they are reported, the split R^2 is what is tested
+    assert ((res["banded_weight"] >= 0) & (res["banded_weight"] <= 1)).all()
+    # means over voxels keep the per-voxel identity: the layers' shares add up to the joint R^2
+    np.testing.assert_allclose(res["banded_r2"].sum("layer"), res["banded_joint_r2"],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="banded must be"):
+        compare_to_brain(reps, ds, key=jax.random.key(0), banded=0)
+
+
 def test_same_key_same_result(ds, reps, result):
     again = compare_to_brain(reps, ds, key=jax.random.key(0), n_bootstrap=100,
                              model_metric={"onehot/code": "euclidean"})
