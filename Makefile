@@ -8,7 +8,7 @@ PYVER       := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_inf
 CONSTRAINTS := requirements/constraints-py$(PYVER).txt
 PIP_LOCK     = $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 
-.PHONY: demo test test-slow test-all lint bench bench-quick lock clean help
+.PHONY: demo test test-slow test-all lint bench bench-quick bench-table lock clean help
 
 help:
 	@echo "make demo       run the main job on the embedded synthetic dataset (writes demo_output/)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint       ruff + import layering"
 	@echo "make bench      run the side-by-side benchmarks against peer libraries (long: ~30 min)"
 	@echo "make bench-quick  the same benchmarks at small sizes (a smoke run)"
+	@echo "make bench-table  regenerate the README's benchmark tables from benchmarks/records/"
 	@echo "make lock       re-resolve the newest allowed versions into $(CONSTRAINTS)"
 
 $(BIN)/python:
@@ -62,6 +63,10 @@ bench: $(VENV)/.installed-bench
 
 bench-quick: $(VENV)/.installed-bench
 	for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
+
+# the README's generated benchmark tables, from the newest records in benchmarks/records/
+bench-table: | $(BIN)/python
+	$(BIN)/python benchmarks/_records.py
 
 # A fresh venv resolves the newest versions pyproject.toml allows (every extra), and its exact
 # set becomes the lock for this Python. Then run `make test`: commit the lock only if it passes.

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _timing import median_time  # benchmarks/ is on sys.path
+from _timing import append_records, machine, median_time  # benchmarks/ is on sys.path
 
 SIZES = {
     # name: n samples, features per space, voxels, alphas, folds, candidates
@@ -303,11 +301,8 @@ def main(argv=None) -> int:
         return 0
     sizes = [] if args.scale else args.sizes or (["small", "medium"] if args.quick
                                                  else list(SIZES))
-    import jax
-
-    machine = dict(device=jax.devices()[0].device_kind, cpus=os.cpu_count(),
-                   platform=platform.platform(), jax=jax.__version__)
-    print(f"machine: {machine}", flush=True)
+    where = machine()
+    print(f"machine: {where}", flush=True)
     records = []
     for size in sizes:
         records += bench_size(size, args.repeats)
@@ -317,12 +312,7 @@ def main(argv=None) -> int:
         cfg = {**SCALE, "n": args.scale_n, "p": [int(q) for q in args.scale_p.split(",")]}
         records += bench_scale(args.scale, args.voxel_chunk, args.scratch, cfg)
     if not args.no_record:
-        RECORDS.parent.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with RECORDS.open("a") as f:
-            for r in records:
-                f.write(json.dumps({**r, "machine": machine, "when": stamp}) + "\n")
-        print(f"appended {len(records)} records to {RECORDS}")
+        append_records(RECORDS, records, where)
     return 0
 
 

@@ -2,9 +2,16 @@
 
 Usage::
 
-    python benchmarks/ridge.py            # issue sizes: n=3000, p=512, v=20000, 15 alphas
-    python benchmarks/ridge.py --quick    # n=1000, p=128, v=4000
-    python benchmarks/ridge.py --memory   # also: peak RSS of a v=100,000 fit in a subprocess
+    python benchmarks/ridge.py            # the size sweep (small, medium, large), records
+    python benchmarks/ridge.py --quick    # the sweep's small size only
+    python benchmarks/ridge.py --single --n 3000 --p 512 --v 20000   # one size, detailed
+    python benchmarks/ridge.py --single --memory   # also: peak RSS of a v=100,000 fit
+
+The sweep (n x p x v: 300 x 10 x 300, 1,000 x 100 x 2,000, 3,000 x 512 x 20,000; 15 alphas)
+times both methods on both sides cold (the first call in a fresh process: JAX compilation
+included, persistent cache off) and warm (median of ``--repeats``), with CPU seconds, and
+appends records to ``benchmarks/records/ridge.jsonl``, from which ``python
+benchmarks/_records.py`` writes the README table.
 
 Prints, for K-fold (5 folds, vs himalaya ``RidgeCV`` on its numpy backend) and exact
 leave-one-out (vs scikit-learn ``RidgeCV(alpha_per_target=True)``, which runs in float64):
@@ -18,14 +25,17 @@ than wall time. Timings on a shared machine are noisy; the medians are what to q
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from _timing import median_time  # benchmarks/ is on sys.path
+from _timing import append_records, machine, median_time  # benchmarks/ is on sys.path
 
 
 def _data(n, p, v, n_test, seed=0):
@@ -169,9 +179,85 @@ def bench_memory(n, p, v, n_alphas, cv, batch):
           f"({'under' if rss < 4 else 'OVER'} the 4 GB goal)")
 
 
+SWEEP = {"small": (300, 10, 300), "medium": (1000, 100, 2000), "large": (3000, 512, 20000)}
+RECORDS = Path(__file__).with_name("records") / "ridge.jsonl"
+#: method -> (peer name, peer dtype)
+PEERS = {"kfold": ("himalaya RidgeCV (numpy backend)", "float32"),
+         "loo": ("scikit-learn RidgeCV(alpha_per_target=True)", "float64")}
+
+
+def _sweep_fit(method: str, side: str, alphas):
+    """A zero-argument fit of one side (the data passed when called)."""
+    if side == "brainmodels":
+        from brainmodels.encoders import RidgeEncoder
+
+        return lambda X, Y: RidgeEncoder(alphas=alphas, cv=5 if method == "kfold" else "loo"
+                                         ).fit(X, Y)
+    if method == "kfold":
+        from himalaya.backend import set_backend
+        from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+
+        set_backend("numpy")
+        return lambda X, Y: HimalayaRidgeCV(alphas=alphas, cv=5, fit_intercept=True).fit(X, Y)
+    from sklearn.linear_model import RidgeCV
+
+    return lambda X, Y: RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
+
+
+def cold_child(size: str, method: str, side: str) -> None:
+    n, p, v = SWEEP[size]
+    X, Y, _, _ = _data(n, p, v, n_test=max(200, n // 5))
+    fit = _sweep_fit(method, side, np.logspace(-2, 8, 15))
+    t0, c0 = time.perf_counter(), time.process_time()
+    fit(X, Y)
+    print(json.dumps(dict(wall=time.perf_counter() - t0, cpu=time.process_time() - c0)))
+
+
+def _cold(size, method, side) -> dict:
+    env = {**os.environ, "BRAINMODELS_JAX_CACHE": "off"}
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--cold-child", size,
+                          method, side], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_sweep_size(size: str, repeats: int) -> list[dict]:
+    n, p, v = SWEEP[size]
+    X, Y, Xte, Yte = _data(n, p, v, n_test=max(200, n // 5))
+    alphas = np.logspace(-2, 8, 15)
+    records = []
+    for method in ("kfold", "loo"):
+        fits, out = {}, {}
+        for side in ("brainmodels", "peer"):
+            cold = _cold(size, method, side)
+            fit = _sweep_fit(method, side, alphas)
+            fit(X, Y)  # warm-up (compiles ours)
+            t = median_time(lambda f=fit: f(X, Y), repeats)
+            fits[side] = t.out
+            out[side] = dict(cold_wall=cold["wall"], cold_cpu=cold["cpu"], warm_wall=t.median,
+                             warm_cpu=float(np.median(t.cpu)))
+        ours, ref = fits["brainmodels"], fits["peer"]
+        chosen = ref.best_alphas_ if method == "kfold" else ref.alpha_
+        same = float(np.isclose(ours.alphas_, chosen, rtol=1e-4).mean())
+        dr2 = float(np.abs(_r2(Yte, ours.predict(Xte)) - _r2(Yte, ref.predict(Xte))).max())
+        peer, dtype = PEERS[method]
+        for side in ("brainmodels", "peer"):
+            records.append(dict(benchmark="ridge", size=size, method=method, side=side,
+                                n=n, p=p, v=v, n_alphas=len(alphas),
+                                name="brainmodels RidgeEncoder" if side == "brainmodels"
+                                else peer, dtype="float32" if side == "brainmodels" else dtype,
+                                same_alphas=same, max_abs_r2_difference=dr2, **out[side]))
+        o, r = out["brainmodels"], out["peer"]
+        print(f"  {size:6s} {n}x{p}x{v} {method:5s} ours cold {o['cold_wall']:.3f} warm "
+              f"{o['warm_wall']:.3f} s ({o['warm_cpu']:.2f} CPU-s) | {peer} ({dtype}) cold "
+              f"{r['cold_wall']:.3f} warm {r['warm_wall']:.3f} s ({r['warm_cpu']:.2f} CPU-s) | "
+              f"x{r['cold_wall'] / o['cold_wall']:.1f} cold, x{r['warm_wall'] / o['warm_wall']:.1f}"
+              f" warm; same alphas {same:.1%}, max |dR2| {dr2:.1e}", flush=True)
+    return records
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="n=1000, p=128, v=4000")
+    parser.add_argument("--quick", action="store_true", help="the sweep's small size only")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--p", type=int, default=512)
     parser.add_argument("--v", type=int, default=20000)
@@ -183,15 +269,31 @@ def main(argv=None) -> int:
     parser.add_argument("--cv", default="5")
     parser.add_argument("--voxel-batch", type=int, default=1024)
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--single", action="store_true",
+                        help="one size (--n/--p/--v), detailed, instead of the sweep")
+    parser.add_argument("--sizes", nargs="+", choices=list(SWEEP), default=None)
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--cold-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         cv = int(args.cv) if args.cv.isdigit() else args.cv
         memory_child(args.n, args.p, args.v, args.alphas, cv, args.voxel_batch)
         return 0
-    if args.quick:
-        args.n, args.p, args.v = 1000, 128, 4000
-    alphas = np.logspace(-2, 8, args.alphas)
+    if args.cold_child:
+        cold_child(*args.cold_child)
+        return 0
     import jax
+
+    if not args.single:
+        where = machine()
+        print(f"machine: {where}", flush=True)
+        records = []
+        for size in args.sizes or (["small"] if args.quick else list(SWEEP)):
+            records += bench_sweep_size(size, args.repeats)
+        if not args.no_record:
+            append_records(RECORDS, records, where)
+        return 0
+    alphas = np.logspace(-2, 8, args.alphas)
 
     peak = matmul_gflops()
     print(f"machine: {jax.devices()[0].device_kind}, float32 matmul {peak:.1f} GFLOP/s "

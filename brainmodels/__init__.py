@@ -13,6 +13,10 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
+from brainmodels._compile_cache import configure as _configure_compile_cache
+
+_configure_compile_cache()  # JAX's persistent compilation cache (see brainmodels._compile_cache)
+
 try:
     __version__ = version("brainmodels")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brainmodels.encoders import _solvers
+from brainmodels.encoders import _host, _solvers
 from brainmodels.encoders._validation import format_indices
 
 # ----------------------------------------------------------------------------- CV splits
@@ -220,6 +220,10 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
 
     With a device ``mesh`` every jitted call takes ``batch`` voxels per device."""
     n_vox = Y.shape[1]
+    if _host.use_host(*X.shape, mesh):
+        return _host_cv_scores(X, Y, alphas, splits, method=method, score=score,
+                               fit_intercept=fit_intercept, dtype=dtype, average=average,
+                               progress=progress, batch=batch)
     if mesh is not None:
         batch *= mesh.size
     batches = list(_batches(n_vox, batch))
@@ -262,6 +266,43 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
     return out
 
 
+def _host_cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, dtype, average,
+                    progress, batch):
+    """:func:`_cv_scores` on the host (small designs: :mod:`_host`): the same decompositions
+    once per fold, the same voxel batches (memory stays bounded by ``voxel_batch``)."""
+    n_vox = Y.shape[1]
+    batches = list(_batches(n_vox, batch))
+    if progress is not None:
+        batches = progress(batches)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    out = np.zeros((len(alphas), n_vox), dtype=np.float64)
+    if splits == "loo":
+        Xc = X - X.mean(0) if fit_intercept else X
+        U, s, _ = _host.decompose(Xc, method)
+        for sl in batches:
+            out[:, sl] = _host.loo_scores(U, s, np.asarray(Y[:, sl]), alphas, score=score,
+                                          fit_intercept=fit_intercept, dtype=dtype)
+        return out
+    statistic = "correlation" if score == "correlation" else "sse"
+    folds = []
+    for train, test, Xtr, Xte in fold_features(X, splits, fit_intercept):
+        U, s, V = _host.decompose(Xtr, method)
+        folds.append((train, test, U, s, np.asarray(Xte, dtype=np.float64) @ V))
+    sizes = np.array([len(t) for _, t in splits], dtype=np.float64)
+    for sl in batches:
+        Yb = np.asarray(Y[:, sl])
+        res = [_host.fold_scores(f, Yb, alphas, statistic=statistic,
+                                 fit_intercept=fit_intercept, dtype=dtype) for f in folds]
+        stats = np.stack([r[0] for r in res])
+        sst = np.stack([r[1] for r in res])
+        if average == "folds":
+            out[:, sl] = np.mean([FOLD_COMBINE[score](stats[f][None], sst[f], sizes[f])
+                                  for f in range(len(splits))], axis=0)
+        else:
+            out[:, sl] = FOLD_COMBINE[score](stats, sst.sum(0), int(sizes.sum()))
+    return out
+
+
 def _combine_r2(sse, sst, n_test):
     """R^2 of the pooled out-of-fold predictions: 1 - sum_f SSE_f / sum_f SST_f."""
     total = sse.sum(0)
@@ -287,6 +328,13 @@ FOLD_COMBINE: dict[str, Callable] = {
 
 def _refit(X, Y, best_alphas, *, method, fit_intercept, batch, dtype, mesh=None):
     Xc = X - X.mean(0) if fit_intercept else X
+    if _host.use_host(*X.shape, mesh):
+        U, s, V = _host.decompose(Xc, method)
+        coef = np.zeros((X.shape[1], Y.shape[1]), dtype=dtype)
+        for sl in _batches(Y.shape[1], batch):
+            coef[:, sl] = _host.refit(U, s, V, np.asarray(Y[:, sl]), best_alphas[sl],
+                                      fit_intercept=fit_intercept, dtype=dtype)
+        return coef
     dec = _place(_decompose(Xc, method=method, dtype=dtype), mesh)
     if mesh is not None:
         batch *= mesh.size

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 
+# JAX's persistent compilation cache (on by default for users, in ~/.cache) stays off in the
+# tests: they never write to $HOME; tests/core/test_compile_cache.py checks it in subprocesses
+os.environ.setdefault("BRAINMODELS_JAX_CACHE", "off")
+
 import matplotlib
 
 matplotlib.use("Agg")

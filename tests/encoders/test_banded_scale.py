@@ -49,10 +49,11 @@ def test_voxel_batches_shard_over_eight_devices_with_identical_results():
         assert len(jax.devices()) == 8, jax.devices()
         from brainmodels.encoders import BandedRidgeEncoder
         rng = np.random.default_rng(0)
-        A = rng.standard_normal((120, 4)).astype(np.float32)
-        B = rng.standard_normal((120, 12)).astype(np.float32)
-        Y = (np.concatenate([A, B], 1) @ rng.standard_normal((16, 100))
-             + rng.standard_normal((120, 100))).astype(np.float32)
+        # 400 x 400: above the host path's design size, so both fits run the jitted kernels
+        A = rng.standard_normal((400, 150)).astype(np.float32)
+        B = rng.standard_normal((400, 250)).astype(np.float32)
+        Y = (np.concatenate([A, B], 1) @ rng.standard_normal((400, 100)) / 20
+             + rng.standard_normal((400, 100))).astype(np.float32)
         kw = dict(alphas=np.logspace(-2, 4, 7), n_iter=4, voxel_batch=8, cv=4)
         many = BandedRidgeEncoder(**kw).fit([A, B], Y)
         one = BandedRidgeEncoder(devices=1, **kw).fit([A, B], Y)
