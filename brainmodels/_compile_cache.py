@@ -71,5 +71,7 @@ def configure() -> Path | None:
                               str(MIN_COMPILE_SECONDS))
     else:
         jax.config.update("jax_compilation_cache_dir", str(folder))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # else the user's
+            jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                              MIN_COMPILE_SECONDS)
     return folder

@@ -11,10 +11,11 @@ import sys
 
 import pytest
 
-FIT = ("import numpy as np; from brainmodels.encoders import RidgeEncoder; "
-       "rng = np.random.default_rng(0); "
-       "RidgeEncoder(cv=3).fit(rng.standard_normal((60, 5)).astype('float32'), "
-       "rng.standard_normal((60, 7)).astype('float32'))")
+# a jitted run (small ridge fits run on the host and compile nothing); every compilation is
+# stored in these subprocesses (threshold 0 s), whatever the machine's speed
+FIT = ("import numpy as np; from brainmodels import kuramoto as km; "
+       "km.simulate(km.KuramotoParams(coupling=1.0, omega=np.linspace(-1, 1, 64)), "
+       "np.zeros(64), dt=0.05, steps=200, record_every=10)")
 
 
 def _run(code: str, **env: str) -> dict:
@@ -23,7 +24,8 @@ def _run(code: str, **env: str) -> dict:
                          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
     out = subprocess.run([sys.executable, "-c", code + "\nimport jax, json; print(json.dumps("
                           "{'dir': jax.config.jax_compilation_cache_dir}))"],
-                         env={**base, **env}, capture_output=True, text=True, timeout=300)
+                         env={**base, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", **env},
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return {"dir": json.loads(out.stdout.strip().splitlines()[-1])["dir"], "err": out.stderr}
 
