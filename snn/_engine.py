@@ -264,20 +264,34 @@ def _run(plan: Plan, keys, *, n_chunks: int, k: int, dt: float):
 run = jax.jit(_run, static_argnames=("n_chunks", "k", "dt"))
 _segment_jit = jax.jit(_segment, static_argnames=("n_chunks", "k", "dt"))
 
-#: a run with a progress meter goes in about this many segments (two compiled sizes at most)
-_PROGRESS_SEGMENTS = 20
+#: Steps per compiled segment of a run. A run is a sequence of equal segments (the last one
+#: computed in full and cut), so every duration reuses the same compiled program: a new
+#: duration costs no compilation. Runs shorter than a segment use the next power of two of
+#: chunks (a handful of programs in all), so a short run never computes more than twice its
+#: steps.
+SEGMENT_STEPS = 2000
 
 
-def run_segmented(plan: Plan, keys, progress, *, n_chunks: int, k: int, dt: float):
-    """:func:`run` in segments, the meter wrapping them; the same steps and keys, so the same
-    spikes (the step index, not the segment, seeds each step's noise)."""
-    size = -(-n_chunks // _PROGRESS_SEGMENTS)
+def segment_size(n_chunks: int, k: int) -> int:
+    """Chunks per segment for a run of ``n_chunks`` chunks of ``k`` steps."""
+    full = max(1, SEGMENT_STEPS // k)
+    return full if n_chunks >= full else 1 << max(0, (n_chunks - 1).bit_length())
+
+
+def run_segmented(plan: Plan, keys, progress=None, *, n_chunks: int, k: int, dt: float):
+    """:func:`run` as equal compiled segments (a meter, if given, wraps them); the same steps
+    and keys, so the same spikes (the step index, not the segment, seeds each step's noise).
+    Chunks past ``n_chunks`` in the last segment are computed and dropped."""
+    size = segment_size(n_chunks, k)
     carry, parts = _init_carry(plan), []
-    for c0 in progress(range(0, n_chunks, size)):
-        carry, out = _segment_jit(plan, keys, carry, jnp.int32(c0),
-                                  n_chunks=min(size, n_chunks - c0), k=k, dt=dt)
+    starts = range(0, n_chunks, size)
+    for c0 in (starts if progress is None else progress(starts)):
+        carry, out = _segment_jit(plan, keys, carry, jnp.int32(c0), n_chunks=size, k=k, dt=dt)
         parts.append(out)
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    # joined and cut on the host: device-side concatenation and slicing would compile per
+    # number of segments and per length
+    return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[:n_chunks],
+                        *parts)
 
 
 def _run_many(plans: Plan, keys, *, n_chunks: int, k: int, dt: float):

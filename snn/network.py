@@ -271,13 +271,9 @@ def _simulate_one(net, n_steps, k, dt_ms, keys, recording, delivery, *, widths=N
                   n_blocks=1, progress=None):
     """One compiled run of ``net`` (``keys``: one PRNG key per block of Poisson draws)."""
     plan = _engine.plan_for(net, dt_ms, recording, delivery, widths=widths, n_blocks=n_blocks)
-    if progress is None:
-        bits, counts, traces = _engine.run(plan, keys, n_chunks=n_steps // k, k=k,
-                                           dt=float(dt_ms))
-    else:
-        bits, counts, traces = _engine.run_segmented(plan, keys, progress,
-                                                     n_chunks=n_steps // k, k=k,
-                                                     dt=float(dt_ms))
+    # equal compiled segments: a new duration reuses the program (no compilation)
+    bits, counts, traces = _engine.run_segmented(plan, keys, progress, n_chunks=n_steps // k,
+                                                 k=k, dt=float(dt_ms))
     return _to_dataset(net, dt_ms, n_steps, k, recording, bits, counts, traces, plan)
 
 

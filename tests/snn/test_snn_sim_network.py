@@ -283,9 +283,11 @@ def test_poisson_input_drive_matches_expectation():
     assert stats.describe(g.ravel()).variance == pytest.approx(var_expected, rel=0.1)
 
 
-def test_progress_meter_sees_segments_and_changes_no_spike():
-    """simulate(progress=) runs in ~20 segments wrapped by the meter; the step index seeds
-    each step's Poisson draws, so the spikes equal the one-scan run's exactly."""
+def test_progress_meter_sees_segments_and_changes_no_spike(monkeypatch):
+    """A run goes in equal compiled segments, wrapped by the meter; the step index seeds each
+    step's Poisson draws, so 19 segments of 5 chunks give the spikes of one segment exactly."""
+    from brainmodels.snn import _engine
+
     base = snn.coba(seed=1, n=300)  # plus Poisson drive, so the keys matter
     net = snn.Network(base.populations, base.projections,
                       (snn.PoissonInput("P", "e", n_sources=50, rate_hz=20.0, weight=0.05),))
@@ -297,9 +299,38 @@ def test_progress_meter_sees_segments_and_changes_no_spike():
             yield s
 
     key = jax.random.key(2)
-    plain = snn.simulate(net, duration_ms=95.0, dt_ms=0.1, key=key)
+    plain = snn.simulate(net, duration_ms=95.0, dt_ms=0.1, key=key)  # one segment of 128 ms
+    monkeypatch.setattr(_engine, "SEGMENT_STEPS", 50)  # 5 chunks of 1 ms per segment
     metered = snn.simulate(net, duration_ms=95.0, dt_ms=0.1, key=key, progress=meter)
-    assert len(seen) == 19  # 95 chunks of 1 ms in segments of 5
+    assert len(seen) == 19
     np.testing.assert_array_equal(metered.spike_time.values, plain.spike_time.values)
     np.testing.assert_array_equal(metered.spike_neuron.values, plain.spike_neuron.values)
     np.testing.assert_array_equal(metered.rate_P.values, plain.rate_P.values)
+
+
+def test_a_new_duration_reuses_the_compiled_run():
+    """Durations are not compiled in: a 650 ms run after a 400 ms one (segments of 200 ms)
+    compiles nothing, and its first 400 ms are the shorter run's spikes."""
+    net = _small_net(delays=False)
+    short = snn.simulate(net, 400.0, 0.1, mode="event")
+    with compilations() as compiled:
+        long = snn.simulate(net, 650.0, 0.1, mode="event")
+    assert compiled.count == 0, compiled.names
+    early = long.spike_time.values < 400.0
+    np.testing.assert_array_equal(long.spike_time.values[early], short.spike_time.values)
+    np.testing.assert_array_equal(long.spike_neuron.values[early],
+                                  short.spike_neuron.values)
+
+
+def test_networks_of_one_size_drawn_with_other_seeds_share_the_compiled_run():
+    """CUBA's 4,000 neurons drawn with seeds 0-3 have largest out-degrees 110-113; padded to
+    the same width (128), later draws run on the first draw's program, for any duration."""
+    from brainmodels.snn._delivery import bucket_width
+
+    assert [bucket_width(k) for k in (4, 5, 7, 9, 17, 33, 65, 110, 113, 129)] == \
+        [4, 6, 8, 12, 24, 48, 96, 128, 128, 192]
+    snn.simulate(snn.cuba(seed=0), 100.0)
+    for seed in (1, 2, 3):
+        with compilations() as compiled:
+            snn.simulate(snn.cuba(seed=seed), 60.0 + 10 * seed)
+        assert compiled.count == 0, (seed, compiled.names)
