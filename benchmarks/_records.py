@@ -161,9 +161,47 @@ def _ridge(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _snn(records: list[dict]) -> str:
+    runs = _newest([r for r in records if r["benchmark"] == "snn"], "model", "n", "side")
+    rows = ["| network | side | cold | cold, cache filled | warm (CPU-s) | rate | brian2 / "
+            "brainmodels float32: cold / cached / warm | brian2 / brainmodels float64 |",
+            "|---|---|---|---|---|---|---|---|"]
+    for model in ("cuba", "coba"):
+        for n in sorted({k[1] for k in runs if k[0] == model}):
+            f32 = runs.get((model, n, "brainmodels float32"))
+            f64 = runs.get((model, n, "brainmodels float64"))
+            for side in ("brainmodels float32", "brainmodels float64", "brian2 cython"):
+                r = runs.get((model, n, side))
+                if r is None:
+                    continue
+                ratios = ["", ""]
+                if side == "brian2 cython":
+                    for i, mine in enumerate((f32, f64)):
+                        if mine is not None:
+                            ratios[i] = (f"{r['cold_wall'] / mine['cold_wall']:.1f}x / "
+                                         f"{r['cold_cached_wall'] / mine['cold_cached_wall']:.1f}"
+                                         f"x / {r['warm_wall'] / mine['warm_wall']:.1f}x")
+                dtype = " (float64)" if side == "brian2 cython" else ""
+                rows.append(f"| {model.upper()} {n:,} LIF, {r['duration_ms'] / 1e3:g} s "
+                            f"| {side}{dtype} | {_s(r['cold_wall'])} s "
+                            f"| {_s(r['cold_cached_wall'])} s "
+                            f"| {_s(r['warm_wall'])} s ({_s(r['warm_cpu'])}) "
+                            f"| {r['rate_hz']:.2f} Hz | {ratios[0]} | {ratios[1]} |")
+    rows += _measured_on(runs, "dt 0.1 ms, p = 0.02 (Brette et al. 2007); every number from "
+                               "fresh processes: cold = build the network and run it once with "
+                               "nothing cached (JAX compilation or brian2's code generation and "
+                               "cython compilation included), cache filled = the same in a "
+                               "later process (JAX's persistent cache; brian2's cython cache), "
+                               "warm = median of 3 further runs; a ratio > 1 means brainmodels "
+                               "is faster. Rates differ between the sides' random draws, not "
+                               "between the models (tests/snn compare them with brian2).")
+    return "\n".join(rows)
+
+
 #: benchmark name -> renderer of its README block
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {"banded_ridge": _banded_ridge,
-                                                     "kuramoto": _kuramoto, "ridge": _ridge}
+                                                     "kuramoto": _kuramoto, "ridge": _ridge,
+                                                     "snn": _snn}
 
 
 def render(readme: str) -> str:

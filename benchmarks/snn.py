@@ -18,8 +18,16 @@ Each timing is the median of ``--repeats`` runs after one warm-up run (JAX compi
 brian2's cython compilation are reported separately). The CPU may be shared: medians, not
 minima, and the ratios are what to read.
 
-    python benchmarks/snn.py            # full size
-    python benchmarks/snn.py --quick    # 1,000 neurons, 200 ms, 4 networks
+    python benchmarks/snn.py            # the sweep: 500, 2,000, 4,000 neurons, records
+    python benchmarks/snn.py --quick    # the sweep's smallest size
+    python benchmarks/snn.py --single   # full size, detailed (simulate_many, standalone,
+                                        # BrainPy); --single --quick: 1,000 neurons, 200 ms
+
+The sweep runs every side in fresh processes: cold (build + first run, JAX compilation or
+brian2's code generation and cython compilation included, nothing cached), cold with the
+cache an earlier process filled (JAX's persistent compilation cache; brian2's cython cache),
+and warm (median of ``--repeats``); brainmodels in float32 and float64, brian2 in float64.
+Records go to ``benchmarks/records/snn.jsonl`` and the README table is generated from them.
 """
 
 from __future__ import annotations
@@ -163,6 +171,88 @@ def _brainpy_row(name, args, one, per_net):
           f"per network {r['run_s'] / per_net:.2f}x\n    ({r['method']})")
 
 
+# ----------------------------------------------------------------------------- the sweep
+
+SWEEP_SIZES = (500, 2000, 4000)  # 1/8, 1/2 and the full size of Brette et al. (2007)
+SWEEP_SIDES = ("brainmodels float32", "brainmodels float64", "brian2 cython")
+RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "records", "snn.jsonl")
+
+
+def sweep_child(kind: str, side: str, model: str, n: int, duration: float,
+                repeats: int) -> None:
+    """Fresh process: build the network and run it (``cold``: once, timing build + first run,
+    compilation or code generation included; ``warm``: the median of ``repeats`` runs after a
+    first one). Prints one JSON line."""
+    if side == "brainmodels float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    from brainmodels import snn
+
+    make = {"cuba": snn.cuba, "coba": snn.coba}[model]
+    t0, c0 = time.perf_counter(), time.process_time()
+    net = make(seed=0, n=n)
+    if side.startswith("brainmodels"):
+        def run():
+            return snn.population_summary(snn.simulate(net, duration, 0.1))["P"]["rate_hz"]
+    else:
+        import brian2 as b2
+
+        from brainmodels.snn.brian2_bridge import _codegen_target, to_brian2
+
+        if os.environ.get("BENCH_CYTHON_CACHE"):
+            b2.prefs["codegen.runtime.cython.cache_dir"] = os.environ["BENCH_CYTHON_CACHE"]
+        target = _codegen_target("cython")
+        target.__enter__()
+        model_b2 = to_brian2(net, dt_ms=0.1)
+        runs = [0]
+
+        def run():
+            before = int(model_b2.spike_monitors["P"].num_spikes)
+            model_b2.network.run(duration * b2.ms, namespace={})
+            runs[0] += 1
+            return (int(model_b2.spike_monitors["P"].num_spikes) - before) / n / (duration / 1e3)
+    if kind == "cold":
+        rate = run()
+        out = dict(wall=time.perf_counter() - t0, cpu=time.process_time() - c0, rate=rate)
+    else:
+        run()
+        t = median_time(run, repeats)
+        out = dict(wall=t.median, cpu=float(np.median(t.cpu)), rate=float(t.out))
+    print(json.dumps(out))
+
+
+def _sweep_call(kind, side, model, n, duration, repeats, env) -> dict:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--sweep-child", kind,
+                          side, model, str(n), str(duration), str(repeats)],
+                         capture_output=True, text=True, check=True, env={**os.environ, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_sweep(models, sizes, duration, repeats) -> list[dict]:
+    """Per model, size and side: cold (nothing cached: JAX's persistent cache off, brian2's
+    cython cache empty), cold with the cache an earlier process filled, and warm."""
+    records = []
+    for model in models:
+        for n in sizes:
+            for side in SWEEP_SIDES:
+                with tempfile.TemporaryDirectory() as cache:
+                    env = ({"BRAINMODELS_JAX_CACHE": cache} if side.startswith("brainmodels")
+                           else {"BENCH_CYTHON_CACHE": cache})
+                    cold = _sweep_call("cold", side, model, n, duration, 1, env)
+                    cached = _sweep_call("cold", side, model, n, duration, 1, env)
+                    warm = _sweep_call("warm", side, model, n, duration, repeats, env)
+                records.append(dict(benchmark="snn", model=model, n=n, side=side,
+                                    duration_ms=duration, cold_wall=cold["wall"],
+                                    cold_cpu=cold["cpu"], cold_cached_wall=cached["wall"],
+                                    warm_wall=warm["wall"], warm_cpu=warm["cpu"],
+                                    rate_hz=warm["rate"]))
+                print(f"  {model} n={n:5d} {side:20s} cold {cold['wall']:6.2f} s (cached "
+                      f"{cached['wall']:6.2f} s)  warm {warm['wall']:6.3f} s "
+                      f"({warm['cpu']:.2f} CPU-s)  rate {warm['rate']:.2f} Hz", flush=True)
+    return records
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 neurons, 200 ms, 4 nets")
@@ -180,9 +270,30 @@ def main(argv=None) -> int:
     parser.add_argument("--standalone-timeout", type=float, default=600.0)
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--_standalone", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--single", action="store_true",
+                        help="the detailed one-size run (simulate_many, cpp_standalone, "
+                             "BrainPy) instead of the size sweep")
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--sweep-child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._standalone:
         _standalone_child(args._standalone, args.n, args.duration)
+        return 0
+    if args.sweep_child:
+        kind, side, model, n, duration, repeats = args.sweep_child
+        sweep_child(kind, side, model, int(n), float(duration), int(repeats))
+        return 0
+    if not args.single and not args.crossover:
+        from _timing import append_records, machine
+
+        where = machine()
+        print(f"machine: {where}; {args.duration:g} ms at dt 0.1 ms", flush=True)
+        sizes = SWEEP_SIZES[:1] if args.quick else SWEEP_SIZES
+        records = bench_sweep(args.models.split(","), sizes, args.duration, args.repeats)
+        if not args.no_record:
+            from pathlib import Path
+
+            append_records(Path(RECORDS), records, where)
         return 0
     if args.quick:
         args.n, args.duration, args.networks = 1000, 200.0, 4
