@@ -124,8 +124,9 @@ class AKOrN(nnx.Module):
         return AKOrNOutput(out, c, x, [energy for _, _, energy in blocks])
 
     def blocks(self, images: Float[ArrayLike, "batch height width color"], *, key: PRNGKeyArray,
-               T: int | None = None) -> list[tuple[Array, Array, Array]]:
-        """Every block's ``(final oscillator states, readout, energy per step)``.
+               T: int | None = None) -> list[tuple[Array, Array, Array | None]]:
+        """Every block's ``(final oscillator states, readout, energy per step)``; the energy is
+        None for blocks that do not compute one (the non-oscillatory baselines).
 
         States are ``(batch, height', width', channels)`` unit vectors in groups of ``n``
         channels; the readout is the next block's conditional stimulus ``c``. These are the
