@@ -127,9 +127,9 @@ def _kuramoto(records: list[dict]) -> str:
                                "compilation included, persistent cache off); cache filled = a "
                                "later process with brainmodels' default persistent compilation "
                                "cache; a ratio > 1 means brainmodels is faster, < 1 slower. "
-                               "brainmodels' float64 run is 2x slower than numpy's at N >= 10^4 "
-                               "(cause not yet found: XLA's float64 sin/cos alone are faster "
-                               "than numpy's on this machine).")
+                               "At N = 10^4, pinned to one core, brainmodels float32 runs in "
+                               "0.44 s instead of 0.65 s: XLA splits these 10^4-element "
+                               "operations over both cores at a loss.")
     return "\n".join(rows)
 
 
