@@ -111,26 +111,7 @@ def _decompose(X: np.ndarray, *, method: str, dtype) -> _solvers.Decomposition:
     """
     if method == "svd" or jax.default_backend() != "cpu":
         return _solvers.decompose(jnp.asarray(X, dtype=dtype), method=method)
-    X64 = np.asarray(X, dtype=np.float64)
-    n, p = X64.shape
-    if method == "primal":
-        w, V = np.linalg.eigh(X64.T @ X64)
-        w, V = w[::-1], V[:, ::-1]
-        s = np.sqrt(np.clip(w, 0.0, None))
-        keep = s > s[0] * np.sqrt(max(n, p) * np.finfo(np.float64).eps)
-        U = (X64 @ V[:, keep]) / s[keep]
-        U = np.pad(U, ((0, 0), (0, int((~keep).sum()))))
-    else:  # dual
-        w, U = np.linalg.eigh(X64 @ X64.T)
-        w, U = w[::-1], U[:, ::-1]
-        s = np.sqrt(np.clip(w, 0.0, None))
-        keep = s > s[0] * np.sqrt(max(n, p) * np.finfo(np.float64).eps)
-        V = np.zeros((p, s.size))
-        V[:, keep] = (X64.T @ U[:, keep]) / s[keep]
-        U = U * keep[None, :]
-    s = np.where(keep, s, 0.0)
-    if method == "primal":
-        V = V * keep[None, :]
+    U, s, V = _host.decompose(X, method)
     return _solvers.Decomposition(*(jnp.asarray(a, dtype=dtype) for a in (U, s, V)))
 
 
