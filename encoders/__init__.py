@@ -14,13 +14,9 @@ to_nifti, save_nifti, plot_brain_map
     Per-voxel results back onto the brain (re-exported from brainmodels.brainmaps).
 """
 
-from brainmodels.encoders.banded import (
-    BandedRidgeEncoder,
-    band_candidates,
-    stack_feature_spaces,
-    variance_partitioning,
-)
+from brainmodels.encoders.banded import BandedRidgeEncoder, variance_partitioning
 from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
+from brainmodels.encoders.feature_spaces import band_candidates, stack_feature_spaces
 from brainmodels.encoders.maps import plot_brain_map, save_nifti, to_nifti
 from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
 from brainmodels.encoders.scoring import (

@@ -33,12 +33,9 @@ areas. Front. Comput. Neurosci. 9:135 (variance partitioning).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -50,6 +47,16 @@ from brainmodels._memory import check_memory
 from brainmodels._types import ArrayLike
 from brainmodels.data import provenance
 from brainmodels.encoders import _solvers
+from brainmodels.encoders._banded_scale import (
+    _check_store,
+    _lazy_targets,
+    _ModelStore,
+    _open_store,
+    _per_voxel,
+    _run_chunks,
+    _StoredCoef,
+    _voxel_chunks,
+)
 from brainmodels.encoders._cv import (
     CV_AVERAGES,
     SOLVERS,
@@ -63,152 +70,19 @@ from brainmodels.encoders._cv import (
     device_mesh,
 )
 from brainmodels.encoders._validation import (
-    check_x,
     check_xy,
     format_indices,
     sample_dim,
     voxel_coords,
 )
+from brainmodels.encoders.feature_spaces import _spaces, band_candidates
 from brainmodels.encoders.scoring import SCORES, r2_split
 
-__all__ = ["BandedRidgeEncoder", "stack_feature_spaces", "variance_partitioning",
-           "band_candidates"]
+__all__ = ["BandedRidgeEncoder", "variance_partitioning"]
 
 #: alphas tried when ``BandedRidgeEncoder(alphas=None)`` (penalty of the concatenation; the
 #: band weights then spread it over the spaces)
 DEFAULT_ALPHAS = np.logspace(-2, 8, 20)
-
-
-# ----------------------------------------------------------------------------- feature spaces
-
-
-def stack_feature_spaces(spaces: Mapping[str, Any], *, feature_dim: str = "feature"
-                         ) -> xr.DataArray:
-    """Several feature spaces as one ``(sample, feature)`` DataArray with a ``feature_space``
-    coordinate.
-
-    ``spaces`` maps a name to a 2-D array or DataArray ``(sample, <its feature dim>)``. Sample
-    coordinates (``stimulus``, ``run``, ...) must agree across the spaces (they travel on);
-    each space's own feature coordinates (``rf_x``, ``category`` ...) are kept, filled with
-    NaN (numbers) or ``""`` (text) on the other spaces' features, where ``xr.concat`` would
-    refuse them. Select one space back with ``X.sel(feature=X.feature_space == name)``.
-    """
-    if not isinstance(spaces, Mapping) or not spaces:
-        raise ValueError("spaces must be a non-empty mapping name -> (sample, feature) array, "
-                         f"got {type(spaces).__name__}")
-    pieces, sample_coords, dim0, n = [], {}, None, None
-    for name, X in spaces.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"feature space names must be non-empty strings, got {name!r}")
-        values, t = check_x(X, name=f"spaces[{name!r}]")
-        if n is not None and values.shape[0] != n:
-            raise ValueError(f"every feature space needs the same samples: spaces[{name!r}] "
-                             f"has {values.shape[0]} rows, the first space {n}")
-        n = values.shape[0]
-        own = {}
-        if t is not None:
-            d0, d1 = t.dims
-            if dim0 is None:
-                dim0 = d0
-            elif d0 != dim0:
-                raise ValueError(f"feature spaces disagree on the sample dimension: {dim0!r} "
-                                 f"and {d0!r} (spaces[{name!r}])")
-            for cname, c in t.coords.items():
-                if c.dims == (d0,):
-                    if cname in sample_coords and not np.array_equal(sample_coords[cname],
-                                                                     c.values):
-                        raise ValueError(f"feature spaces disagree on sample coordinate "
-                                         f"{cname!r} (spaces[{name!r}]); align them first")
-                    sample_coords[cname] = np.asarray(c.values)
-                elif c.dims == (d1,) and cname != d1:
-                    own[cname] = np.asarray(c.values)
-            if d1 in t.coords:
-                own[f"{name}_{d1}" if d1 == feature_dim else d1] = np.asarray(t.coords[d1].values)
-        pieces.append((name, values, own))
-    coords: dict[str, Any] = {
-        k: ((dim0 or "sample",), v) for k, v in sample_coords.items()}
-    sizes = [v.shape[1] for _, v, _ in pieces]
-    coords["feature_space"] = ((feature_dim,), np.repeat([p[0] for p in pieces], sizes))
-    coords[feature_dim] = np.arange(sum(sizes))
-    names = {c for _, _, own in pieces for c in own}
-    for cname in sorted(names - set(coords)):
-        parts = []
-        for (_, _values, own) in pieces:
-            if cname in own:
-                parts.append(own[cname])
-            else:
-                parts.append(None)
-        kinds = {p.dtype.kind for p in parts if p is not None}
-        text = bool(kinds & {"U", "S", "O"})
-        filled = [p if p is not None else (np.full(s, "", dtype=object) if text
-                                           else np.full(s, np.nan))
-                  for p, s in zip(parts, sizes, strict=True)]
-        coords[cname] = ((feature_dim,), np.concatenate(
-            [np.asarray(f, dtype=object) if text else np.asarray(f, dtype=float)
-             for f in filled]))
-    values = np.concatenate([v for _, v, _ in pieces], axis=1)
-    return xr.DataArray(values, dims=(dim0 or "sample", feature_dim), coords=coords,
-                        name="features")
-
-
-def _spaces(Xs: Any, *, where: str) -> tuple[list[str], list[np.ndarray], xr.DataArray | None]:
-    """Names, values and (if labelled) a sample template of the feature spaces ``Xs``."""
-    if isinstance(Xs, xr.DataArray):
-        if Xs.ndim != 2 or "feature_space" not in Xs.coords or \
-                Xs.coords["feature_space"].dims != Xs.dims[1:]:
-            raise ValueError(
-                f"{where}: a DataArray of feature spaces must be (sample, feature) with a "
-                "`feature_space` coordinate on its feature dimension (see "
-                "stack_feature_spaces); got dims "
-                f"{Xs.dims} and coords {list(Xs.coords)}")
-        values, t = check_x(Xs, name="Xs")
-        labels = np.asarray(Xs.coords["feature_space"].values).astype(str)
-        names = list(dict.fromkeys(labels))  # order of first appearance
-        for name in names:
-            cols = np.flatnonzero(labels == name)
-            if np.any(np.diff(cols) != 1):
-                raise ValueError(f"{where}: the features of space {name!r} are not contiguous; "
-                                 "sort the feature dimension by feature_space")
-        return names, [values[:, labels == nm] for nm in names], t
-    if isinstance(Xs, Mapping):
-        items = list(Xs.items())
-    elif isinstance(Xs, Sequence) and not isinstance(Xs, str | bytes):
-        items = [(f"space{i}", X) for i, X in enumerate(Xs)]
-    else:
-        raise TypeError(f"{where}: Xs must be a list of (sample, feature) arrays, a dict name -> "
-                        f"array or a DataArray with a `feature_space` coordinate; got "
-                        f"{type(Xs).__name__}")
-    if not items:
-        raise ValueError(f"{where}: Xs holds no feature space")
-    names, values, template = [], [], None
-    for name, X in items:
-        v, t = check_x(X, name=f"Xs[{name!r}]")
-        if values and v.shape[0] != values[0].shape[0]:
-            raise ValueError(f"{where}: every feature space needs the same samples; "
-                             f"Xs[{name!r}] has {v.shape[0]} rows, Xs[{names[0]!r}] "
-                             f"{values[0].shape[0]}")
-        names.append(str(name))
-        values.append(v)
-        template = template if template is not None else t
-    return names, values, template
-
-
-def band_candidates(n_spaces: int, n_iter: int, *, concentration: Any = (0.1, 1.0),
-                    seed: int = 0) -> np.ndarray:
-    """``(n_iter, n_spaces)`` band weights on the simplex: the first uniform, the others
-    Dirichlet samples whose concentration cycles through ``concentration`` (small values
-    favour one space, 1 is uniform on the simplex), from ``numpy.random.default_rng(seed)``."""
-    conc = np.atleast_1d(np.asarray(concentration, dtype=float))
-    if conc.ndim != 1 or conc.size == 0 or np.any(conc <= 0) or not np.all(np.isfinite(conc)):
-        raise ValueError(f"concentration must be positive numbers, got {concentration!r}")
-    if n_spaces < 1 or n_iter < 1:
-        raise ValueError(f"need n_spaces >= 1 and n_iter >= 1, got {n_spaces} and {n_iter}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_iter, n_spaces))
-    out[0] = 1.0 / n_spaces
-    for i in range(1, n_iter):
-        out[i] = rng.dirichlet(np.full(n_spaces, conc[(i - 1) % conc.size]))
-    return out
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -749,180 +623,6 @@ class _BlockJob:
         out["alphas"][keep] = best_alpha
         out["best_cv"][keep] = cv_best[chosen, np.arange(v)]
         return out
-
-
-def _lazy_targets(Y):
-    """``(dask array (sample, voxel), template, False)`` for a dask-backed DataArray ``Y``."""
-    if not isinstance(Y, xr.DataArray) or Y.chunks is None:
-        return None
-    if Y.ndim != 2 or "voxel" not in Y.dims:
-        raise ValueError(f"a dask-backed Y must be a 2-D DataArray with a 'voxel' dimension, "
-                         f"got dims {Y.dims}")
-    if Y.dims[0] == "voxel":
-        Y = Y.transpose(Y.dims[1], "voxel")
-    return Y.data, Y, False
-
-
-def _voxel_chunks(v: int, voxel_chunk, lazy, client) -> list[slice]:
-    if voxel_chunk is not None:
-        size = int(voxel_chunk)
-        if size < 1:
-            raise ValueError(f"voxel_chunk must be a positive int, got {voxel_chunk!r}")
-    elif lazy is not None:
-        edges = np.concatenate([[0], np.cumsum(lazy[0].chunks[1])])
-        return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    else:
-        workers = max(1, len(client.scheduler_info().get("workers", {}))) if client else 1
-        size = max(1, -(-v // (2 * workers)))
-    return [slice(a, min(a + size, v)) for a in range(0, v, size)]
-
-
-def _run_chunks(job: _BlockJob, Y, chunks: list[slice], *, client, progress, sink=None):
-    """Run ``job`` on every voxel chunk (here, or on ``client``'s workers) and join. With
-    ``sink``, each chunk's result is handed to ``sink(part, slice)`` as it arrives and only
-    what the sink returns (the small per-voxel arrays) is kept."""
-    keep = (lambda part, sl: part) if sink is None else sink
-    if client is None:
-        it = chunks if progress is None else progress(chunks)
-        parts = [keep(job(np.asarray(Y[:, sl]), sl.start), sl) for sl in it]
-    else:
-        # Inputs travel inside the task specs (not scattered): whatever a dead worker held
-        # can be recomputed by the scheduler, so a killed worker costs time, not the result.
-        remote = client.submit(_identity, job, pure=False)
-        futures = []
-        for sl in chunks:
-            block = Y[:, sl]
-            # dask's collection protocol (no dask import: it comes with the client's install)
-            data = client.compute(block) if hasattr(block, "__dask_graph__") else \
-                client.submit(_identity, np.asarray(block), pure=False)
-            futures.append(client.submit(_call_job, remote, data, sl.start, retries=3,
-                                         pure=False))
-        parts = []
-        pairs = list(zip(futures, chunks, strict=True))
-        for future, sl in (pairs if progress is None else progress(pairs)):
-            parts.append(keep(future.result(), sl))  # in order; each gathered once
-            future.release()
-    return {k: np.concatenate([r[k] for r in parts], axis=-1) for k in parts[0]}
-
-
-def _identity(x):
-    return x
-
-
-def _call_job(job: _BlockJob, Y, offset: int) -> dict[str, np.ndarray]:
-    return job(Y, offset)
-
-
-# ----------------------------------------------------------------------------- the store
-
-
-def _per_voxel(coef, intercept, alphas, gamma, band_alphas, cv, best_cv):
-    """(name, dims, values) of the fitted per-voxel variables, in :meth:`to_dataset` order."""
-    return [("coef", ("feature", "voxel"), coef), ("intercept", ("voxel",), intercept),
-            ("alphas", ("voxel",), alphas), ("band_weights", ("feature_space", "voxel"), gamma),
-            ("band_alphas", ("feature_space", "voxel"), band_alphas),
-            ("cv_scores", ("candidate", "voxel"), cv), ("best_cv_scores", ("voxel",), best_cv)]
-
-
-def _check_store(store) -> Path:
-    path = Path(store)
-    if path.is_dir():
-        raise ValueError(f"store {str(store)!r} is a folder; give a file path ending in .nc")
-    if path.suffix != ".nc":
-        raise ValueError(f"store must be the path of a .nc (netCDF) file, got {str(store)!r}")
-    if not path.parent.is_dir():
-        raise ValueError(f"store {str(store)!r}: the folder {str(path.parent)!r} does not exist")
-    return path
-
-
-class _ModelStore:
-    """The fitted model written into a netCDF file one voxel chunk at a time.
-
-    The per-voxel variables are written with h5netcdf as the chunks arrive (HDF5 chunks of one
-    voxel chunk, so a later read of a voxel range touches only its chunks); the coordinates,
-    candidates and provenance are appended by xarray when the fit is complete, and only then is
-    the temporary file renamed to the destination.
-    """
-
-    def __init__(self, path: Path, *, p, v, m, n_cands, dtype, chunk, x_mean, fit_intercept):
-        from brainmodels._deps import require
-
-        h5netcdf = require("h5netcdf", purpose="BandedRidgeEncoder.fit(store=)")
-        self.path, self.x_mean, self.dtype = path, np.asarray(x_mean), np.dtype(dtype)
-        self.fit_intercept = fit_intercept
-        self.chunk = max(1, min(int(chunk), v))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.file = h5netcdf.File(self.tmp, "w")
-        self.file.dimensions = {"feature": p, "voxel": v, "feature_space": m,
-                                "candidate": n_cands}
-        self.vars = {}
-        shapes = {"feature": p, "voxel": v, "feature_space": m, "candidate": n_cands}
-        for name, dims, _ in _per_voxel(*[None] * 7):
-            dt = self.dtype if name in ("coef", "intercept") else np.float64
-            chunks = tuple(self.chunk if d == "voxel" else shapes[d] for d in dims)
-            self.vars[name] = self.file.create_variable(name, dims, dt, chunks=chunks)
-
-    def write(self, part: dict, sl: slice) -> dict:
-        coef = part["coef"]
-        y_mean = part["y_mean"] if self.fit_intercept else np.zeros(coef.shape[1])
-        intercept = (y_mean - self.x_mean @ coef).astype(self.dtype)  # as _store computes it
-        gamma, alphas = part["gamma"], part["alphas"]
-        band_alphas = np.where(gamma > 0, alphas[None, :] / np.where(gamma > 0, gamma, 1.0),
-                               np.inf)
-        for name, _, values in _per_voxel(coef, intercept, alphas, gamma, band_alphas,
-                                          part["cv"], part["best_cv"]):
-            self.vars[name][..., sl] = values
-        return {**{k: a for k, a in part.items() if k != "coef"}, "intercept": intercept}
-
-    def finish(self, metadata: xr.Dataset) -> None:
-        from brainmodels.data import _encode_attrs
-
-        self.file.close()
-        meta = metadata.copy()
-        meta.attrs = {**_encode_attrs(meta.attrs, "the model"),
-                      "_brainmodels_kind": "Dataset"}
-        meta.to_netcdf(self.tmp, mode="a", engine="h5netcdf")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(self.tmp, 0o666 & ~mask)  # mkstemp made it 0600
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
-
-
-def _open_store(path) -> xr.Dataset:
-    """A model store opened lazily (variables read on access), attributes decoded."""
-    from brainmodels.data import _decode_attrs
-
-    # cache=False: reading coef_ does not pin it in memory afterwards
-    ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
-    ds.attrs = _decode_attrs(ds.attrs)
-    ds.attrs.pop("_brainmodels_kind", None)
-    return ds
-
-
-class _StoredCoef:
-    """The (feature, voxel) coefficients of a store, read by slices (picklable: a path)."""
-
-    def __init__(self, path, p: int, v: int, dtype, chunk: int):
-        self.path, self.shape, self.dtype = Path(path), (p, v), np.dtype(dtype)
-        self.chunk = chunk
-
-    def chunks(self) -> list[slice]:
-        v = self.shape[1]
-        return [slice(a, min(a + self.chunk, v)) for a in range(0, v, self.chunk)]
-
-    def __getitem__(self, index) -> np.ndarray:
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            return np.asarray(f["coef"][index])
 
 
 # ----------------------------------------------------------------------------- partitioning
