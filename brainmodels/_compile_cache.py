@@ -7,7 +7,9 @@ on when it is imported, in a per-user cache folder:
 * ``$BRAINMODELS_JAX_CACHE`` (a folder), or ``off`` to leave JAX's cache alone;
 * otherwise ``$XDG_CACHE_HOME/brainmodels/jax`` (default ``~/.cache/brainmodels/jax``).
 
-A cache the user configured for JAX itself (``JAX_COMPILATION_CACHE_DIR`` or
+Before JAX is imported the folder is set through JAX's own ``JAX_COMPILATION_CACHE_DIR``
+environment variable, which child processes inherit (they share the cache); after, through
+``jax.config``. A cache the user configured for JAX itself (``JAX_COMPILATION_CACHE_DIR`` or
 ``jax.config.update("jax_compilation_cache_dir", ...)`` before importing brainmodels) wins. A
 folder that cannot be created or written is skipped without a word (JAX would warn on every
 compilation). Programs that compile in under :data:`MIN_COMPILE_SECONDS` are not stored.

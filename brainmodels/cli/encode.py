@@ -167,7 +167,7 @@ def run(args) -> int:
     if args.banded and len(spaces) < 2:
         raise ValueError(f"--banded needs two or more feature spaces in --features, got {spaces}")
     ds = load_fmri_data(args, verbose=True)
-    with _client(args.scheduler) as client:
+    with _DaskClient(args.scheduler) as client:
         run_encode(ds, spaces, args.out, cv=args.cv, alphas=args.alphas, seed=args.seed,
                    test_fraction=args.test_fraction, voxel_batch=args.voxel_batch,
                    maps=not args.no_maps, banded=args.banded, n_iter=args.n_iter,
@@ -175,7 +175,7 @@ def run(args) -> int:
     return 0
 
 
-class _client:
+class _DaskClient:
     """The dask client of ``--scheduler`` (None without it), closed on exit with its local
     cluster."""
 
