@@ -227,7 +227,6 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
         dec = _decompose(Xtr, method=method, dtype=dtype)
         A = jnp.asarray(Xte, dtype=dtype) @ dec.V
         folds.append(_place((jnp.asarray(train), jnp.asarray(test), dec.U, dec.s, A), mesh))
-    n_test = sum(len(t) for _, t in splits)
     statistic = "correlation" if score == "correlation" else "sse"
     a = _place(a, mesh)
     for sl in batches:
@@ -237,14 +236,18 @@ def _cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, batch, dty
         m = sl.stop - sl.start
         stats = np.stack([np.asarray(r[0], dtype=np.float64)[:, :m] for r in res])
         sst = np.stack([np.asarray(r[1], dtype=np.float64)[:m] for r in res])
-        if average == "folds":
-            sizes = np.array([len(t) for _, t in splits], dtype=np.float64)
-            per_fold = [FOLD_COMBINE[score](stats[f][None], sst[f], sizes[f])
-                        for f in range(len(splits))]
-            out[:, sl] = np.mean(per_fold, axis=0)
-        else:
-            out[:, sl] = FOLD_COMBINE[score](stats, sst.sum(0), n_test)
+        out[:, sl] = _combine_folds(stats, sst, splits, score, average)
     return out
+
+
+def _combine_folds(stats, sst, splits, score, average):
+    """(fold, alpha, voxel) statistics and (fold, voxel) test sums of squares -> one
+    (alpha, voxel) CV score (``cv_average``: pooled over folds, or the mean of the folds')."""
+    sizes = np.array([len(t) for _, t in splits], dtype=np.float64)
+    if average == "folds":
+        return np.mean([FOLD_COMBINE[score](stats[f][None], sst[f], sizes[f])
+                        for f in range(len(splits))], axis=0)
+    return FOLD_COMBINE[score](stats, sst.sum(0), int(sizes.sum()))
 
 
 def _host_cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, dtype, average,
@@ -269,18 +272,13 @@ def _host_cv_scores(X, Y, alphas, splits, *, method, score, fit_intercept, dtype
     for train, test, Xtr, Xte in fold_features(X, splits, fit_intercept):
         U, s, V = _host.decompose(Xtr, method)
         folds.append((train, test, U, s, np.asarray(Xte, dtype=np.float64) @ V))
-    sizes = np.array([len(t) for _, t in splits], dtype=np.float64)
     for sl in batches:
         Yb = np.asarray(Y[:, sl])
         res = [_host.fold_scores(f, Yb, alphas, statistic=statistic,
                                  fit_intercept=fit_intercept, dtype=dtype) for f in folds]
         stats = np.stack([r[0] for r in res])
         sst = np.stack([r[1] for r in res])
-        if average == "folds":
-            out[:, sl] = np.mean([FOLD_COMBINE[score](stats[f][None], sst[f], sizes[f])
-                                  for f in range(len(splits))], axis=0)
-        else:
-            out[:, sl] = FOLD_COMBINE[score](stats, sst.sum(0), int(sizes.sum()))
+        out[:, sl] = _combine_folds(stats, sst, splits, score, average)
     return out
 
 

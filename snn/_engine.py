@@ -6,7 +6,8 @@ states, one delivery kernel per source population, Poisson inputs and trace indi
 are cached on the network object itself (networks are immutable), so a second run of the same
 network builds nothing, and the cache goes with the network.
 
-:func:`run` scans :func:`_step` over time in chunks of ``k`` steps (one recording bin each).
+:func:`run_segmented` scans :func:`_step` over time in chunks of ``k`` steps (one recording
+bin each), in equal compiled segments; :func:`run_many` runs several plans in one ``vmap``.
 Poisson inputs draw, per step ``n`` and block ``b``, from ``fold_in(keys[b], n)``: a single
 network has one block; the disjoint union of several networks in
 ``simulate_many(method="union")`` has one block per network, so every batching method draws
@@ -24,7 +25,7 @@ from flax import struct
 
 from brainmodels.snn._delivery import Delivery, build_kernel
 
-__all__ = ["plan_for", "run", "run_segmented", "run_many"]
+__all__ = ["plan_for", "run_segmented", "run_many"]
 
 
 @struct.dataclass
@@ -261,7 +262,6 @@ def _run(plan: Plan, keys, *, n_chunks: int, k: int, dt: float):
     return out
 
 
-run = jax.jit(_run, static_argnames=("n_chunks", "k", "dt"))
 _segment_jit = jax.jit(_segment, static_argnames=("n_chunks", "k", "dt"))
 
 #: Steps per compiled segment of a run. A run is a sequence of equal segments (the last one
@@ -279,7 +279,7 @@ def segment_size(n_chunks: int, k: int) -> int:
 
 
 def run_segmented(plan: Plan, keys, progress=None, *, n_chunks: int, k: int, dt: float):
-    """:func:`run` as equal compiled segments (a meter, if given, wraps them); the same steps
+    """The whole run as equal compiled segments (a meter, if given, wraps them); the same steps
     and keys, so the same spikes (the step index, not the segment, seeds each step's noise).
     Chunks past ``n_chunks`` in the last segment are computed and dropped."""
     size = segment_size(n_chunks, k)
