@@ -1,121 +1,214 @@
-"""Benchmark brainmodels.rsa against rsatoolbox, in the same process on the same data.
+"""Benchmark brainmodels.rsa against rsatoolbox: same data, same work, at 10, 100 and 500
+conditions, cold and warm.
 
-Usage: python benchmarks/rsa.py [--quick] [--repeats N]
+Jobs, per size (K conditions):
 
-Each side runs ``--repeats`` times after one warm-up (JAX compilation excluded, reported
-separately); the median wall time is printed with the ratio rsatoolbox / brainmodels. On a shared
-machine the timings are noisy: compare ratios, not absolute times. The stochastic shape metric
-has no peer on PyPI (netrep is not published) and is timed alone.
+- ``compare:<method>``: all 10 x 10 pairs of two stacks of K-condition RDMs (cosine, corr,
+  spearman, tau-a, corr_cov);
+- ``crossnobis``: a crossnobis RDM of K conditions x 8 runs x 500 voxels;
+- ``bootstrap:<method>``: a stimulus bootstrap of 5 model RDMs against 10 subjects' RDMs, 1,000
+  samples, corr and tau-a, without a noise ceiling on either side (rsatoolbox's
+  ``boot_noise_ceil=False``). Where rsatoolbox would take minutes it runs fewer samples and its
+  times are scaled to 1,000 (its loop is linear in samples; the record says how many).
+
+Each (size, job, side) runs in a fresh process: the first call is *cold* (JAX compilation,
+numba's cached-kernel load and all first-call work included, imports excluded), then the median
+of ``--repeats`` calls is *warm*. For brainmodels a second pair of processes measures the first
+call with JAX's persistent compilation cache filled. Both sides run in float64
+(``jax_enable_x64``: rsatoolbox computes in float64). brainmodels' host kernels use a thread
+pool (2 threads here) where rsatoolbox runs one thread: CPU seconds are recorded beside wall
+time. Agreement: compare and crossnobis outputs are checked entry by entry; bootstrap standard
+errors (independent draws on the two sides) agree to Monte-Carlo error.
+
+Records go to ``benchmarks/records/rsa.jsonl``; ``python benchmarks/_records.py`` writes the
+README table from them. ``--stochastic`` also times the stochastic shape metric (no peer on
+PyPI; printed, not recorded). Not a test.
+
+Usage: python benchmarks/rsa.py [--quick] [--sizes 10 100 500] [--jobs ...] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
-import jax
 import numpy as np
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress bar
 
-jax.config.update("jax_enable_x64", True)  # rsatoolbox is float64: compare like with like
-
-warnings.filterwarnings("ignore", category=RuntimeWarning)  # rsatoolbox's descriptor casts
-import rsatoolbox  # noqa: E402
-from _timing import median_time  # noqa: E402  (benchmarks/ is on sys.path)
-from rsatoolbox.data import Dataset  # noqa: E402
-from rsatoolbox.rdm import RDMs, calc_rdm, compare  # noqa: E402
-
-import brainmodels.rsa as bm  # noqa: E402
+RECORDS = Path(__file__).with_name("records") / "rsa.jsonl"
+SIZES = (10, 100, 500)
+COMPARE_METHODS = ("cosine", "corr", "spearman", "tau-a", "corr_cov")
+JOBS = (*(f"compare:{m}" for m in COMPARE_METHODS), "crossnobis", "bootstrap:corr",
+        "bootstrap:tau-a")
+N_RDMS, RUNS, VOXELS = 10, 8, 500
+N_MODELS, N_SUBJECTS, N_BOOT = 5, 10, 1000
 
 
-def _row(name, t_ref, t_bm, t_compile, err, goal):
-    ratio = t_ref / t_bm if t_bm > 0 else float("inf")
-    print(f"{name:<42} rsatoolbox {t_ref:8.3f} s  brainmodels {t_bm:8.3f} s  "
-          f"(compile {t_compile:6.2f} s)  x{ratio:7.1f}  goal >= {goal}x  max|diff| {err:.1e}")
+def peer_samples(job: str, k: int) -> int:
+    """Bootstrap samples rsatoolbox runs (its times are scaled to N_BOOT)."""
+    if job == "bootstrap:corr":
+        return N_BOOT if k <= 100 else 100
+    return {10: 100, 100: 20}.get(k, 4)  # tau-a: scipy's kendalltau per pair and sample
 
 
-def bench_compare(size, repeats):
-    k, m = size
+def _compare_data(k):
     n = k * (k - 1) // 2
     rng = np.random.default_rng(0)
-    a, b = rng.random((m, n)), rng.random((m, n))
-    ra, rb = RDMs(a), RDMs(b)
-    for method, goal in (("tau-a", 10), ("spearman", 5), ("corr_cov", 5)):
-        t = time.perf_counter()
-        bm.compare_rdms(a, b, method)
-        t_compile = time.perf_counter() - t
-        t_bm, _, _, ours = median_time(lambda method=method: bm.compare_rdms(a, b, method), repeats)
-        t_ref, _, _, ref = median_time(lambda method=method: compare(ra, rb, method=method),
-                                  max(1, repeats - 1))
-        _row(f"compare {m}x{m} RDMs, {k} cond, {method}", t_ref, t_bm, t_compile - t_bm,
-             float(np.max(np.abs(ours - ref))), goal)
+    return rng.random((N_RDMS, n)), rng.random((N_RDMS, n))
 
 
-def bench_crossnobis(size, repeats):
-    k, runs, vox = size
+def _crossnobis_data(k):
     rng = np.random.default_rng(1)
-    cond = np.tile(np.arange(k), runs)
-    run = np.repeat(np.arange(runs), k)
-    x = rng.standard_normal((k * runs, vox)) + rng.standard_normal((k, vox))[cond]
-    ds = Dataset(x, obs_descriptors={"cond": cond, "run": run})
-    t = time.perf_counter()
-    bm.rdm(x, "crossnobis", conditions=cond, runs=run)
-    t_compile = time.perf_counter() - t
-    t_bm, _, _, ours = median_time(lambda: bm.rdm(x, "crossnobis", conditions=cond, runs=run),
-                              repeats)
-    t_ref, _, _, ref = median_time(lambda: calc_rdm(ds, "crossnobis", descriptor="cond",
-                                               cv_descriptor="run").get_matrices()[0], repeats)
-    _row(f"crossnobis {k} cond x {runs} runs x {vox} vox", t_ref, t_bm, t_compile - t_bm,
-         float(np.max(np.abs(ours - ref))), 5)
+    cond = np.tile(np.arange(k), RUNS)
+    run = np.repeat(np.arange(RUNS), k)
+    x = rng.standard_normal((k * RUNS, VOXELS)) + rng.standard_normal((k, VOXELS))[cond]
+    return x, cond, run
 
 
-def bench_bootstrap(size, repeats):
-    k, n_models, n_subj, n_boot = size
+def _bootstrap_data(k):
     n = k * (k - 1) // 2
     rng = np.random.default_rng(2)
     truth = rng.random(n)
-    data = truth + 0.5 * rng.standard_normal((n_subj, n))
-    models = np.stack([truth + s * rng.standard_normal(n) for s in np.linspace(0.2, 2, n_models)])
+    data = truth + 0.5 * rng.standard_normal((N_SUBJECTS, n))
+    models = np.stack([truth + s * rng.standard_normal(n)
+                       for s in np.linspace(0.2, 2, N_MODELS)])
+    return models, data
+
+
+def _brainmodels(job: str, k: int):
+    """A zero-argument call of brainmodels for ``job`` returning a numpy array."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import brainmodels.rsa as bm
+
+    if job.startswith("compare:"):
+        method = job.split(":")[1]
+        a, b = _compare_data(k)
+        return lambda: np.asarray(bm.compare_rdms(a, b, method))
+    if job == "crossnobis":
+        x, cond, run = _crossnobis_data(k)
+        return lambda: np.asarray(bm.rdm(x, "crossnobis", conditions=cond, runs=run))
+    method = job.split(":")[1]
+    models, data = _bootstrap_data(k)
+
+    def boot():
+        res = bm.bootstrap_compare(models, data, method, key=jax.random.key(0),
+                                   n_bootstrap=N_BOOT, over="stimulus",
+                                   with_noise_ceiling=False)
+        return np.asarray(res.se.values)
+    return boot
+
+
+def _rsatoolbox(job: str, k: int):
+    warnings.filterwarnings("ignore")  # rsatoolbox's descriptor casts and tie warnings
+    import rsatoolbox
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import RDMs, calc_rdm, compare
+
+    if job.startswith("compare:"):
+        method = job.split(":")[1]
+        a, b = _compare_data(k)
+        ra, rb = RDMs(a), RDMs(b)
+        return lambda: np.asarray(compare(ra, rb, method=method))
+    if job == "crossnobis":
+        x, cond, run = _crossnobis_data(k)
+        ds = Dataset(x, obs_descriptors={"cond": cond, "run": run})
+        return lambda: calc_rdm(ds, "crossnobis", descriptor="cond",
+                                cv_descriptor="run").get_matrices()[0]
+    method = job.split(":")[1]
+    models, data = _bootstrap_data(k)
     rs_models = [rsatoolbox.model.ModelFixed(f"m{i}", RDMs(models[i][None]))
-                 for i in range(n_models)]
+                 for i in range(N_MODELS)]
     rs_data = RDMs(data)
+    n_ref = peer_samples(job, k)
 
-    # corr: rsatoolbox runs every sample. tau-a: rsatoolbox is timed on a twentieth of the
-    # samples and scaled (its loop is linear in samples); ours are weighted inversion counts
-    for method, n_ref in (("corr", n_boot), ("tau-a", max(2, n_boot // 20))):
-        def ours(method=method):
-            return bm.bootstrap_compare(models, data, method, key=jax.random.key(0),
-                                        n_bootstrap=n_boot, over="stimulus",
-                                        with_noise_ceiling=False)
-
-        t = time.perf_counter()
-        ours()
-        t_compile = time.perf_counter() - t
-        t_bm, _, _, res = median_time(ours, repeats)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t_ref, _, _, ref = median_time(
-                lambda method=method, n_ref=n_ref: rsatoolbox.inference.eval_bootstrap_pattern(
-                    rs_models, rs_data, method=method, N=n_ref,
-                    boot_noise_ceil=False), 1)  # equal work: ours computes no noise ceiling
-        # different random draws: compare the bootstrap SEs (agree to Monte-Carlo error)
-        evals = np.asarray(ref.evaluations).reshape(n_ref, n_models, -1).mean(axis=2)
-        se_ref = np.nanstd(evals, axis=0, ddof=1)
-        err = float(np.max(np.abs(res.se.values - se_ref) / se_ref))
-        _row(f"bootstrap {n_boot} x {n_models} models, {k} cond, {method}",
-             t_ref * n_boot / n_ref, t_bm, t_compile - t_bm, err, 20)
-        scaled = f"timed on {n_ref} samples, scaled; " if n_ref < n_boot else ""
-        print(f"    (rsatoolbox {scaled}max|diff|: relative difference of the bootstrap SEs, "
-              f"independent draws, ~{1 / np.sqrt(2 * n_ref):.0%} noise from {n_ref} samples)")
-    print("    (rsatoolbox's corr_cov stimulus bootstrap fails at >= 100 conditions: its "
-          "sparse int8 indicator cannot be divided in place; ours is tested at 12)")
+    def boot():
+        res = rsatoolbox.inference.eval_bootstrap_pattern(
+            rs_models, rs_data, method=method, N=n_ref, boot_noise_ceil=False)
+        evals = np.asarray(res.evaluations).reshape(n_ref, N_MODELS, -1).mean(axis=2)
+        return np.nanstd(evals, axis=0, ddof=1)
+    return boot
 
 
-def bench_stochastic(size, repeats):
-    n_net, k, u, n_iter = size
+def child(side: str, k: int, job: str, repeats: int, out: str) -> None:
+    """Fresh process: the first call (cold), then ``repeats`` warm calls; prints JSON and
+    saves the result to ``out`` (.npy)."""
+    run = (_brainmodels if side == "brainmodels" else _rsatoolbox)(job, k)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run()
+    cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = run()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    np.save(out, np.asarray(result, dtype=np.float64))
+    print(json.dumps(dict(cold_wall=cold, cold_cpu=cold_cpu, warm_wall=float(np.median(walls)),
+                          warm_cpu=float(np.median(cpus)))))
+
+
+def _run_child(side, k, job, repeats, out, cache="off") -> dict:
+    env = {**os.environ, "BRAINMODELS_JAX_CACHE": cache}
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", side,
+                           str(k), job, str(repeats), out], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode:
+        raise RuntimeError(f"{side} {job} K={k} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(k: int, job: str, repeats: int) -> list[dict]:
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = _run_child("brainmodels", k, job, repeats, f"{tmp}/bm.npy")
+        _run_child("brainmodels", k, job, 0, f"{tmp}/fill.npy", cache=tmp)  # fills the cache
+        cached = _run_child("brainmodels", k, job, 0, f"{tmp}/cached.npy", cache=tmp)
+        peer = _run_child("rsatoolbox", k, job, repeats if job.startswith("compare") or
+                          job == "crossnobis" else 0, f"{tmp}/peer.npy")
+        a, b = np.load(f"{tmp}/bm.npy"), np.load(f"{tmp}/peer.npy")
+    config = dict(conditions=k)
+    if job.startswith("bootstrap"):
+        n_ref = peer_samples(job, k)
+        scale = N_BOOT / n_ref
+        # one process, one call: its first call is its only call (no compilation to pay)
+        peer["warm_wall"], peer["warm_cpu"] = peer["cold_wall"], peer["cold_cpu"]
+        peer = {key: v * scale for key, v in peer.items()}
+        agreement = dict(max_rel_se_difference=float(np.max(np.abs(a - b) / b)),
+                         se_noise=float(1 / np.sqrt(2 * n_ref)))
+        config.update(models=N_MODELS, subjects=N_SUBJECTS, samples=N_BOOT,
+                      peer_samples=n_ref)
+    else:
+        agreement = dict(max_abs_difference=float(np.max(np.abs(a - b))))
+        config.update(dict(rdms=N_RDMS) if job.startswith("compare") else
+                      dict(runs=RUNS, voxels=VOXELS))
+    base = dict(benchmark="rsa", conditions=k, job=job, config=config, dtype="float64")
+    records.append(dict(base, side="brainmodels", **ours, cold_cached_wall=cached["cold_wall"],
+                        **agreement))
+    records.append(dict(base, side="rsatoolbox", **peer))
+    print(f"  K={k:<4} {job:18s} brainmodels cold {ours['cold_wall']:8.4f} s (cached "
+          f"{cached['cold_wall']:8.4f}) warm {ours['warm_wall']:9.5f} s ({ours['warm_cpu']:.4f}"
+          f" CPU-s) | rsatoolbox cold {peer['cold_wall']:8.4f} warm {peer['warm_wall']:9.5f} "
+          f"| x{peer['cold_wall'] / ours['cold_wall']:6.1f} cold  "
+          f"x{peer['warm_wall'] / ours['warm_wall']:6.1f} warm | {agreement}", flush=True)
+    return records
+
+
+def bench_stochastic(n_net=6, k=100, u=50, n_iter=10):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import brainmodels.rsa as bm
+
     rng = np.random.default_rng(3)
     nets = []
     for _ in range(n_net):
@@ -126,44 +219,49 @@ def bench_stochastic(size, repeats):
     t = time.perf_counter()
     bm.pairwise_distances(nets, "gaussian", **kw)
     t_first = time.perf_counter() - t
-    timing = median_time(lambda: bm.pairwise_distances(nets, "gaussian", **kw), repeats)
-    t_bm, d = timing.median, np.asarray(timing.out)
+    t = time.perf_counter()
+    d = np.asarray(bm.pairwise_distances(nets, "gaussian", **kw))
+    t_bm = time.perf_counter() - t
     pairs = n_net * (n_net - 1) // 2
-    print(f"{'pairwise Gaussian stochastic shape':<42} {n_net} networks ({pairs} pairs), {k} "
-          f"stimuli, {u} units, {n_iter} iterations x 2 starts: {t_bm:.2f} s "
-          f"(first call incl. compile {t_first:.2f} s; no peer on PyPI); "
-          f"{t_bm / pairs:.2f} s per pair -> 20 networks (190 pairs) ~{190 * t_bm / pairs:.0f} s")
-    # accuracy of that budget: one pair against its converged distance (early stop)
+    print(f"pairwise Gaussian stochastic shape: {n_net} networks ({pairs} pairs), {k} stimuli, "
+          f"{u} units, {n_iter} iterations: {t_bm:.2f} s (first call incl. compile "
+          f"{t_first:.2f} s; no peer on PyPI); {t_bm / pairs:.2f} s per pair")
     conv = bm.stochastic_shape_distance(nets[0], nets[1], 1.0, n_iter=30 * n_iter,
                                         n_restarts=0, key=jax.random.key(0))
-    print(f"    (pair 0-1: d = {d[0, 1]:.8f} at {n_iter} iterations, {conv:.8f} converged "
-          f"(<= {30 * n_iter}): relative error {abs(d[0, 1] - conv) / conv:.1e})")
+    print(f"    (pair 0-1: d = {d[0, 1]:.8f} at {n_iter} iterations, {conv:.8f} converged: "
+          f"relative error {abs(d[0, 1] - conv) / conv:.1e})")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
-    parser.add_argument("--only", nargs="*", default=None,
-                        choices=["compare", "crossnobis", "bootstrap", "stochastic"],
-                        help="run only these benchmarks")
-    args = parser.parse_args()
-    if args.quick:
-        sizes = {"compare": (30, 10), "crossnobis": (30, 4, 200), "bootstrap": (20, 3, 5, 100),
-                 "stochastic": (4, 20, 8, 10)}
-    else:
-        sizes = {"compare": (100, 50), "crossnobis": (100, 8, 2000),
-                 "bootstrap": (100, 5, 10, 1000), "stochastic": (6, 100, 50, 10)}
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 conditions only")
+    parser.add_argument("--sizes", nargs="+", type=int, default=None)
+    parser.add_argument("--jobs", nargs="+", choices=JOBS, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="warm calls per side (median)")
+    parser.add_argument("--stochastic", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        side, k, job, repeats, out = args.child
+        child(side, int(k), job, int(repeats), out)
+        return 0
     from importlib.metadata import version
 
-    print(f"brainmodels.rsa vs rsatoolbox {version('rsatoolbox')}, float64, "
-          f"{jax.devices()[0].platform}, median of {args.repeats} runs")
-    benches = {"compare": bench_compare, "crossnobis": bench_crossnobis,
-               "bootstrap": bench_bootstrap, "stochastic": bench_stochastic}
-    for name, fn in benches.items():
-        if args.only is None or name in args.only:
-            fn(sizes[name], 1 if name == "stochastic" else args.repeats)
+    from _timing import append_records, machine  # benchmarks/ is on sys.path
+
+    where = machine(numpy=np.__version__, rsatoolbox=version("rsatoolbox"))
+    print(f"machine: {where}", flush=True)
+    records = []
+    for k in args.sizes or ((10,) if args.quick else SIZES):
+        for job in args.jobs or JOBS:
+            records += bench(k, job, args.repeats)
+    if args.stochastic:
+        bench_stochastic()
+    if records and not args.no_record:
+        append_records(RECORDS, records, where)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -28,9 +28,9 @@ HOST_MAX_DESIGN = 150_000
 
 def use_host(n: int, p: int, mesh) -> bool:
     """Whether a fit with this design runs on the host (see the module docstring)."""
-    import jax
+    from brainmodels._platform import cpu_backend
 
-    return mesh is None and jax.default_backend() == "cpu" and n * min(n, p) <= HOST_MAX_DESIGN
+    return mesh is None and n * min(n, p) <= HOST_MAX_DESIGN and cpu_backend()
 
 
 def decompose(X: np.ndarray, method: str):

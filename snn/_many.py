@@ -34,6 +34,14 @@ def _common_widths(nets, dt_ms, recording, delivery: Delivery) -> dict[int, int]
             for j, pi in enumerate(plans[0].kernel_pre)}
 
 
+def _common_tables(nets, dt_ms, recording, delivery: Delivery) -> tuple[int, ...]:
+    """Poisson inversion tables that serve every network of ``nets`` (one shared program):
+    the longest, or jax.random.poisson (0) if any network needs it."""
+    plans = [_engine.plan_for(n, dt_ms, recording, delivery) for n in nets]
+    return tuple(0 if min(t) == 0 else max(t)
+                 for t in zip(*(p.poisson_table for p in plans), strict=True))
+
+
 def _loop(nets, n_steps, k, dt_ms, key, recording, delivery, simulate_one):
     keys = jax.random.split(key, len(nets))
     widths = _common_widths(nets, dt_ms, recording, delivery)
@@ -53,7 +61,9 @@ def _vmap(nets, n_steps, k, dt_ms, key, recording, delivery, simulate_one):
     chunked = dataclasses.replace(delivery, chunk=_VMAP_CHUNK if bound is None
                                   else max(1, min(_VMAP_CHUNK, int(bound))))
     widths = _common_widths(nets, dt_ms, recording, delivery)
-    plans = [_engine.plan_for(n, dt_ms, recording, chunked, widths=widths) for n in nets]
+    tables = _common_tables(nets, dt_ms, recording, delivery)
+    plans = [_engine.plan_for(n, dt_ms, recording, chunked, widths=widths, tables=tables)
+             for n in nets]
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *plans)
     bits, counts, traces = _engine.run_many(stacked, keys[:, None], n_chunks=n_steps // k, k=k,
                                             dt=float(dt_ms))

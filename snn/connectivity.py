@@ -138,20 +138,52 @@ def fixed_probability(
 
 def fixed_in_degree(
     n_pre: int, n_post: int, k: int, weight=1.0, *, seed: int, delay_ms=0.0,
-    autapses: bool = True,
+    pre_indices: ArrayLike | None = None, autapses: bool = True,
 ) -> Connectivity:
-    """Every postsynaptic neuron receives exactly ``k`` inputs, drawn without replacement."""
+    """Every postsynaptic neuron receives exactly ``k`` inputs, drawn without replacement.
+
+    ``pre_indices`` restricts the sources to a subset of the presynaptic population (e.g.
+    its excitatory neurons, as in Brunel 2000); ``autapses=False`` excludes the source with
+    the postsynaptic neuron's own index (meaningful when pre and post are one population).
+    Drawn for all targets at once: uniform draws with replacement, duplicates (and autapses)
+    redrawn until none is left, which is uniform sampling without replacement.
+    """
     n_pre, n_post = _as_sizes(n_pre, n_post)
-    limit = n_pre if autapses else n_pre - 1
+    sources = np.arange(n_pre) if pre_indices is None else np.asarray(pre_indices, np.int64)
+    if sources.size and (sources.min() < 0 or sources.max() >= n_pre
+                         or np.unique(sources).size != sources.size):
+        raise ValueError(f"pre_indices must be distinct indices in [0, {n_pre})")
+    m = sources.size
+    # a target that is itself a source loses one candidate without autapses
+    limit = m - (0 if autapses else int(np.isin(sources, np.arange(n_post)).any()))
     if int(k) != k or not 0 <= k <= limit:
         raise ValueError(f"k must be an integer in [0, {limit}], got {k!r}")
+    k = int(k)
     rng = np.random.default_rng(seed)
-    pre = np.empty((n_post, int(k)), np.int64)
-    for j in range(n_post):
-        pool = np.arange(n_pre) if autapses else np.delete(np.arange(n_pre), j)
-        pre[j] = rng.choice(pool, size=int(k), replace=False)
-    post = np.repeat(np.arange(n_post), int(k))
-    return from_indices(pre.ravel(), post, weight, n_pre=n_pre, n_post=n_post, delay_ms=delay_ms)
+    post_ids = np.arange(n_post)[:, None]
+    if 2 * k > m:  # dense: the first k of a random order of the sources, row by row
+        pick = np.empty((n_post, k), np.int64)
+        for lo in range(0, n_post, 256):
+            keys = rng.random((min(256, n_post - lo), m))
+            if not autapses:
+                keys[sources[None, :] == post_ids[lo:lo + keys.shape[0]]] = 2.0  # last
+            pick[lo:lo + keys.shape[0]] = np.argsort(keys, axis=1)[:, :k]
+    else:
+        pick = rng.integers(0, m, (n_post, k))
+        bad = np.ones(pick.shape, bool)
+        while bad.any():
+            pick[bad] = rng.integers(0, m, int(bad.sum()))
+            order = np.argsort(pick, axis=1, kind="stable")
+            ranked = np.take_along_axis(pick, order, axis=1)
+            dup = np.zeros(pick.shape, bool)
+            dup[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+            bad = np.zeros(pick.shape, bool)
+            np.put_along_axis(bad, order, dup, axis=1)
+            if not autapses:
+                bad |= sources[pick] == post_ids
+    post = np.repeat(np.arange(n_post), k)
+    return from_indices(sources[pick].ravel(), post, weight, n_pre=n_pre, n_post=n_post,
+                        delay_ms=delay_ms)
 
 
 def dense(weights, *, delay_ms=0.0) -> Connectivity:

@@ -178,9 +178,13 @@ class _Base:
             raise ValueError(f"method must be one of {sorted(INTEGRATORS)}, got {self.method!r}")
 
     def _advance(self, state, f, var: str, dt: float, step):
-        """One step of ``(v, var)' = f((v, var))``; ``v`` held while refractory."""
-        v_new, x_new = _integrate(self.method, f, (state.v, getattr(state, var)), dt)
-        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
+        """One step of ``(v, var)' = f((v, var))`` after any delta jumps; ``v`` held while
+        refractory."""
+        free = self.not_refractory(state, step, dt)
+        v_in = state.v if self.syn.kind != "delta" else jnp.where(
+            free, self.syn.jump(state.g, state.v), state.v)
+        v_new, x_new = _integrate(self.method, f, (v_in, getattr(state, var)), dt)
+        v_new = jnp.where(free, v_new, state.v)
         return state._replace(v=v_new, g=self.syn.decay(state.g, dt), **{var: x_new})
 
     def _reset_with_jump(self, state, spikes, step, var: str, jump):
@@ -245,7 +249,9 @@ class LIF(_Base):
                step) -> LIFState:
         """Integrate one step (exact for current synapses, exponential Euler otherwise)."""
         v, g = state.v, state.g
-        if self.syn.kind == "current":
+        if self.syn.kind == "delta":  # jumps first, then the exact leak (no synaptic current)
+            v_new = self._exact_current(self.syn.jump(g, v), g[:0], i_ext, dt)
+        elif self.syn.kind == "current":
             v_new = self._exact_current(v, g, i_ext, dt)
         else:
             v_new = self._exp_euler_conductance(v, g, i_ext, dt)

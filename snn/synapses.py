@@ -12,6 +12,11 @@ arrives (after the transmission delay) and decays exponentially in between:
 * conductance-based (``kind="conductance"``): ``g_c`` is a conductance relative to the leak
   conductance (dimensionless) and enters as ``+ g_c (E_c - v)`` with reversal potential ``E_c``
   in mV (Brette et al. 2007, COBA).
+* delta (``kind="delta"``, :func:`delta_synapses`): a presynaptic spike makes ``v`` jump by the
+  weight (mV), as brian2's ``on_pre='v_post += J'`` (Brunel 2000). ``g_c`` then holds the jumps
+  that arrived during the last step; the neuron adds them to ``v`` at the start of its next
+  update (unless refractory: Brunel's neurons ignore input while clamped at ``V_r``) and ``g``
+  returns to zero. There is no time constant.
 
 Transmission delays are per synapse and live in the connectivity
 (:mod:`brainmodels.snn.connectivity`); the network keeps a ring buffer of future inputs.
@@ -32,10 +37,11 @@ from flax import struct
 
 from brainmodels._types import Array, ArrayLike, Float
 
-__all__ = ["ExpSynapses", "current_synapses", "conductance_synapses", "SYNAPSE_KINDS"]
+__all__ = ["ExpSynapses", "current_synapses", "conductance_synapses", "delta_synapses",
+           "SYNAPSE_KINDS"]
 
 #: The coupling kinds and how each turns ``(g, v)`` into a membrane drive (mV).
-SYNAPSE_KINDS = ("current", "conductance")
+SYNAPSE_KINDS = ("current", "conductance", "delta")
 
 
 def _channel_sum(g, term=None):
@@ -76,22 +82,35 @@ class ExpSynapses:
         return self.names.index(name)
 
     def decay(self, g: Float[Array, "channel neuron"], dt: float) -> Float[Array, "channel neuron"]:
-        """Exact exponential decay over one step ``dt`` (ms)."""
+        """Exact exponential decay over one step ``dt`` (ms); delta channels empty."""
+        if self.kind == "delta":
+            return jnp.zeros_like(g)
         return g * jnp.exp(-dt / jnp.asarray(self.tau))[:, None]
 
+    def jump(self, g: Float[Array, "channel neuron"], v: Float[Array, " neuron"]):
+        """``v`` after the voltage jumps that arrived (delta channels; else ``v``)."""
+        return v + _channel_sum(g) if self.kind == "delta" else v
+
     def drive(self, g: Float[Array, "channel neuron"], v: Float[Array, " neuron"]):
-        """Membrane drive in mV (what is added to ``E_l - v`` in ``tau_m dv/dt``)."""
+        """Membrane drive in mV (what is added to ``E_l - v`` in ``tau_m dv/dt``); delta
+        channels act by :meth:`jump` instead."""
+        if self.kind == "delta":
+            return jnp.zeros_like(v)
         if self.kind == "current":
             return _channel_sum(g)
         e_rev = jnp.asarray(self.e_rev)
         return _channel_sum(g, lambda c, gc: gc * (e_rev[c] - v))
 
     def validate(self, dt: float) -> None:
+        if self.kind not in SYNAPSE_KINDS:
+            raise ValueError(f"kind must be one of {SYNAPSE_KINDS}, got {self.kind!r}")
         tau = np.asarray(self.tau, dtype=float)
         if tau.shape != (len(self.names),):
             raise ValueError(
                 f"tau must have one value per channel {self.names}, got shape {tau.shape}"
             )
+        if self.kind == "delta":  # no time constant
+            return
         if np.any(tau <= 0):
             raise ValueError(f"synaptic time constants tau must be > 0 ms, got {tau.tolist()}")
         if np.any(dt > tau):
@@ -99,8 +118,6 @@ class ExpSynapses:
                 f"dt_ms={dt} is larger than a synaptic time constant (tau={tau.tolist()} ms); "
                 "use a smaller dt"
             )
-        if self.kind not in SYNAPSE_KINDS:
-            raise ValueError(f"kind must be one of {SYNAPSE_KINDS}, got {self.kind!r}")
 
 
 def current_synapses(
@@ -124,3 +141,10 @@ def conductance_synapses(
             f"e_rev_mv must have one value per channel ({tau.shape[0]}), got {e_rev.shape}"
         )
     return ExpSynapses(tau=tau, e_rev=e_rev, names=tuple(names), kind="conductance")
+
+
+def delta_synapses(names: Sequence[str] = ("e", "i")) -> ExpSynapses:
+    """Delta (voltage-jump) channels: a spike of weight ``J`` (mV) moves ``v`` by ``J``, as
+    brian2's ``on_pre='v_post += J'``; the synapses of Brunel (2000)."""
+    tau = np.ones(len(tuple(names)), np.float32)  # unused: no time constant
+    return ExpSynapses(tau=tau, e_rev=np.zeros_like(tau), names=tuple(names), kind="delta")

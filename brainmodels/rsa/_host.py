@@ -1,9 +1,9 @@
-"""Host kernels for RDM comparisons on CPU, compiled by numba.
+"""Host kernels for RDM comparisons on CPU: counts compiled by numba, ranks in numpy.
 
 * :func:`inversions`: Kendall's tau-a numerators, inversion counts of many permutations;
   :func:`weighted_inversions` the same for bootstrap samples (entries with multiplicities).
 * :func:`row_sums`: the per-RDM pieces of the whitened comparisons (``*_cov``).
-* :func:`average_ranks`: ranks with ties averaged (spearman, rho-a).
+* :func:`average_ranks`: ranks with ties averaged (spearman, rho-a), numpy.
 
 For every pair (order of an RDM A, ranks of an RDM B) the number of inversions of
 ``rank_b[order_a]`` is counted in one left-to-right pass. The values already seen are kept as a
@@ -118,23 +118,6 @@ def _define_kernels() -> dict[str, Callable]:
 
     @numba.njit(nogil=True, cache=True, boundscheck=False)
     @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
-    def ranks(v, order, shift, out):
-        m_rdm, n = v.shape
-        for a in range(m_rdm):
-            row, idx, dst = v[a], order[a], out[a]
-            i = 0
-            while i < n:
-                j = i
-                val = row[idx[i]]
-                while j + 1 < n and row[idx[j + 1]] == val:
-                    j += 1
-                rank = 0.5 * (i + j) + 1.0 - shift  # ties share their mean (1-based) rank
-                for t in range(i, j + 1):
-                    dst[idx[t]] = rank
-                i = j + 1
-
-    @numba.njit(nogil=True, cache=True, boundscheck=False)
-    @typing.no_type_check  # numba compiles it; the test type-check hook must not wrap it
     def count_weighted(order_a, rank_b, weights, out, lo, hi):
         n = order_a.shape[1]
         ta, tb = order_a.shape[0], rank_b.shape[0]
@@ -174,19 +157,34 @@ def _define_kernels() -> dict[str, Callable]:
                             x += x & (-x)
                     out[s, ia, ib] = inv
 
-    return {"count": count, "rows": rows, "ranks": ranks, "count_weighted": count_weighted}
+    return {"count": count, "rows": rows, "count_weighted": count_weighted}
 
 
-def average_ranks(v: Float[NDArray, "row entry"], shift: float = 0.0,
-                  out: Float[NDArray, "row entry"] | None = None) -> Float[NDArray, "row entry"]:
-    """Average ranks along rows (``scipy.stats.rankdata``, 1-based, ties share their mean
-    rank) minus ``shift``, float64 (written into ``out`` if given): numpy's argsort, then one
-    numba pass for the ties and the inverse permutation."""
-    v = np.ascontiguousarray(v)
-    order = np.argsort(v, axis=1)
-    if out is None:
-        out = np.empty(v.shape, np.float64)
-    _kernels()["ranks"](v, order, float(shift), out)
+def average_ranks(v: Float[NDArray, "row entry"], shift: float = 0.0
+                  ) -> Float[NDArray, "row entry"]:
+    """Average ranks along rows (``scipy.stats.rankdata``: 1-based, ties share their mean
+    rank) minus ``shift``, float64. numpy (argsort, then accumulations over the tie groups of
+    the rows that have ties): within 1.2-2x of a compiled pass, and no numba import (~0.25 s)
+    on a first call."""
+    v = np.asarray(v)
+    m, n = v.shape
+    order = np.argsort(v, axis=1)  # any order of equal entries: they share one rank
+    sv = np.take_along_axis(v, order, axis=1)
+    ranked = np.empty((m, n))
+    ranked[:] = np.arange(1.0 - shift, n + 1.0 - shift)
+    tied = sv[:, 1:] == sv[:, :-1]
+    rows = np.flatnonzero(tied.any(axis=1))
+    if rows.size:  # tie groups: the mean of their first and last position
+        idx = np.broadcast_to(np.arange(n), (rows.size, n))
+        first = np.ones((rows.size, n), bool)
+        first[:, 1:] = ~tied[rows]
+        last = np.ones((rows.size, n), bool)
+        last[:, :-1] = first[:, 1:]
+        start = np.maximum.accumulate(np.where(first, idx, 0), axis=1)
+        end = np.minimum.accumulate(np.where(last, idx, n - 1)[:, ::-1], axis=1)[:, ::-1]
+        ranked[rows] = (start + end) / 2.0 + (1.0 - shift)
+    out = np.empty((m, n))
+    out[np.arange(m)[:, None], order] = ranked
     return out
 
 

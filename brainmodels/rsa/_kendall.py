@@ -21,8 +21,9 @@ import numpy as np
 import scipy.stats
 from jax import lax
 
+from brainmodels._platform import cpu_backend
 from brainmodels._types import ArrayLike, Float, NDArray
-from brainmodels.rsa import _host
+from brainmodels.rsa import _host, _small
 from brainmodels.rsa._backend import WORKERS, host_map, host_pool, traced
 from brainmodels.rsa._utils import n_cond_from_pairs
 
@@ -175,8 +176,10 @@ def tau_a(a, b):
     if traced(a, b):
         return _tau_jit(a, b, _has_ties(a), _has_ties(b), block)
     a, b = np.asarray(a), np.asarray(b)
+    if _small.small_tau(a, b):  # sign products: no numba import, no compilation
+        return _small.tau_a(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
     oa, ob = _orders_host(a), _orders_host(b)
-    if jax.default_backend() != "cpu":  # the array kernel, on the accelerator
+    if not cpu_backend():  # the array kernel, on the accelerator
         return _tau_orders_jit(oa, ob, a.shape[0], b.shape[0], np.dtype(a.dtype), block)
     # on CPU: the compiled O(n log n) count per pair (brainmodels.rsa._host)
     inv = _host.inversions(oa[0], ob[1], host_pool().map, WORKERS)

@@ -26,6 +26,7 @@ from jax import lax
 from brainmodels._types import ArrayLike
 from brainmodels.data import provenance, unwrap
 from brainmodels.rsa import _whitened
+from brainmodels.rsa._backend import default_float
 from brainmodels.rsa._utils import label_pairs_matrix, n_cond_from_pairs, rdm_vectors
 from brainmodels.rsa.methods import COMPARISONS, plain
 
@@ -137,7 +138,7 @@ def compare_rdms(
         raise ValueError(f"A and B must be RDMs of the same conditions: A (shape "
                          f"{np.shape(unwrap(A, name='A')[0])}) has {ka} conditions, B (shape "
                          f"{np.shape(unwrap(B, name='B')[0])}) has {kb}")
-    dtype = jnp.result_type(float)
+    dtype = default_float()
     k = n_cond_from_pairs(va.shape[1])
     full = None
     if sigma_k is None:
@@ -161,8 +162,10 @@ def compare_rdms(
     else:
         out = plain(method, np.asarray(va, dtype), np.asarray(vb, dtype), sig)
     out = np.asarray(out)
-    if not np.all(np.isfinite(out)):
+    if not np.isfinite(out).all():
         raise ValueError(f"comparison {method!r} is undefined for a constant RDM (zero "
                          "variance); drop constant RDMs or use another method")
-    attrs = provenance("compare_rdms", params={"method": method}, units="similarity")
+    labelled = a_info[1] is not None or b_info[1] is not None
+    attrs = provenance("compare_rdms", params={"method": method},
+                       units="similarity") if labelled else {}
     return label_pairs_matrix(out, a_info, b_info, attrs)

@@ -29,8 +29,11 @@ import xarray as xr
 from jax import lax
 
 from brainmodels._memory import check_memory
+from brainmodels._random import host_generators
 from brainmodels._types import ArrayLike, PRNGKeyArray
 from brainmodels.data import provenance
+from brainmodels.rsa import _small
+from brainmodels.rsa._backend import default_float, on_host
 from brainmodels.rsa._kendall import tau_a_resampled
 from brainmodels.rsa._utils import n_cond_from_pairs, rdm_vectors
 from brainmodels.rsa._weighted import WEIGHTED
@@ -78,12 +81,10 @@ def _dual_variance(v_both, v_subj, v_stim, n_subj: int, n_cond: int):
     return np.minimum(np.maximum(np.maximum(var, a * v_subj), b * v_stim), v_both)
 
 
-def _counts_core(key, n: int, n_samples: int, dtype):
-    idx = jax.random.randint(key, (n_samples, n), 0, n)
-    return jax.vmap(lambda r: jnp.zeros(n, dtype).at[r].add(1.0))(idx)
-
-
-_counts = jax.jit(_counts_core, static_argnums=(1, 2, 3))
+def _counts(rng: np.random.Generator, n: int, n_samples: int) -> np.ndarray:
+    """(sample, n) how often each of n units is drawn in n draws with replacement."""
+    idx = rng.integers(0, n, (n_samples, n)) + n * np.arange(n_samples)[:, None]
+    return np.bincount(idx.ravel(), minlength=n * n_samples).reshape(n_samples, n).astype(float)
 
 
 def _group_index(groups, k: int) -> np.ndarray:
@@ -192,23 +193,30 @@ def bootstrap_compare(
                       f"data RDMs, {k} conditions)",
                  knob="lower n_bootstrap (1000-10000 samples give stable intervals), or "
                       "compare fewer models per call")
-    dtype = jnp.result_type(float)
-    a, b = jnp.asarray(vm, dtype), jnp.asarray(vd, dtype)
+    dtype = default_float()
     group_of = _group_index(groups, k)
     n_units = int(group_of.max()) + 1  # resampled units: conditions or groups
-    k_c, k_s = jax.random.split(key)
-    ones_c, ones_s = jnp.ones((1, k), dtype), jnp.ones((1, n_subj), dtype)
+    # the draws are small: numpy's generator seeded from the key (same key, same draws on
+    # every backend; no compilation)
+    rng_c, rng_s = host_generators(key, 2)
     # a condition is drawn as often as its group; pair (i, j) then weighs c_i c_j, and pairs
     # of a condition with its own copy drop out, as with rsatoolbox's grouped subsampling
-    cond = _counts(k_c, n_units, n_bootstrap, dtype)[:, group_of] if over != "subject" else None
-    subj = _counts(k_s, n_subj, n_bootstrap, dtype) if over != "stimulus" else \
-        jnp.broadcast_to(ones_s, (n_bootstrap, n_subj))
+    cond = _counts(rng_c, n_units, n_bootstrap)[:, group_of] if over != "subject" else None
+    subj = _counts(rng_s, n_subj, n_bootstrap) if over != "stimulus" else \
+        np.ones((n_bootstrap, n_subj))
     if over == "subject":
-        sims = np.asarray(COMPARE_METHODS[method](a, b, jnp.ones(k, dtype)))[None]
+        sims = np.asarray(COMPARE_METHODS[method](vm.astype(dtype), vd.astype(dtype),
+                                                  np.ones(k, dtype)))[None]
+        # row 0 (all weights 1, the point estimate) is evaluated with the samples
     elif method == "tau-a":  # weighted inversion counts on the host (numba)
-        sims = tau_a_resampled(vm, vd, np.asarray(jnp.concatenate([ones_c, cond])))
-    else:  # row 0: all weights 1, the point estimate, in the same compiled call
-        sims = np.asarray(_boot_jit(a, b, jnp.concatenate([ones_c, cond]), method))
+        sims = tau_a_resampled(vm, vd, np.concatenate([np.ones((1, k)), cond]))
+    elif method in _small.WEIGHTED and on_host(vm, vd):  # numpy / BLAS on CPU
+        sims = _small.WEIGHTED[method](vm.astype(np.float64), vd.astype(np.float64),
+                                       np.concatenate([np.ones((1, k)), cond])).astype(dtype)
+    else:
+        a, b = jnp.asarray(vm, dtype), jnp.asarray(vd, dtype)
+        sims = np.asarray(_boot_jit(a, b, jnp.concatenate([jnp.ones((1, k), dtype),
+                                                           jnp.asarray(cond, dtype)]), method))
     sims = sims.astype(np.float64)  # (1 + sample or 1, model, subject)
     w_subj = np.asarray(subj, np.float64)
     point = sims[0].mean(axis=1)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from brainmodels._platform import cpu_backend
 from brainmodels._types import ArrayLike, Float
 from brainmodels.data import provenance, unwrap
 from brainmodels.rsa._utils import RDM_DIMS
@@ -34,38 +35,43 @@ __all__ = ["rdm", "RDM_METRICS", "noise_precision"]
 # ----------------------------------------------------------------------------- kernels
 
 
-def _sq_from_kernel(k):
-    """diag(K)_i + diag(K)_j - K_ij - K_ji for a (K, K) kernel matrix."""
-    d = jnp.diagonal(k)
-    return d[:, None] + d[None, :] - k - k.T
+# Each kernel is written once for a module ``xp``: jax.numpy (jitted and vmapped over the
+# leading batch axis) or numpy (small concrete inputs on CPU, see ``_host_rdm``: no XLA
+# compilation, which costs 0.1-0.5 s on a first call where the RDM itself takes microseconds).
 
 
-def _euclidean(m, prec):
+def _sq_from_kernel(k, xp=jnp):
+    """diag(K)_i + diag(K)_j - K_ij - K_ji for (..., K, K) kernel matrices."""
+    d = xp.diagonal(k, axis1=-2, axis2=-1)
+    return d[..., :, None] + d[..., None, :] - k - xp.swapaxes(k, -1, -2)
+
+
+def _euclidean(m, prec, xp=jnp):
     del prec
-    return _sq_from_kernel(m @ m.T) / m.shape[-1]
+    return _sq_from_kernel(m @ xp.swapaxes(m, -1, -2), xp) / m.shape[-1]
 
 
-def _mahalanobis(m, prec):
-    return _sq_from_kernel(m @ prec @ m.T) / m.shape[-1]
+def _mahalanobis(m, prec, xp=jnp):
+    return _sq_from_kernel(m @ prec @ xp.swapaxes(m, -1, -2), xp) / m.shape[-1]
 
 
-def _correlation(m, prec):
+def _correlation(m, prec, xp=jnp):
     del prec
-    c = m - jnp.mean(m, axis=1, keepdims=True)
-    c = c / jnp.sqrt(jnp.sum(c * c, axis=1, keepdims=True))
-    return 1.0 - c @ c.T
+    c = m - xp.mean(m, axis=-1, keepdims=True)
+    c = c / xp.sqrt(xp.sum(c * c, axis=-1, keepdims=True))
+    return 1.0 - c @ xp.swapaxes(c, -1, -2)
 
 
-def _cosine(m, prec):
+def _cosine(m, prec, xp=jnp):
     del prec
-    c = m / jnp.sqrt(jnp.sum(m * m, axis=1, keepdims=True))
-    return 1.0 - c @ c.T
+    c = m / xp.sqrt(xp.sum(m * m, axis=-1, keepdims=True))
+    return 1.0 - c @ xp.swapaxes(c, -1, -2)
 
 
-def _poisson(m, prior):
+def _poisson(m, prior, xp=jnp):
     lam, w = prior[0], prior[1]
     m = (m + lam * w) / (1.0 + w)
-    return _sq_from_kernel(m @ jnp.log(m).T) / m.shape[-1]
+    return _sq_from_kernel(m @ xp.swapaxes(xp.log(m), -1, -2), xp) / m.shape[-1]
 
 
 def _sum_runs(a):
@@ -77,37 +83,39 @@ def _sum_runs(a):
     return out
 
 
-def _fold_means(sums, counts):
+def _fold_means(sums, counts, xp=jnp):
     """Leave-one-run-out train means and per-run test means: (R, K, P) each."""
-    tot_s, tot_c = _sum_runs(sums), jnp.sum(counts, axis=0)
+    tot_s, tot_c = _sum_runs(sums), xp.sum(counts, axis=0)
     train = (tot_s[None] - sums) * (1.0 / (tot_c[None] - counts))[..., None]
     test = sums * (1.0 / counts)[..., None]
-    # materialise the means before the product: fused into it, XLA's CPU backend runs the
-    # elementwise work inside a library call, which is slower
-    return jax.lax.optimization_barrier((train, test))
+    if xp is jnp:
+        # materialise the means before the product: fused into it, XLA's CPU backend runs
+        # the elementwise work inside a library call, which is slower
+        return jax.lax.optimization_barrier((train, test))
+    return train, test
 
 
-def _crossnobis(sums, counts, prec):
-    train, test = _fold_means(sums, counts)
-    k = jnp.einsum("rkp,rlp->rkl", train if prec is None else train @ prec, test)
-    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+def _crossnobis(sums, counts, prec, xp=jnp):
+    train, test = _fold_means(sums, counts, xp)
+    k = (train if prec is None else train @ prec) @ xp.swapaxes(test, -1, -2)  # (R, K, K)
+    return xp.mean(_sq_from_kernel(k, xp), axis=0) / sums.shape[-1]
 
 
-def _crossnobis_run_noise(sums, counts, precs):
+def _crossnobis_run_noise(sums, counts, precs, xp=jnp):
     means = sums / counts[..., None]
-    covs = jnp.linalg.inv(precs)
+    covs = xp.linalg.inv(precs)
     i, j = np.triu_indices(sums.shape[0], 1)
-    pair_prec = jnp.linalg.inv((covs[i] + covs[j]) / 2)
-    k = jnp.einsum("akp,apq,alq->akl", means[i], pair_prec, means[j])
-    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+    pair_prec = xp.linalg.inv((covs[i] + covs[j]) / 2)
+    k = xp.einsum("akp,apq,alq->akl", means[i], pair_prec, means[j])
+    return xp.mean(_sq_from_kernel(k, xp), axis=0) / sums.shape[-1]
 
 
-def _poisson_cv(sums, counts, prior):
+def _poisson_cv(sums, counts, prior, xp=jnp):
     lam, w = prior[0], prior[1]
-    train, test = _fold_means(sums, counts)
+    train, test = _fold_means(sums, counts, xp)
     train, test = (train + lam * w) / (1.0 + w), (test + lam * w) / (1.0 + w)
-    k = jnp.einsum("rkp,rlp->rkl", train, jnp.log(test))
-    return jnp.mean(jax.vmap(_sq_from_kernel)(k), axis=0) / sums.shape[-1]
+    k = train @ xp.swapaxes(xp.log(test), -1, -2)
+    return xp.mean(_sq_from_kernel(k, xp), axis=0) / sums.shape[-1]
 
 
 def _batched(fn: Callable) -> Callable:
@@ -126,6 +134,13 @@ RDM_METRICS: dict[str, tuple[Callable, bool]] = {
     "poisson_cv": (None, True),
 }
 
+#: the same kernels in numpy (the batch axis rides along as a leading axis)
+_HOST_KERNELS: dict[str, Callable] = {
+    "euclidean": partial(_euclidean, xp=np), "correlation": partial(_correlation, xp=np),
+    "cosine": partial(_cosine, xp=np), "mahalanobis": partial(_mahalanobis, xp=np),
+    "poisson": partial(_poisson, xp=np),
+}
+
 _CV_KERNELS = {
     ("crossnobis", 2): jax.jit(jax.vmap(_crossnobis, in_axes=(0, None, None))),
     ("crossnobis", 0): jax.jit(jax.vmap(lambda s, c, p: _crossnobis(s, c, None),
@@ -133,6 +148,18 @@ _CV_KERNELS = {
     ("crossnobis", 3): jax.jit(jax.vmap(_crossnobis_run_noise, in_axes=(0, None, None))),
     ("poisson_cv", 1): jax.jit(jax.vmap(_poisson_cv, in_axes=(0, None, None))),
 }
+
+_HOST_CV_KERNELS = {
+    ("crossnobis", 2): partial(_crossnobis, xp=np),
+    ("crossnobis", 0): lambda s, c, p: _crossnobis(s, c, None, xp=np),
+    ("crossnobis", 3): partial(_crossnobis_run_noise, xp=np),
+    ("poisson_cv", 1): partial(_poisson_cv, xp=np),
+}
+
+#: inputs up to this many values (batch x observation x channel) run in numpy on CPU, in
+#: float64 (a copy of at most 128 MB); they are as fast as the jitted kernels at every size
+#: measured (2e4-1e7 values) and pay no compilation; larger inputs run jitted
+HOST_MAX_VALUES = 16_000_000
 
 
 # ----------------------------------------------------------------------------- input handling
@@ -187,6 +214,13 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
             "for cross-validated distances: drop that condition or that run"
         )
     seg = run_idx * n_cond + cond_idx
+    if isinstance(x, np.ndarray):  # host: sorted rows (one per cell), else a one-hot product
+        if np.all(counts == 1):
+            return x[:, np.argsort(seg, kind="stable")].reshape(x.shape[0], n_runs, n_cond,
+                                                                 -1), counts
+        onehot = np.zeros((n_runs * n_cond, seg.size))
+        onehot[seg, np.arange(seg.size)] = 1.0
+        return (onehot @ x).reshape(x.shape[0], n_runs, n_cond, -1), counts
     if np.all(counts == 1):  # one pattern per run and condition (the usual design): reorder
         order = np.argsort(seg, kind="stable")
         rows = x if np.array_equal(order, np.arange(order.size)) else _take_rows(
@@ -195,7 +229,7 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
     else:
         sums = _segment_sums(x, jnp.asarray(seg), n_runs * n_cond).reshape(
             x.shape[0], n_runs, n_cond, -1)
-    return sums, jnp.asarray(counts, x.dtype)
+    return sums, counts
 
 
 @jax.jit
@@ -285,9 +319,13 @@ def rdm(
     n_obs, n_channel = values.shape[-2:]
     obs_dim = template.dims[-2] if template is not None else None
     lead = values.shape[:-2]
-    x = jnp.asarray(values.reshape(-1, n_obs, n_channel))
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
+    # the output dtype of the JAX path: float32 unless jax_enable_x64 and float64 input
+    dtype = jax.dtypes.canonicalize_dtype(values.dtype if values.dtype.kind == "f"
+                                          else np.float32)
+    if values.size <= HOST_MAX_VALUES and cpu_backend():  # numpy, float64, no compilation
+        x = values.reshape(-1, n_obs, n_channel).astype(np.float64)
+    else:
+        x = jnp.asarray(values.reshape(-1, n_obs, n_channel), dtype)
     cond = _labels_from(template, conditions, ("stimulus_id", "stimulus", "condition"), obs_dim)
     if cond is None:
         cond = np.arange(n_obs)
@@ -304,19 +342,28 @@ def rdm(
                       (prior_lambda, prior_weight))
     else:
         counts = np.bincount(cond_idx, minlength=n_cond).astype(float)
-        means = _segment_sums(x, jnp.asarray(cond_idx), n_cond) \
-            / jnp.asarray(counts, x.dtype)[None, :, None]
-        if metric == "mahalanobis" and noise is not None:
-            arg = jnp.asarray(_check_prec(noise, n_channel, None), x.dtype)
-        elif metric == "mahalanobis":
-            kernel = RDM_METRICS["euclidean"][0]
-            arg = jnp.zeros((), x.dtype)
-        elif metric == "poisson":
-            arg = jnp.asarray([prior_lambda, prior_weight], x.dtype)
+        host = isinstance(x, np.ndarray)
+        xp = np if host else jnp
+        if host:
+            onehot = np.zeros((n_cond, n_obs))
+            onehot[cond_idx, np.arange(n_obs)] = 1.0 / counts[cond_idx]
+            means = onehot @ x
         else:
-            arg = jnp.zeros((), x.dtype)
-        out = kernel(means, arg)
-    out = np.asarray(out).reshape(*lead, n_cond, n_cond)
+            means = _segment_sums(x, jnp.asarray(cond_idx), n_cond) \
+                / jnp.asarray(counts, x.dtype)[None, :, None]
+        if metric == "mahalanobis" and noise is not None:
+            arg = xp.asarray(_check_prec(noise, n_channel, None), x.dtype)
+        elif metric == "mahalanobis":
+            arg = xp.zeros((), x.dtype)
+        elif metric == "poisson":
+            arg = xp.asarray([prior_lambda, prior_weight], x.dtype)
+        else:
+            arg = xp.zeros((), x.dtype)
+        name = "euclidean" if metric == "mahalanobis" and noise is None else metric
+        kernel = _HOST_KERNELS[name] if host else RDM_METRICS[name][0]
+        with np.errstate(divide="ignore", invalid="ignore"):  # constant patterns: below
+            out = kernel(means, arg)
+    out = np.asarray(out, dtype).reshape(*lead, n_cond, n_cond)
     if not np.all(np.isfinite(out)):
         # A constant pattern makes its whole row and column NaN, so the rows cannot tell which
         # condition it was; its own distance d(c, c) is NaN exactly when the pattern is.
@@ -353,11 +400,17 @@ def _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise, 
     n_channel = x.shape[-1]
     if metric == "crossnobis":
         if noise is None:  # identity precision: skip the (channel x channel) product
-            prec = np.zeros(())
+            arg = np.zeros(())
         else:
-            prec = _check_prec(noise, n_channel, len(runs_u))
-        return _CV_KERNELS[("crossnobis", prec.ndim)](sums, counts, jnp.asarray(prec, x.dtype))
-    return _CV_KERNELS[("poisson_cv", 1)](sums, counts, jnp.asarray(prior, x.dtype))
+            arg = _check_prec(noise, n_channel, len(runs_u))
+        which = ("crossnobis", arg.ndim)
+    else:
+        arg, which = np.asarray(prior, np.float64), ("poisson_cv", 1)
+    if isinstance(x, np.ndarray):  # host: the batch (a few RDMs) one after the other
+        fn = _HOST_CV_KERNELS[which]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([fn(s, counts, arg) for s in sums])
+    return _CV_KERNELS[which](sums, jnp.asarray(counts, x.dtype), jnp.asarray(arg, x.dtype))
 
 
 def noise_precision(

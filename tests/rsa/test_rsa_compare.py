@@ -126,6 +126,42 @@ def test_tau_a_host_kernel_equals_array_kernel_and_scipy(x64):
     np.testing.assert_array_equal(_host.average_ranks(v), scipy.stats.rankdata(v, axis=1))
 
 
+@pytest.mark.parametrize("method", ["tau-a", "corr_cov", "cosine_cov"])
+def test_small_numpy_paths_equal_the_compiled_kernels(stacks, method, x64, monkeypatch):
+    # below a size threshold tau-a counts sign products (one matmul) and the whitened methods
+    # take their row sums from a sparse product (no numba import, no compilation): the same
+    # sums as the numba kernels, so equal to rounding (1e-12: a few float64 eps of sums of
+    # ~100 terms). Thresholds at 0 force the kernels.
+    from brainmodels.rsa import _host, _small, _whitened
+
+    a, b = stacks
+    sigma = np.linspace(0.5, 2.0, 12)
+    kw = {"sigma_k": sigma} if method != "tau-a" else {}
+    small = compare_rdms(a, b, method, **kw)
+    monkeypatch.setattr(_small, "SMALL_TAU_PAIRS", 0)
+    monkeypatch.setattr(_whitened, "_SPARSE_ROW_SUMS", 0)
+    monkeypatch.setattr(_whitened, "SMALL_ENTRIES", 0)  # the expansion, not explicit centring
+    np.testing.assert_allclose(small, compare_rdms(a, b, method, **kw), atol=1e-12, rtol=0)
+    for u in (np.ones(12), 1.0 / sigma):
+        for mine, numba in zip(_whitened._row_sums_sparse(a, u), _host.row_sums(a, u),
+                               strict=True):
+            np.testing.assert_allclose(mine, numba, rtol=1e-13, atol=1e-13)
+
+
+def test_ranks_are_scipys_average_ranks():
+    # numpy ranks (argsort, then the tie groups): scipy's rankdata exactly, ties included
+    import scipy.stats
+
+    from brainmodels.rsa import _host
+
+    rng = np.random.default_rng(3)
+    v = np.stack([rng.random(300), rng.integers(0, 4, 300), np.round(rng.random(300), 1),
+                  np.zeros(300), np.arange(300.0)[::-1]])
+    np.testing.assert_array_equal(_host.average_ranks(v), scipy.stats.rankdata(v, axis=1))
+    np.testing.assert_array_equal(_host.average_ranks(v, 2.5),
+                                  scipy.stats.rankdata(v, axis=1) - 2.5)
+
+
 @pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
 def test_whitened_host_expansion_equals_explicit_double_centring(method, x64):
     # CPU path: products of the raw vectors plus row-sum corrections (compare.py); the jitted
@@ -136,7 +172,8 @@ def test_whitened_host_expansion_equals_explicit_double_centring(method, x64):
     # A near-constant RDM (mean/std ~ 1e4) takes the explicit path and agrees exactly.
     from brainmodels.rsa._whitened import corr_cov as _corr_cov
     from brainmodels.rsa._whitened import cosine_cov as _cosine_cov
-    from brainmodels.rsa._whitened import whitened_host as _cov_host
+    from brainmodels.rsa._whitened import whitened_expansion as _cov_host
+    from brainmodels.rsa._whitened import whitened_host
 
     rng = np.random.default_rng(9)
     k = 40
@@ -149,6 +186,9 @@ def test_whitened_host_expansion_equals_explicit_double_centring(method, x64):
         host = _cov_host(a, b, np.sqrt(s), center=method == "corr_cov")
         explicit = np.asarray(jitted(a, b, np.sqrt(s)))
         np.testing.assert_allclose(host, explicit, atol=1e-9, rtol=0)
+        # small stacks build the double-centred vectors in numpy: the jitted path's arithmetic
+        small = whitened_host(a, b, np.sqrt(s), center=method == "corr_cov")
+        np.testing.assert_allclose(small, explicit, atol=1e-13, rtol=0)
         np.testing.assert_allclose(compare_rdms(a, b, method, sigma_k=s), explicit,
                                    atol=1e-9, rtol=0)
     a[2] = 7.0 + 1e-3 * rng.random(n)

@@ -9,6 +9,7 @@ from rsatoolbox.inference import boot_noise_ceiling
 from rsatoolbox.rdm import RDMs, compare
 
 from brainmodels.rsa import (
+    _small,
     bootstrap_compare,
     model_comparison_table,
     noise_ceiling,
@@ -62,6 +63,15 @@ def _check_sample(models, data, method, desc, by, drawn, counts):
     else:
         ours = np.asarray(_boot_jit(models, data, counts[None], method))[0].mean(axis=1)
     np.testing.assert_allclose(ours, ref, atol=1e-10)
+    if method in _small.WEIGHTED:  # the numpy forms the CPU takes: one GEMM, or per model
+        host = _small.WEIGHTED[method](models, data, counts[None])[0].mean(axis=1)
+        np.testing.assert_allclose(host, ref, atol=1e-10)
+        gemm_max, _small.GEMM_MAX_ENTRIES = _small.GEMM_MAX_ENTRIES, 0
+        try:
+            host = _small.WEIGHTED[method](models, data, counts[None])[0].mean(axis=1)
+        finally:
+            _small.GEMM_MAX_ENTRIES = gemm_max
+        np.testing.assert_allclose(host, ref, atol=1e-10)
 
 
 @pytest.mark.parametrize("method", ["corr", "spearman", "corr_cov", "tau-a"])
@@ -141,7 +151,7 @@ def test_subject_bootstrap_of_any_method_resamples_subject_means(group, method, 
     assert np.all((res.samples.values >= lo - 1e-12) & (res.samples.values <= hi + 1e-12))
 
 
-@pytest.mark.parametrize("method", ["tau-a", "corr_cov"])
+@pytest.mark.parametrize("method", ["tau-a", "corr_cov", "corr"])
 def test_stimulus_bootstrap_of_every_method(group, method, x64):
     # tau-a (host weighted counts) and corr_cov (least-squares re-centring) resample
     # stimuli too: the point estimate is compare_rdms' subject mean, samples differ from it,
@@ -156,6 +166,9 @@ def test_stimulus_bootstrap_of_every_method(group, method, x64):
     assert np.all(res.se.values > 0) and np.all(np.isfinite(res.samples.values))
     again = bootstrap_compare(models, data, method, **kw)
     np.testing.assert_array_equal(res.samples.values, again.samples.values)
+    # the draws come from the key's data: a legacy uint32 key of the same seed draws the same
+    legacy = bootstrap_compare(models, data, method, **{**kw, "key": jax.random.PRNGKey(3)})
+    np.testing.assert_array_equal(res.samples.values, legacy.samples.values)
 
 
 def test_dual_bootstrap_correction_matches_rsatoolbox():

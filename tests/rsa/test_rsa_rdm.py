@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
@@ -13,6 +14,9 @@ from rsatoolbox.rdm import calc_rdm
 
 from brainmodels.rsa import noise_precision, rdm
 from brainmodels.rsa.rdm import RDM_METRICS
+
+# the module (brainmodels.rsa.rdm is the function)
+rdm_module = importlib.import_module("brainmodels.rsa.rdm")
 
 # rsatoolbox's _build_rdms casts NaN descriptors internally; not ours
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
@@ -32,6 +36,15 @@ def design():
     return x[perm], cond[perm], runs[perm], rng
 
 
+@pytest.fixture(params=["host", "jit"])
+def path(request, monkeypatch):
+    """Both paths of rdm(): numpy for small inputs on CPU, the jitted kernels above the size
+    threshold (forced here by a threshold below every input)."""
+    if request.param == "jit":
+        monkeypatch.setattr(rdm_module, "HOST_MAX_VALUES", -1)
+    return request.param
+
+
 def _reference(x, cond, runs, method, noise=None):
     ds = Dataset(x, obs_descriptors={"cond": cond, "run": runs})
     out = calc_rdm(ds, method=method, descriptor="cond", cv_descriptor="run", noise=noise)
@@ -40,7 +53,7 @@ def _reference(x, cond, runs, method, noise=None):
 
 @pytest.mark.parametrize("metric", ["euclidean", "correlation", "mahalanobis", "crossnobis",
                                     "poisson"])
-def test_rdm_matches_rsatoolbox(design, metric, x64):
+def test_rdm_matches_rsatoolbox(design, metric, x64, path):
     x, cond, runs, rng = design
     if metric == "poisson":
         x = np.abs(x)
@@ -52,7 +65,7 @@ def test_rdm_matches_rsatoolbox(design, metric, x64):
     np.testing.assert_allclose(ours, ref, atol=TOL64, rtol=0)
 
 
-def test_crossnobis_per_run_noise_matches_rsatoolbox(design, x64):
+def test_crossnobis_per_run_noise_matches_rsatoolbox(design, x64, path):
     x, cond, runs, rng = design
     precs = np.stack([prec_from_residuals(rng.standard_normal((60, x.shape[1])))
                       for _ in range(4)])
@@ -61,7 +74,7 @@ def test_crossnobis_per_run_noise_matches_rsatoolbox(design, x64):
     np.testing.assert_allclose(ours, ref, atol=TOL64, rtol=0)
 
 
-def test_poisson_cv_is_fold_average_of_rsatoolbox(design, x64):
+def test_poisson_cv_is_fold_average_of_rsatoolbox(design, x64, path):
     # rsatoolbox 0.3.2 keeps only the last fold's estimate; with 2 runs, relabelling the runs
     # picks the other fold, so the mean of both labellings is the fold average we compute.
     x, cond, runs, _ = design
@@ -95,7 +108,7 @@ def test_crossnobis_is_unbiased(x64):
     assert np.mean(vals_eu) == pytest.approx(2 / r, rel=0.1)
 
 
-def test_batched_equals_loop_and_float32_default(design):
+def test_batched_equals_loop_and_float32_default(design, path):
     x, cond, runs, _ = design
     stack = np.stack([x, 2 * x + 1, x[:, ::-1]])[None]  # (1, 3, obs, channel)
     out = rdm(stack, "crossnobis", conditions=cond, runs=runs)
@@ -106,7 +119,7 @@ def test_batched_equals_loop_and_float32_default(design):
         np.testing.assert_allclose(out[0, b], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-def test_dataarray_in_dataarray_out(design):
+def test_dataarray_in_dataarray_out(design, path):
     x, cond, runs, _ = design
     da = xr.DataArray(x[None].repeat(2, 0), dims=("layer", "trial", "voxel"),
                       coords={"layer": ["conv1", "conv2"], "stimulus_id": ("trial", cond),
@@ -120,7 +133,8 @@ def test_dataarray_in_dataarray_out(design):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_second_call_does_not_recompile(design):
+def test_second_call_does_not_recompile(design, monkeypatch):
+    monkeypatch.setattr(rdm_module, "HOST_MAX_VALUES", -1)  # the jitted path
     x, cond, _, _ = design
     kernel = RDM_METRICS["correlation"][0]
     rdm(x, "correlation", conditions=cond)
@@ -164,7 +178,7 @@ def test_run_missing_a_condition_is_an_error():
         rdm(rng.standard_normal((8, 5)), "crossnobis", conditions=cond, runs=runs)
 
 
-def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64):
+def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64, path):
     # several (and unequal numbers of) patterns per run and condition take the segment-sum
     # path; one pattern per cell takes the reordering path (covered above)
     rng = np.random.default_rng(7)
