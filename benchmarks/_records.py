@@ -45,6 +45,15 @@ def _measured_on(records: dict, what: str) -> list[str]:
                 f"{versions}; {what}"]
 
 
+def _dur(x: float) -> str:
+    """A duration with its unit: 45 us, 0.17 ms, 3.1 ms, 0.42 s, 28 s."""
+    if x < 1e-3:
+        return f"{x * 1e6:.0f} us"
+    if x < 0.1:
+        return f"{x * 1e3:.2g} ms"
+    return f"{_s(x)} s"
+
+
 def _s(x: float) -> str:
     """Seconds with two significant digits (0.07, 0.4, 3.1, 28, 142)."""
     return f"{x:.2g}" if x < 10 else f"{x:.0f}"
@@ -166,7 +175,8 @@ def _snn(records: list[dict]) -> str:
     rows = ["| network | side | cold | cold, cache filled | warm (CPU-s) | rate | brian2 / "
             "brainmodels float32: cold / cached / warm | brian2 / brainmodels float64 |",
             "|---|---|---|---|---|---|---|---|"]
-    for model in ("cuba", "coba"):
+    names = {"cuba": "CUBA", "coba": "COBA", "brunel": "Brunel A"}
+    for model in ("cuba", "coba", "brunel"):
         for n in sorted({k[1] for k in runs if k[0] == model}):
             f32 = runs.get((model, n, "brainmodels float32"))
             f64 = runs.get((model, n, "brainmodels float64"))
@@ -182,11 +192,14 @@ def _snn(records: list[dict]) -> str:
                                          f"{r['cold_cached_wall'] / mine['cold_cached_wall']:.1f}"
                                          f"x / {r['warm_wall'] / mine['warm_wall']:.1f}x")
                 dtype = " (float64)" if side == "brian2 cython" else ""
-                rows.append(f"| {model.upper()} {n:,} LIF, {r['duration_ms'] / 1e3:g} s "
+                stats = f"{r['rate_hz']:.2f} Hz"
+                if model == "brunel" and r.get("cv_isi") is not None:
+                    stats += f", CV {r['cv_isi']:.2f}, FF {r['fano_factor']:.2f}"
+                rows.append(f"| {names[model]} {n:,} LIF, {r['duration_ms'] / 1e3:g} s "
                             f"| {side}{dtype} | {_s(r['cold_wall'])} s "
                             f"| {_s(r['cold_cached_wall'])} s "
                             f"| {_s(r['warm_wall'])} s ({_s(r['warm_cpu'])}) "
-                            f"| {r['rate_hz']:.2f} Hz | {ratios[0]} | {ratios[1]} |")
+                            f"| {stats} | {ratios[0]} | {ratios[1]} |")
     rows += _measured_on(runs, "dt 0.1 ms, p = 0.02 (Brette et al. 2007); every number from "
                                "fresh processes: cold = build the network and run it once with "
                                "nothing cached (JAX compilation or brian2's code generation and "
@@ -194,14 +207,63 @@ def _snn(records: list[dict]) -> str:
                                "later process (JAX's persistent cache; brian2's cython cache), "
                                "warm = median of 3 further runs; a ratio > 1 means brainmodels "
                                "is faster. Rates differ between the sides' random draws, not "
-                               "between the models (tests/snn compare them with brian2).")
+                               "between the models (tests/snn compare them with brian2). "
+                               "Brunel A: g = 5, eta = 2, epsilon = 0.1, J = 0.1 mV, D = "
+                               "1.5 ms, delta synapses (brian2: `v_post += w * "
+                               "int(not_refractory_post)`), Poisson drive (brainmodels: one "
+                               "count per neuron and step by inversion; brian2: "
+                               "`PoissonInput`); CV = mean CV-ISI, FF = mean Fano factor of "
+                               "100 ms counts, after 200 ms.")
+    return "\n".join(rows)
+
+
+def _rsa(records: list[dict]) -> str:
+    runs = _newest([r for r in records if r["benchmark"] == "rsa"], "conditions", "job", "side")
+    rows = ["| conditions | job | rsatoolbox cold / warm (CPU-s) | brainmodels cold / cached / "
+            "warm (CPU-s) | ratio cold / warm | agreement |", "|---|---|---|---|---|---|"]
+    jobs = ("compare:cosine", "compare:corr", "compare:spearman", "compare:tau-a",
+            "compare:corr_cov", "crossnobis", "bootstrap:corr", "bootstrap:tau-a")
+    for k in sorted({key[0] for key in runs}):
+        for job in jobs:
+            ours, peer = runs.get((k, job, "brainmodels")), runs.get((k, job, "rsatoolbox"))
+            if ours is None or peer is None:
+                continue
+            c = ours["config"]
+            if job.startswith("compare"):
+                what = f"{job.split(':')[1]}, {c['rdms']} x {c['rdms']} RDMs"
+                agree = f"max abs diff {ours['max_abs_difference']:.0e}"
+            elif job == "crossnobis":
+                what = f"crossnobis RDM, {c['runs']} runs x {c['voxels']} voxels"
+                agree = f"max abs diff {ours['max_abs_difference']:.0e}"
+            else:
+                scaled = (f"; rsatoolbox {c['peer_samples']} samples, scaled"
+                          if c["peer_samples"] < c["samples"] else "")
+                what = (f"stimulus bootstrap, {job.split(':')[1]}, {c['models']} models x "
+                        f"{c['subjects']} subjects, {c['samples']:,} samples{scaled}")
+                agree = (f"SEs within {ours['max_rel_se_difference']:.0%} (sampling noise "
+                         f"~{ours['se_noise']:.0%})")
+            rows.append(
+                f"| {k} | {what} | {_dur(peer['cold_wall'])} / {_dur(peer['warm_wall'])} "
+                f"({_dur(peer['warm_cpu'])}) | {_dur(ours['cold_wall'])} / "
+                f"{_dur(ours['cold_cached_wall'])} / {_dur(ours['warm_wall'])} "
+                f"({_dur(ours['warm_cpu'])}) | {peer['cold_wall'] / ours['cold_wall']:.1f}x / "
+                f"{peer['warm_wall'] / ours['warm_wall']:.1f}x | {agree} |")
+    rows += _measured_on(runs, "float64 on both sides; every number from fresh processes: cold "
+                               "= the first call (imports excluded; JAX compilation, numba's "
+                               "import and kernel load, xarray's first Dataset included), "
+                               "cached = the same with JAX's persistent cache filled, warm = "
+                               "median of 3 further calls (rsatoolbox's bootstrap: its one "
+                               "call); brainmodels' host kernels use a pool of threads, "
+                               "rsatoolbox one (CPU seconds in brackets); no noise ceiling on "
+                               "either side of the bootstraps; a ratio > 1 means brainmodels "
+                               "is faster.")
     return "\n".join(rows)
 
 
 #: benchmark name -> renderer of its README block
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {"banded_ridge": _banded_ridge,
                                                      "kuramoto": _kuramoto, "ridge": _ridge,
-                                                     "snn": _snn}
+                                                     "rsa": _rsa, "snn": _snn}
 
 
 def render(readme: str) -> str:

@@ -1,7 +1,8 @@
 """Spiking networks: brainmodels.snn against brian2, same networks, same process.
 
-CUBA and COBA (Brette et al. 2007; 4,000 LIF neurons, p = 0.02), 1 s of biological time at
-dt = 0.1 ms:
+CUBA and COBA (Brette et al. 2007; 4,000 LIF neurons, p = 0.02) and Brunel's (2000) model A
+(10,000 LIF neurons with delta synapses, C_E = 800, Poisson drive; the sweep only), 1 s of
+biological time at dt = 0.1 ms:
 
 * one network: brainmodels (JAX, jitted ``lax.scan``, event-driven delivery) against brian2's
   runtime targets (numpy, cython) and, in a subprocess, cpp_standalone, and against BrainPy
@@ -173,7 +174,14 @@ def _brainpy_row(name, args, one, per_net):
 
 # ----------------------------------------------------------------------------- the sweep
 
-SWEEP_SIZES = (500, 2000, 4000)  # 1/8, 1/2 and the full size of Brette et al. (2007)
+#: 1/8, 1/2 and the full size of Brette et al. (2007) (CUBA, COBA: 4,000 neurons) and of
+#: Brunel (2000) model A as issue 13 sets it (N_E = 8,000, N_I = 2,000)
+SWEEP_SIZES = {"cuba": (500, 2000, 4000), "coba": (500, 2000, 4000),
+               "brunel": (1250, 5000, 10000)}
+#: model -> network of n neurons (seed 0)
+MODELS = {"cuba": lambda snn, n: snn.cuba(seed=0, n=n),
+          "coba": lambda snn, n: snn.coba(seed=0, n=n),
+          "brunel": lambda snn, n: snn.brunel(g=5.0, eta=2.0, seed=0, n_exc=n * 4 // 5)}
 SWEEP_SIDES = ("brainmodels float32", "brainmodels float64", "brian2 cython")
 RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "records", "snn.jsonl")
 
@@ -189,12 +197,20 @@ def sweep_child(kind: str, side: str, model: str, n: int, duration: float,
         jax.config.update("jax_enable_x64", True)
     from brainmodels import snn
 
-    make = {"cuba": snn.cuba, "coba": snn.coba}[model]
+    make = MODELS[model]
     t0, c0 = time.perf_counter(), time.process_time()
-    net = make(seed=0, n=n)
+    net = make(snn, n)
+    stats = {}
     if side.startswith("brainmodels"):
+        import jax
+
+        key = jax.random.key(0) if net.inputs else None
+
         def run():
-            return snn.population_summary(snn.simulate(net, duration, 0.1))["P"]["rate_hz"]
+            res = snn.simulate(net, duration, 0.1, key=key)
+            summary = snn.population_summary(res, start_ms=min(200.0, duration / 5))["P"]
+            stats.update(cv_isi=summary["cv_isi"], fano_factor=summary["fano_factor"])
+            return summary["rate_hz"]
     else:
         import brian2 as b2
 
@@ -211,10 +227,17 @@ def sweep_child(kind: str, side: str, model: str, n: int, duration: float,
             before = int(model_b2.spike_monitors["P"].num_spikes)
             model_b2.network.run(duration * b2.ms, namespace={})
             runs[0] += 1
+            if runs[0] == 1:  # statistics of the first run (the monitor keeps every run)
+                from brainmodels.snn.brian2_bridge import _dataset
+
+                res = _dataset(net, model_b2, duration, 0.1, snn.Recording(), "cython")
+                summary = snn.population_summary(res, start_ms=min(200.0, duration / 5))["P"]
+                stats.update(cv_isi=summary["cv_isi"], fano_factor=summary["fano_factor"])
             return (int(model_b2.spike_monitors["P"].num_spikes) - before) / n / (duration / 1e3)
     if kind == "cold":
         rate = run()
-        out = dict(wall=time.perf_counter() - t0, cpu=time.process_time() - c0, rate=rate)
+        out = dict(wall=time.perf_counter() - t0, cpu=time.process_time() - c0, rate=rate,
+                   **stats)
     else:
         run()
         t = median_time(run, repeats)
@@ -234,7 +257,7 @@ def bench_sweep(models, sizes, duration, repeats) -> list[dict]:
     cython cache empty), cold with the cache an earlier process filled, and warm."""
     records = []
     for model in models:
-        for n in sizes:
+        for n in (sizes or SWEEP_SIZES[model]):
             for side in SWEEP_SIDES:
                 with tempfile.TemporaryDirectory() as cache:
                     env = ({"BRAINMODELS_JAX_CACHE": cache} if side.startswith("brainmodels")
@@ -246,7 +269,8 @@ def bench_sweep(models, sizes, duration, repeats) -> list[dict]:
                                     duration_ms=duration, cold_wall=cold["wall"],
                                     cold_cpu=cold["cpu"], cold_cached_wall=cached["wall"],
                                     warm_wall=warm["wall"], warm_cpu=warm["cpu"],
-                                    rate_hz=warm["rate"]))
+                                    rate_hz=warm["rate"], cv_isi=cold.get("cv_isi"),
+                                    fano_factor=cold.get("fano_factor")))
                 print(f"  {model} n={n:5d} {side:20s} cold {cold['wall']:6.2f} s (cached "
                       f"{cached['wall']:6.2f} s)  warm {warm['wall']:6.3f} s "
                       f"({warm['cpu']:.2f} CPU-s)  rate {warm['rate']:.2f} Hz", flush=True)
@@ -260,7 +284,7 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=1000.0, help="ms")
     parser.add_argument("--networks", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", default="cuba,coba")
+    parser.add_argument("--models", default="cuba,coba,brunel")
     parser.add_argument("--many-methods", default="loop,union,vmap",
                         help="simulate_many methods to time (loop, union, vmap)")
     parser.add_argument("--targets", default="cython,cpp_standalone",
@@ -288,7 +312,7 @@ def main(argv=None) -> int:
 
         where = machine()
         print(f"machine: {where}; {args.duration:g} ms at dt 0.1 ms", flush=True)
-        sizes = SWEEP_SIZES[:1] if args.quick else SWEEP_SIZES
+        sizes = None if not args.quick else (500,)
         records = bench_sweep(args.models.split(","), sizes, args.duration, args.repeats)
         if not args.no_record:
             from pathlib import Path
@@ -303,7 +327,7 @@ def main(argv=None) -> int:
 
     print(f"brainmodels.snn vs brian2: {args.n} neurons, {args.duration:g} ms at dt = 0.1 ms, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
-    for name in args.models.split(","):
+    for name in [m for m in args.models.split(",") if m != "brunel"]:
         make = {"cuba": snn.cuba, "coba": snn.coba}[name]
         one, compile_s, summary = _jax_one(make, args)
         print(f"\n{name.upper()}: brainmodels one network {one:.3f} s (first call incl. "

@@ -23,7 +23,13 @@ Example
 """
 
 from brainmodels.snn._delivery import Delivery
-from brainmodels.snn.analysis import cv_isi, firing_rates, population_summary, spike_time_agreement
+from brainmodels.snn.analysis import (
+    cv_isi,
+    fano_factor,
+    firing_rates,
+    population_summary,
+    spike_time_agreement,
+)
 from brainmodels.snn.brian2_bridge import Brian2Model, compare, run_brian2, to_brian2
 from brainmodels.snn.connectivity import (
     Connectivity,
@@ -58,7 +64,7 @@ from brainmodels.snn.neurons import (
     LIFState,
     analytic_lif_rate,
 )
-from brainmodels.snn.presets import coba, cuba
+from brainmodels.snn.presets import brunel, brunel_threshold_rate, coba, cuba
 from brainmodels.snn.rsnn import (
     RSNN,
     TAU_DISTRIBUTIONS,
@@ -78,7 +84,12 @@ from brainmodels.snn.surrogate import (
     surrogate_derivative,
     triangle,
 )
-from brainmodels.snn.synapses import ExpSynapses, conductance_synapses, current_synapses
+from brainmodels.snn.synapses import (
+    ExpSynapses,
+    conductance_synapses,
+    current_synapses,
+    delta_synapses,
+)
 from brainmodels.snn.train import (
     TrainConfig,
     TrainResult,
@@ -93,12 +104,13 @@ __all__ = [
     # simulation: neurons and synapses
     "LIF", "AdaptiveLIF", "Izhikevich", "LIFState", "AdaptiveLIFState", "IzhikevichState",
     "analytic_lif_rate", "ExpSynapses", "current_synapses", "conductance_synapses",
+    "delta_synapses",
     # simulation: connectivity, networks, delivery, presets
     "Connectivity", "fixed_probability", "fixed_in_degree", "from_indices", "dense",
     "Population", "Projection", "PoissonInput", "Network", "Recording", "Delivery",
-    "simulate", "simulate_many", "cuba", "coba",
+    "simulate", "simulate_many", "cuba", "coba", "brunel", "brunel_threshold_rate",
     # simulation: analysis and the brian2 bridge
-    "firing_rates", "cv_isi", "spike_time_agreement", "population_summary",
+    "firing_rates", "cv_isi", "fano_factor", "spike_time_agreement", "population_summary",
     "Brian2Model", "to_brian2", "run_brian2", "compare",
     # learning: surrogates and recurrent spiking networks
     "SURROGATES", "arctan", "fast_sigmoid", "triangle", "get_surrogate",

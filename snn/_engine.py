@@ -199,27 +199,21 @@ def poisson_table_size(lam: float) -> int:
     return size if size <= POISSON_TABLE_MAX else 0
 
 
-def _uniform_philox(key, shape):
-    """Uniforms in [0, 1) with 24 random bits, from XLA's Philox generator seeded by the key's
-    data: ~10x cheaper on CPU than the threefry bits of jax.random."""
-    data = jax.random.key_data(key).astype(jnp.uint32).reshape(-1)[:2]
-    seed = jnp.concatenate([data, data ^ jnp.uint32(0x9E3779B9)])
-    _, bits = jax.lax.rng_bit_generator(seed, shape, jnp.uint32,
-                                        algorithm=jax.lax.RandomAlgorithm.RNG_PHILOX)
-    return (bits >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
-
-
 def poisson_inverse(key, lam, shape, table: int):
     """Poisson(``lam``) counts by inversion: count the CDF values ``P(X <= k)``, k < table,
-    below one uniform. Exact but for the resolution of the uniform (2^-24) and the tail past
-    the table (< 1e-12, :func:`poisson_table_size`)."""
+    below one uniform. Exact but for the resolution of the float32 uniform (2^-23) and the
+    tail past the table (< 1e-12, :func:`poisson_table_size`). One threefry uniform and a
+    fused compare-and-count per draw: ~12x cheaper than ``jax.random.poisson`` (0.09 ms
+    against 1.07 ms per 10,000 draws on 2 CPU cores, inside a scan), and the same numbers
+    under ``vmap`` (``simulate_many``'s methods agree)."""
     k = jnp.arange(table, dtype=jnp.float32)
     lam = jnp.asarray(lam, jnp.float32)
     # log P(X = k) = k log lam - lam - log k!; cumulative in float32 (the uniform has 24 bits)
     logp = k * jnp.log(jnp.maximum(lam, 1e-30)) - lam - jax.lax.lgamma(k + 1.0)
     cdf = jnp.where(lam > 0, jnp.cumsum(jnp.exp(logp)), 1.0)
-    u = _uniform_philox(key, shape)
-    return jnp.sum(u[..., None] >= cdf, axis=-1, dtype=jnp.int32)
+    u = jax.random.uniform(key, shape, jnp.float32)
+    return jnp.sum(u[..., None] >= cdf.reshape((1,) * u.ndim + (table,)), axis=-1,
+                   dtype=jnp.int32)
 
 
 def _poisson_counts(plan: Plan, keys, n, i: int, lam, size: int, dtype):
@@ -260,7 +254,7 @@ def _step(plan: Plan, dt: float, keys, carry, n):
     new_states = []
     for m, s, sp, (off, c, size) in zip(plan.models, states, spikes, plan.layout, strict=True):
         s = s._replace(g=s.g + row[off:off + c * size].reshape(c, size))
-        new_states.append(m.reset(s, sp, n))
+        new_states.append(m.reset(s, sp, n, dt))
     counts = jnp.stack([jnp.sum(sp, dtype=jnp.int32) for sp in spikes])
     bits = jnp.packbits(jnp.concatenate(spikes)) if plan.record_spikes else jnp.zeros((0,),
                                                                                      jnp.uint8)

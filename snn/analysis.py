@@ -17,7 +17,8 @@ import xarray as xr
 from brainmodels.data import provenance
 from brainmodels.snn.neurons import NEURON_UNITS
 
-__all__ = ["firing_rates", "cv_isi", "spike_time_agreement", "population_summary"]
+__all__ = ["firing_rates", "cv_isi", "fano_factor", "spike_time_agreement",
+           "population_summary"]
 
 
 def _events(res: xr.Dataset):
@@ -85,6 +86,33 @@ def cv_isi(res: xr.Dataset, *, min_spikes: int = 3, start_ms: float = 0.0) -> xr
     return xr.DataArray(cv, dims=("neuron",), coords=_neuron_coords(res, n), name="cv_isi")
 
 
+def fano_factor(res: xr.Dataset, *, window_ms: float = 100.0,
+                start_ms: float = 0.0) -> xr.DataArray:
+    """Fano factor of every neuron's spike counts in consecutive windows of ``window_ms``.
+
+    ``var(counts) / mean(counts)`` over the ``floor((duration - start_ms) / window_ms)`` whole
+    windows (population variance, ``ddof=0``); 1 for a Poisson process. Silent neurons have
+    no defined Fano factor: NaN, by design; average with ``nanmean``. Single-network results
+    only.
+    """
+    if "spike_network" in res:
+        raise ValueError("fano_factor takes one network; select one with res.where(...) first")
+    t, i = _events(res)
+    n, duration = int(res.attrs["n_neurons"]), float(res.attrs["duration_ms"])
+    n_win = int((duration - start_ms) // window_ms) if window_ms > 0 else 0
+    if n_win < 2:
+        raise ValueError(f"window_ms={window_ms} leaves {n_win} whole window(s) in "
+                         f"[{start_ms}, {duration}) ms; the Fano factor needs >= 2")
+    keep = (t >= start_ms) & (t < start_ms + n_win * window_ms)
+    w = ((t[keep] - start_ms) // window_ms).astype(np.int64)
+    counts = np.bincount(i[keep] * n_win + w, minlength=n * n_win).reshape(n, n_win)
+    mean = counts.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ff = np.where(mean > 0, counts.var(axis=1) / mean, np.nan)
+    return xr.DataArray(ff, dims=("neuron",), coords=_neuron_coords(res, n), name="fano_factor",
+                        attrs={"window_ms": float(window_ms)})
+
+
 def _match(a: np.ndarray, b: np.ndarray, tol: float) -> int:
     """Greedy one-to-one matches between two sorted spike-time arrays within ``tol``."""
     ia = ib = matches = 0
@@ -123,15 +151,19 @@ def spike_time_agreement(a: xr.Dataset, b: xr.Dataset, *, tol_ms: float | None =
 
 
 def population_summary(res: xr.Dataset, *, start_ms: float = 0.0) -> dict[str, dict[str, float]]:
-    """Mean rate (Hz) and mean CV-ISI (over neurons with >= 3 spikes) per population."""
+    """Mean rate (Hz), mean CV-ISI (over neurons with >= 3 spikes) and mean Fano factor of
+    100 ms counts (over active neurons; NaN for runs under 200 ms) per population."""
     rates = firing_rates(res, start_ms=start_ms)
     cv = cv_isi(res, start_ms=start_ms)
+    long_enough = float(res.attrs["duration_ms"]) - start_ms >= 200.0
+    ff = fano_factor(res, start_ms=start_ms).values if long_enough else np.full(cv.shape, np.nan)
     out = {}
     for name, (start, stop) in res.attrs["populations"].items():
-        c = cv.values[start:stop]
+        c, f = cv.values[start:stop], ff[start:stop]
         out[name] = {
             "rate_hz": float(rates.values[start:stop].mean()),
             "cv_isi": float(np.nanmean(c)) if np.any(np.isfinite(c)) else float("nan"),
+            "fano_factor": float(np.nanmean(f)) if np.any(np.isfinite(f)) else float("nan"),
             "n_spikes": int(rates.values[start:stop].sum() * (float(res.attrs["duration_ms"])
                                                               - start_ms) / 1000.0 + 0.5),
         }

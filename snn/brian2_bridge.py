@@ -89,6 +89,8 @@ def _channel_eqs(model, b2):
     syn = model.syn
     unit = "volt" if syn.kind == "current" else "1"
     eqs, ns, drive = [], {}, []
+    if syn.kind == "delta":  # no synaptic variables: spikes move v (see to_brian2)
+        return eqs, ns, "0*mV"
     for c, name in enumerate(syn.names):
         eqs.append(f"dg_{name}/dt = -g_{name} / tau_{name} : {unit}")
         ns[f"tau_{name}"] = float(syn.tau[c]) * b2.ms
@@ -194,20 +196,27 @@ def to_brian2(net: Network, *, dt_ms: float = 0.1, recording: Recording | None =
     synapses = []
     for k, pr in enumerate(net.projections):
         kind = net.population(pr.post).model.syn.kind
-        unit = b2.mV if kind == "current" else 1.0
+        unit = b2.mV if kind in ("current", "delta") else 1.0
+        # delta synapses: v jumps, except while refractory (the neuron is clamped at V_r, as
+        # in Brunel 2000 and brainmodels)
+        on_pre = ("v_post += w * int(not_refractory_post)" if kind == "delta"
+                  else f"g_{pr.channel}_post += w")
         s = b2.Synapses(groups[pr.pre], groups[pr.post],
-                        "w : volt" if kind == "current" else "w : 1",
-                        on_pre=f"g_{pr.channel}_post += w", dt=float(dt_ms) * b2.ms, name=f"syn_{k}")
+                        "w : 1" if kind == "conductance" else "w : volt",
+                        on_pre=on_pre, dt=float(dt_ms) * b2.ms, name=f"syn_{k}")
         s.connect(i=np.asarray(pr.conn.pre, np.int64), j=np.asarray(pr.conn.post, np.int64))
         s.w = np.asarray(pr.conn.weight, float) * unit
         s.delay = np.asarray(pr.conn.delay_ms, float) * b2.ms
         synapses.append(s)
     for inp in net.inputs:
         kind = net.population(inp.target).model.syn.kind
-        weight = float(inp.weight) * (b2.mV if kind == "current" else 1.0)  # a value, not text
-        synapses.append(b2.PoissonInput(groups[inp.target], f"g_{inp.channel}",
-                                        int(inp.n_sources), float(inp.rate_hz) * b2.Hz,
-                                        weight=weight))
+        if kind == "delta":  # jumps of v, ignored while refractory: an expression of a float
+            weight, var = f"{float(inp.weight)!r} * mV * int(not_refractory)", "v"
+        else:
+            weight = float(inp.weight) * (b2.mV if kind == "current" else 1.0)  # a value
+            var = f"g_{inp.channel}"
+        synapses.append(b2.PoissonInput(groups[inp.target], var, int(inp.n_sources),
+                                        float(inp.rate_hz) * b2.Hz, weight=weight))
     spikes = {name: b2.SpikeMonitor(g) for name, g in groups.items()}
     states = {}
     offsets = net.offsets

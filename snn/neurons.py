@@ -160,12 +160,20 @@ class _Base:
         """Boolean spike vector: ``v > v_th`` and not refractory."""
         return (state.v > self.v_th) & self.not_refractory(state, step, dt)
 
-    def reset(self, state, spikes, step):
-        """Apply the reset to the neurons that spiked at ``step``."""
+    def reset(self, state, spikes, step, dt: float | None = None):
+        """Apply the reset to the neurons that spiked at ``step`` (``dt``: needed by delta
+        synapses, whose arrivals during refractoriness are dropped)."""
         if self.reset_mode not in RESETS:
             raise ValueError(f"reset must be one of {sorted(RESETS)}, got {self.reset_mode!r}")
         v = jnp.where(spikes, RESETS[self.reset_mode](self, state.v), state.v)
         last = jnp.where(spikes, step, state.last_spike).astype(jnp.int32)
+        if self.syn.kind == "delta":
+            # jumps that arrive while the neuron is refractory at this step (it spiked now or
+            # earlier) are lost, as brian2's v_post += w * int(not_refractory_post)
+            if dt is None:
+                raise ValueError("reset of a neuron with delta synapses needs dt")
+            free = (step - last) >= self.ref_steps(dt)
+            return state._replace(v=v, last_spike=last, g=jnp.where(free, state.g, 0.0))
         return state._replace(v=v, last_spike=last)
 
     # the two-variable models (v and one recovery variable, integrated with ``method``)
@@ -187,9 +195,9 @@ class _Base:
         v_new = jnp.where(free, v_new, state.v)
         return state._replace(v=v_new, g=self.syn.decay(state.g, dt), **{var: x_new})
 
-    def _reset_with_jump(self, state, spikes, step, var: str, jump):
+    def _reset_with_jump(self, state, spikes, step, var: str, jump, dt=None):
         """The reset of ``v``, and ``var`` jumps by ``jump`` at a spike."""
-        out = _Base.reset(self, state, spikes, step)
+        out = _Base.reset(self, state, spikes, step, dt)
         x = getattr(out, var)
         return out._replace(**{var: jnp.where(spikes, x + jump, x)})
 
@@ -320,8 +328,8 @@ class AdaptiveLIF(_Base):
 
         return self._advance(state, f, "w", dt, step)
 
-    def reset(self, state, spikes, step):
-        return self._reset_with_jump(state, spikes, step, "w", self.b)
+    def reset(self, state, spikes, step, dt: float | None = None):
+        return self._reset_with_jump(state, spikes, step, "w", self.b, dt)
 
 
 @struct.dataclass
@@ -363,8 +371,8 @@ class Izhikevich(_Base):
 
         return self._advance(state, f, "u", dt, step)
 
-    def reset(self, state, spikes, step):
-        return self._reset_with_jump(state, spikes, step, "u", self.d)
+    def reset(self, state, spikes, step, dt: float | None = None):
+        return self._reset_with_jump(state, spikes, step, "u", self.d, dt)
 
 
 def analytic_lif_rate(

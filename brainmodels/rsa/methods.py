@@ -52,16 +52,19 @@ class Comparison(NamedTuple):
 
 
 def _centered_ranks(a, b):
-    """Ranks minus their mean (n + 1) / 2, which ties do not change, on the host: row chunks
-    of both stacks on the pool, each written in place."""
+    """Ranks minus their mean (n + 1) / 2, which ties do not change, on the host: small
+    stacks on the calling thread, large ones in row chunks on the pool (numpy's sorts
+    release the GIL)."""
     c = (a.shape[1] + 1) / 2
     a, b = np.asarray(a), np.asarray(b)
+    if WORKERS == 1 or a.size + b.size < 100_000:
+        return _host.average_ranks(a, c), _host.average_ranks(b, c)
     ra, rb = np.empty(a.shape), np.empty(b.shape)
     jobs = []
     for v, r in ((a, ra), (b, rb)):
-        parts = 1 if WORKERS == 1 or v.size < 100_000 else min(2 * WORKERS, v.shape[0])
-        edges = np.linspace(0, v.shape[0], parts + 1).astype(int)
+        edges = np.linspace(0, v.shape[0], min(2 * WORKERS, v.shape[0]) + 1).astype(int)
         jobs += [(v[lo:hi], r[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
     def job(rows):
         rows[1][:] = _host.average_ranks(rows[0], c)
 
@@ -69,14 +72,28 @@ def _centered_ranks(a, b):
     return ra, rb
 
 
-def _cosine_host(a, b, sigma_sqrt=None):
+def _gram(x, y):
+    return x @ y.T
+
+
+def _cosine_host(a, b, sigma_sqrt=None, gram=_gram):
+    """Cosines of all row pairs: for small stacks the norms are the diagonal of the stacked
+    rows' Gram matrix (one BLAS call instead of three; the stacking copy costs more than the
+    two extra passes on large ones)."""
     a, b = np.asarray(a), np.asarray(b)
-    na = np.sqrt(np.einsum("ij,ij->i", a, a))
-    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+    if a.size + b.size <= 10_000:
+        both = np.concatenate([a, b])
+        g = gram(both, both)
+        norms = np.sqrt(np.diagonal(g))
+        na, nb, ab = norms[:a.shape[0]], norms[a.shape[0]:], g[:a.shape[0], a.shape[0]:]
+    else:
+        na = np.sqrt(np.einsum("ij,ij->i", a, a))
+        nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+        ab = gram(a, b)
     if na.all() and nb.all():  # (errstate costs ~5 us, which counts at small RDMs)
-        return (gram_one_thread(a, b) / (na[:, None] * nb[None, :])).astype(a.dtype, copy=False)
+        return (ab / (na[:, None] * nb[None, :])).astype(a.dtype, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero RDM: NaN, refused upstream
-        return (gram_one_thread(a, b) / (na[:, None] * nb[None, :])).astype(a.dtype, copy=False)
+        return (ab / (na[:, None] * nb[None, :])).astype(a.dtype, copy=False)
 
 
 def _pearson_host(a, b, sigma_sqrt=None):
@@ -87,7 +104,9 @@ def _pearson_host(a, b, sigma_sqrt=None):
 
 
 def _spearman_host(a, b, sigma_sqrt=None):
-    return _cosine_host(*_centered_ranks(a, b)).astype(np.asarray(a).dtype, copy=False)
+    # BLAS on one thread: its threads would spin into the next call's rank pool
+    return _cosine_host(*_centered_ranks(a, b), gram=gram_one_thread).astype(
+        np.asarray(a).dtype, copy=False)
 
 
 def _rho_a_host(a, b, sigma_sqrt=None):

@@ -178,13 +178,16 @@ def test_run_missing_a_condition_is_an_error():
         rdm(rng.standard_normal((8, 5)), "crossnobis", conditions=cond, runs=runs)
 
 
-def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64, path):
-    # several (and unequal numbers of) patterns per run and condition take the segment-sum
-    # path; one pattern per cell takes the reordering path (covered above)
+@pytest.mark.parametrize("unequal", [True, False])
+def test_crossnobis_with_repeats_within_runs_matches_rsatoolbox(x64, path, unequal):
+    # several (equal or unequal numbers of) patterns per run and condition take the
+    # segment-sum path (jit) and the closed form or the per-run kernels (host); one pattern
+    # per cell takes the reordering path (covered above)
     rng = np.random.default_rng(7)
     k, r, p = 5, 3, 20
-    cond = np.concatenate([np.tile(np.arange(k), 2 * r), [0, 3]])
-    runs = np.concatenate([np.repeat(np.arange(r), 2 * k), [0, 2]])
+    extra_c, extra_r = ([0, 3], [0, 2]) if unequal else ([], [])
+    cond = np.concatenate([np.tile(np.arange(k), 2 * r), extra_c]).astype(int)
+    runs = np.concatenate([np.repeat(np.arange(r), 2 * k), extra_r]).astype(int)
     x = rng.standard_normal((cond.size, p)) + 2 * rng.standard_normal((k, p))[cond]
     perm = rng.permutation(cond.size)
     x, cond, runs = x[perm], cond[perm], runs[perm]

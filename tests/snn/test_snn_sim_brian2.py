@@ -177,3 +177,110 @@ def test_tau_m_equal_to_a_synaptic_tau_is_not_silently_nan(x64):
     res = snn.simulate(net, 200.0, 0.1)
     assert ref.spike_time.size > 10 and np.isfinite(ref.spike_time.values).all()
     assert snn.spike_time_agreement(res, ref) == 1.0
+
+
+# ----------------------------------------------------------------------------- delta synapses
+
+
+def _delta_net(seed: int = 0, n: int = 50):
+    """A small deterministic network of delta-synapse LIF neurons (Brunel's units: rest 0 mV,
+    threshold 20 mV, reset 10 mV), E and I projections with delays, constant drive."""
+    rng = np.random.default_rng(seed)
+    model = snn.LIF(tau_m=20.0, v_rest=0.0, v_th=20.0, v_reset=10.0, t_ref=2.0,
+                    syn=snn.delta_synapses(("e", "i")))
+    exc = snn.fixed_in_degree(n, n, 8, 1.5, seed=seed, pre_indices=np.arange(40),
+                              delay_ms=1.5, autapses=False)
+    inh = snn.fixed_in_degree(n, n, 3, -4.0, seed=seed + 1, pre_indices=np.arange(40, n),
+                              autapses=False)
+    inh = snn.from_indices(inh.pre, inh.post, inh.weight, n_pre=n, n_post=n,
+                           delay_ms=rng.integers(1, 30, inh.n_synapses) * 0.1)
+    pop = snn.Population("P", n, model, v0=rng.uniform(0.0, 20.0, n),
+                         i_ext=rng.uniform(19.0, 24.0, n))
+    return snn.Network((pop,), (snn.Projection("P", "P", "e", exc),
+                                snn.Projection("P", "P", "i", inh)), seed=seed)
+
+
+def test_delta_synapses_identical_spike_trains(x64):
+    # brian2: on_pre='v_post += w * int(not_refractory_post)', the same synapse lists, delays
+    # and schedule (a jump arrives after the thresholds and acts from the next step): the
+    # same trains in float64
+    net = _delta_net()
+    res = snn.simulate(net, 300.0, 0.1)
+    ref = snn.run_brian2(net, 300.0, 0.1)
+    assert ref.spike_time.size > 200
+    assert snn.spike_time_agreement(res, ref) == 1.0
+    np.testing.assert_array_equal(res.spike_neuron.values, ref.spike_neuron.values)
+
+
+def test_delta_jump_is_exact_and_ignored_while_refractory(x64):
+    # one neuron at rest gets one input spike of J = 5 mV (delay 10 ms): v jumps by J at the
+    # start of the step after the arrival, then decays exactly, v(t) = J exp(-(t - t_a) / tau)
+    # with t_a = 10.1 ms (traces are the state after t / dt steps); a neuron that is
+    # refractory when its input arrives ignores it
+    def run(t_ref):
+        model = snn.LIF(tau_m=20.0, v_rest=0.0, v_th=20.0, v_reset=10.0, t_ref=t_ref,
+                        syn=snn.delta_synapses(("e",)))
+        src = snn.LIF(tau_m=20.0, v_rest=0.0, v_th=1.0, v_reset=-100.0, t_ref=1000.0,
+                      syn=snn.delta_synapses(("e",)))  # spikes once, at step 0
+        conn = snn.from_indices([0, 0], [0, 1], 5.0, n_pre=1, n_post=2, delay_ms=10.0)
+        net = snn.Network((snn.Population("S", 1, src, v0=2.0),
+                           snn.Population("P", 2, model, v0=np.array([0.0, 25.0]))),
+                          (snn.Projection("S", "P", "e", conn),))
+        rec = snn.Recording(traces=("v",), neurons=[1, 2], every_ms=0.1)
+        res = snn.simulate(net, 40.0, 0.1, recording=rec)
+        return res["time"].values, res["v"].values
+
+    t, v = run(2.0)
+    jump = np.where(t > 10.15, 5.0 * np.exp(-(t - 10.1) / 20.0), 0.0)
+    np.testing.assert_allclose(v[:, 0], jump, rtol=1e-12, atol=1e-12)
+    # neuron 2 starts above threshold: it spikes at step 0, is held at V_r = 10 mV for 2 ms,
+    # then relaxes, and the input (after its refractory period) adds on top
+    free = t > 2.05
+    np.testing.assert_allclose(v[free, 1], 10.0 * np.exp(-(t[free] - 2.0) / 20.0) + jump[free],
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(v[(t > 0.05) & ~free, 1], 10.0)
+    # refractory for 15 ms: the jump at 10.1 ms is lost
+    t, v = run(15.0)
+    free = t > 15.05
+    np.testing.assert_allclose(v[free, 1], 10.0 * np.exp(-(t[free] - 15.0) / 20.0),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_brunel_preset_structure():
+    net = snn.brunel(g=5.0, eta=2.0, n_exc=400, seed=2)
+    n_exc, n = 400, 500
+    exc, inh = (p.conn for p in net.projections)
+    # fixed in-degrees C_E = 40, C_I = 10, no autapses, the sources of each projection
+    assert np.all(np.bincount(exc.post, minlength=n) == 40)
+    assert np.all(np.bincount(inh.post, minlength=n) == 10)
+    assert exc.pre.max() < n_exc <= inh.pre.min()
+    assert not np.any(exc.pre == exc.post) and not np.any(inh.pre == inh.post)
+    for conn in (exc, inh):  # no repeated (pre, post) pair
+        assert np.unique(conn.pre.astype(np.int64) * n + conn.post).size == conn.n_synapses
+    np.testing.assert_allclose(exc.weight, 0.1)
+    np.testing.assert_allclose(inh.weight, -0.5)
+    np.testing.assert_allclose(np.concatenate([exc.delay_ms, inh.delay_ms]), 1.5)
+    # external drive: C_E sources at eta nu_thr = 2 * 20 / (0.1 * 40 * 20 ms) = 500 Hz
+    (drive,) = net.inputs
+    assert drive.n_sources == 40 and drive.weight == 0.1
+    assert drive.rate_hz == pytest.approx(2.0 * snn.brunel_threshold_rate(0.1, 40))
+    assert snn.brunel_threshold_rate(0.1, 800) == pytest.approx(12.5)
+    # same seed, same network
+    again = snn.brunel(g=5.0, eta=2.0, n_exc=400, seed=2)
+    np.testing.assert_array_equal(again.projections[0].conn.pre, exc.pre)
+    with pytest.raises(ValueError, match="epsilon"):
+        snn.brunel(n_exc=5)
+
+
+@pytest.mark.slow
+def test_brunel_statistics_match_brian2():
+    """Brunel (2000) model A at half size (N_E = 4,000, 1 s): rate, CV-ISI and Fano factor
+    within 10 % of brian2 running the same network (the runs are chaotic and their Poisson
+    drives independent: statistics, not spikes)."""
+    net = snn.brunel(g=5.0, eta=2.0, n_exc=4000, seed=0)
+    res = snn.simulate(net, 1000.0, 0.1, key=__import__("jax").random.key(0))
+    ref = snn.run_brian2(net, 1000.0, 0.1, seed=0)
+    a = snn.population_summary(res, start_ms=200.0)["P"]
+    b = snn.population_summary(ref, start_ms=200.0)["P"]
+    for stat in ("rate_hz", "cv_isi", "fano_factor"):
+        assert abs(a[stat] - b[stat]) < 0.10 * abs(b[stat]), (stat, a, b)
