@@ -13,7 +13,8 @@ Jobs, per size (K conditions):
 
 Each (size, job, side) runs in a fresh process: the first call is *cold* (JAX compilation,
 numba's cached-kernel load and all first-call work included, imports excluded), then the median
-of ``--repeats`` calls is *warm*. For brainmodels a second pair of processes measures the first
+of ``--repeats`` calls is *warm*; comparisons and RDMs take the median of 3 such processes
+(a first call of ~0.1 ms varies severalfold between processes). For brainmodels a second pair of processes measures the first
 call with JAX's persistent compilation cache filled. Both sides run in float64
 (``jax_enable_x64``: rsatoolbox computes in float64). brainmodels' host kernels use a thread
 pool (2 threads here) where rsatoolbox runs one thread: CPU seconds are recorded beside wall
@@ -167,16 +168,25 @@ def _run_child(side, k, job, repeats, out, cache="off") -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _median_child(side, k, job, repeats, out, n, cache="off") -> dict:
+    """:func:`_run_child` in ``n`` fresh processes: the median of each timing."""
+    runs = [_run_child(side, k, job, repeats, out, cache) for _ in range(n)]
+    return {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
+
+
 def bench(k: int, job: str, repeats: int) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         # the longest job (tau-a bootstrap at 500 conditions, ~40 s a call): one warm call
         warm = 1 if job.startswith("bootstrap") and k >= 500 else repeats
-        ours = _run_child("brainmodels", k, job, warm, f"{tmp}/bm.npy")
+        fast = not job.startswith("bootstrap")
+        # a first call of ~0.1 ms varies by 5x between processes: the median of 3 processes
+        ours = _median_child("brainmodels", k, job, warm, f"{tmp}/bm.npy", 3 if fast else 1)
         _run_child("brainmodels", k, job, 0, f"{tmp}/fill.npy", cache=tmp)  # fills the cache
-        cached = _run_child("brainmodels", k, job, 0, f"{tmp}/cached.npy", cache=tmp)
-        peer = _run_child("rsatoolbox", k, job, repeats if job.startswith("compare") or
-                          job == "crossnobis" else 0, f"{tmp}/peer.npy")
+        cached = _median_child("brainmodels", k, job, 0, f"{tmp}/cached.npy", 3 if fast else 1,
+                               cache=tmp)
+        peer = _median_child("rsatoolbox", k, job, repeats if fast else 0, f"{tmp}/peer.npy",
+                             3 if fast else 1)
         a, b = np.load(f"{tmp}/bm.npy"), np.load(f"{tmp}/peer.npy")
     config = dict(conditions=k)
     if job.startswith("bootstrap"):

@@ -8,10 +8,10 @@ network builds nothing, and the cache goes with the network.
 
 :func:`run_segmented` scans :func:`_step` over time in chunks of ``k`` steps (one recording
 bin each), in equal compiled segments; :func:`run_many` runs several plans in one ``vmap``.
-Poisson inputs draw, per step ``n`` and block ``b``, from ``fold_in(keys[b], n)``: a single
-network has one block; the disjoint union of several networks in
-``simulate_many(method="union")`` has one block per network, so every batching method draws
-the same numbers for the same key.
+Poisson inputs draw, per chunk ``c`` (one recording bin of ``k`` steps) and block ``b``, from
+``fold_in(keys[b], c)``: a single network has one block; the disjoint union of several
+networks in ``simulate_many(method="union")`` has one block per network, so every batching
+method draws the same numbers for the same key.
 """
 
 from __future__ import annotations
@@ -216,23 +216,33 @@ def poisson_inverse(key, lam, shape, table: int):
                    dtype=jnp.int32)
 
 
-def _poisson_counts(plan: Plan, keys, n, i: int, lam, size: int, dtype):
-    """Counts of input ``i`` at step ``n``: block ``b`` draws from ``fold_in(keys[b], n)``."""
-    per = size // plan.n_blocks
-    table = plan.poisson_table[i]
+def _chunk_counts(plan: Plan, keys, c, k: int, dtype):
+    """Poisson counts of every input for the ``k`` steps of chunk ``c``, (k, size) each:
+    block ``b`` draws from ``split(fold_in(keys[b], c))[i]``. One draw per chunk, not per
+    step: on CPU a (k, n) draw costs about half of k draws of n (XLA's threads pay off on the
+    larger operation), and the chunk index, not the segment, seeds it, so segmented runs draw
+    the same numbers."""
+    out = []
+    for i, ((lam, _), (_, size)) in enumerate(zip(plan.poisson, plan.poisson_at, strict=True)):
+        per = size // plan.n_blocks
+        table = plan.poisson_table[i]
 
-    def block(key, rate):
-        kk = jax.random.split(jax.random.fold_in(key, n), len(plan.poisson))[i]
-        if table:
-            return poisson_inverse(kk, rate, (per,), table)
-        return jax.random.poisson(kk, rate, (per,))
+        def block(key, rate, i=i, table=table, per=per):
+            kk = jax.random.split(jax.random.fold_in(key, c), len(plan.poisson))[i]
+            if table:
+                return poisson_inverse(kk, rate, (k, per), table)
+            return jax.random.poisson(kk, rate, (k, per))
 
-    if plan.n_blocks == 1:
-        return block(keys[0], lam[0]).astype(dtype)
-    return jax.vmap(block)(keys, lam).reshape(size).astype(dtype)
+        if plan.n_blocks == 1:
+            out.append(block(keys[0], lam[0]).astype(dtype))
+        else:  # (block, k, per) -> (k, block * per): network b's neurons after network b-1's
+            counts = jax.vmap(block)(keys, lam)
+            out.append(jnp.swapaxes(counts, 0, 1).reshape(k, size).astype(dtype))
+    return tuple(out)
 
 
-def _step(plan: Plan, dt: float, keys, carry, n):
+def _step(plan: Plan, dt: float, carry, xs):
+    n, poisson_counts = xs
     states, buffer = carry
     states = tuple(m.update(s, i, dt, n) for m, s, i in zip(plan.models, states, plan.i_ext,
                                                             strict=True))
@@ -246,9 +256,8 @@ def _step(plan: Plan, dt: float, keys, carry, n):
     row = target[slot]
     if plan.n_slots > 1:
         buffer = target.at[slot].set(0.0)
-    for i, ((lam, w), (off, size)) in enumerate(zip(plan.poisson, plan.poisson_at,
-                                                    strict=True)):
-        counts = _poisson_counts(plan, keys, n, i, lam, size, row.dtype)
+    for counts, (_, w), (off, size) in zip(poisson_counts, plan.poisson, plan.poisson_at,
+                                           strict=True):
         weight = w[0] if plan.n_blocks == 1 else jnp.repeat(w, size // plan.n_blocks)
         row = row.at[off:off + size].add(weight * counts)
     new_states = []
@@ -286,11 +295,12 @@ def _init_carry(plan: Plan):
 def _segment(plan: Plan, keys, carry, c0, *, n_chunks: int, k: int, dt: float):
     """Chunks ``c0 .. c0 + n_chunks`` of ``k`` steps from ``carry``: the carry after them and
     the recordings (packed spike bits, per-chunk spike counts, traces)."""
-    step = partial(_step, plan, dt, keys)
+    step = partial(_step, plan, dt)
 
     def chunk(carry, c):
         traces = _read_traces(plan, carry[0])
-        carry, (bits, counts) = jax.lax.scan(step, carry, c * k + jnp.arange(k),
+        poisson = _chunk_counts(plan, keys, c, k, carry[1].dtype)
+        carry, (bits, counts) = jax.lax.scan(step, carry, (c * k + jnp.arange(k), poisson),
                                              unroll=_UNROLL if k % _UNROLL == 0 else 1)
         return carry, (bits, jnp.sum(counts, axis=0), traces)
 

@@ -69,9 +69,8 @@ def _blas_control():
 def gram_one_thread(x, y):
     """x @ y.T with BLAS on one thread: the product of two rank stacks is too small to pay for
     BLAS's threads, and the threads spin after each call (~0.1 s), starving the rank pool of
-    the next call. Below 10^5 entries (where the rank transforms run on the calling thread,
-    :func:`host_map`) nothing needs protecting, and the limit itself costs ~10 us per call
-    and ~6 ms on the first (threadpoolctl's scan of the loaded libraries)."""
+    the next call. Below 10^5 entries the product is plain: the limit itself costs ~10 us
+    per call and ~6 ms on the first (threadpoolctl's scan of the loaded libraries)."""
     if x.size + y.size < 100_000:
         return x @ y.T
     with _blas_control().limit(limits=1, user_api="blas"):
