@@ -70,6 +70,20 @@ def _as_sizes(n_pre, n_post) -> tuple[int, int]:
     return int(n_pre), int(n_post)
 
 
+def _synapse_order(pre: np.ndarray, post: np.ndarray, n_post: int) -> np.ndarray:
+    """The order that sorts synapses by (pre, post), stable for repeated pairs: nothing if
+    sorted already, else a quicksort of one int64 key (2x faster than the stable sort),
+    which is stable when no pair repeats, checked afterwards."""
+    key = pre * np.int64(n_post) + post
+    if key.size < 2 or np.all(key[1:] >= key[:-1]):
+        return np.arange(key.size)
+    order = np.argsort(key)
+    ranked = key[order]
+    if np.any(ranked[1:] == ranked[:-1]):  # repeated pairs keep their given order
+        order = np.argsort(key, kind="stable")
+    return order
+
+
 def from_indices(
     pre: ArrayLike, post: ArrayLike, weight=1.0, *, n_pre: int, n_post: int,
     delay_ms=0.0,
@@ -107,7 +121,7 @@ def from_indices(
         raise ValueError(f"delay_ms must be finite and >= 0, got min {arrays['delay_ms'].min()}")
     if not np.all(np.isfinite(arrays["weight"])):
         raise ValueError("weight must be finite (got NaN or inf)")
-    order = np.lexsort((post, pre))
+    order = _synapse_order(pre, post, n_post)
     return Connectivity(
         n_pre, n_post, pre[order].astype(np.int32), post[order].astype(np.int32),
         arrays["weight"][order], arrays["delay_ms"][order],
@@ -170,17 +184,17 @@ def fixed_in_degree(
             pick[lo:lo + keys.shape[0]] = np.argsort(keys, axis=1)[:, :k]
     else:
         pick = rng.integers(0, m, (n_post, k))
-        bad = np.ones(pick.shape, bool)
-        while bad.any():
-            pick[bad] = rng.integers(0, m, int(bad.sum()))
-            order = np.argsort(pick, axis=1, kind="stable")
-            ranked = np.take_along_axis(pick, order, axis=1)
-            dup = np.zeros(pick.shape, bool)
-            dup[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
-            bad = np.zeros(pick.shape, bool)
-            np.put_along_axis(bad, order, dup, axis=1)
+        rows = np.arange(n_post)  # rows that may still hold a repeat or an autapse
+        while rows.size:
+            sub = np.sort(pick[rows], axis=1)  # a row is a set: its order does not matter
+            bad = np.zeros(sub.shape, bool)
+            bad[:, 1:] = sub[:, 1:] == sub[:, :-1]  # all but the first of equal draws
             if not autapses:
-                bad |= sources[pick] == post_ids
+                bad |= sources[sub] == post_ids[rows]
+            hit = bad.any(axis=1)
+            rows, bad, sub = rows[hit], bad[hit], sub[hit]
+            sub[bad] = rng.integers(0, m, int(bad.sum()))  # redraw them
+            pick[rows] = sub
     post = np.repeat(np.arange(n_post), k)
     return from_indices(sources[pick].ravel(), post, weight, n_pre=n_pre, n_post=n_post,
                         delay_ms=delay_ms)

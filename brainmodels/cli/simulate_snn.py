@@ -1,4 +1,5 @@
-"""``brainmodels simulate cuba|coba``: the Brette et al. (2007) spiking benchmark networks.
+"""``brainmodels simulate cuba|coba|brunel``: the Brette et al. (2007) spiking benchmark
+networks and Brunel's (2000) model A.
 
 Writes ``<model>_spikes.nc`` (spike events, population rate, provenance attrs) and
 ``<model>_raster.png`` (spike raster and population rate) into ``--out``, and prints the mean
@@ -16,7 +17,9 @@ from brainmodels.cli._common import add_out_argument, add_seed_argument, progres
 _DESCRIPTIONS = {
     "cuba": "current-based LIF network (Brette et al. 2007, brian2 examples/CUBA.py, ~5.5 Hz)",
     "coba": "conductance-based LIF network (Brette et al. 2007 COBA, E_e = 0, E_i = -80 mV)",
+    "brunel": "Brunel (2000) model A: sparse E/I LIF network, delta synapses, Poisson drive",
 }
+_TITLES = {"cuba": "CUBA", "coba": "COBA", "brunel": "Brunel A"}
 _UNITS_MS = {"ms": 1.0, "s": 1000.0}
 #: simulated time from which the run shows a progress bar (10 s: ~1 s of wall time and more)
 _METER_FROM_MS = 10_000.0
@@ -64,8 +67,16 @@ def register(sub) -> None:
                             help="simulated time, e.g. 1s or 500ms (default: 1s)")
         parser.add_argument("--dt", type=parse_duration_ms, default=0.1,
                             help="time step, e.g. 0.1ms (default: 0.1ms)")
-        parser.add_argument("--n", type=int, default=4000,
-                            help="number of neurons (80%% excitatory; default: 4000)")
+        default_n = 10_000 if name == "brunel" else 4000
+        parser.add_argument("--n", type=int, default=default_n,
+                            help=f"number of neurons (80%% excitatory; default: {default_n})")
+        if name == "brunel":
+            parser.add_argument("--g", type=float, default=5.0,
+                                help="relative inhibition g (default: 5; Brunel's Fig. 8: 3, "
+                                     "6, 5, 4.5)")
+            parser.add_argument("--eta", type=float, default=2.0,
+                                help="external rate over the threshold rate (default: 2; "
+                                     "Fig. 8: 2, 4, 2, 0.9)")
         parser.add_argument("--compare-brian2", action="store_true",
                             help="also run the identical network in brian2 (cython target) "
                                  "and print rates, CV-ISI and spike agreement side by side")
@@ -131,7 +142,13 @@ def run(args) -> int:
     from brainmodels.cli._common import format_table
     from brainmodels.data import save_netcdf
 
-    net = {"cuba": snn.cuba, "coba": snn.coba}[args.preset](seed=args.seed, n=args.n)
+    if args.preset == "brunel":
+        if args.n < 50 or args.n % 5:
+            raise SystemExit(f"--n must be a multiple of 5 of at least 50 (4 excitatory per "
+                             f"inhibitory neuron), got {args.n}")
+        net = snn.brunel(g=args.g, eta=args.eta, seed=args.seed, n_exc=args.n * 4 // 5)
+    else:
+        net = {"cuba": snn.cuba, "coba": snn.coba}[args.preset](seed=args.seed, n=args.n)
     print(f"simulating {args.preset}: {args.n} neurons, {args.duration:g} ms at dt = "
           f"{args.dt:g} ms (compiling, then running)...")
     # a meter for long runs only: segments cost a second compiled program
@@ -144,7 +161,7 @@ def run(args) -> int:
     png = out / f"{args.preset}_raster.png"
     summary = snn.population_summary(res)["P"]
     cv = summary["cv_isi"]  # NaN when no neuron fired twice: say so rather than print nan
-    _plot(res, png, f"{args.preset.upper()}: {summary['rate_hz']:.2f} Hz, "
+    _plot(res, png, f"{_TITLES[args.preset]}: {summary['rate_hz']:.2f} Hz, "
                     + (f"CV-ISI {cv:.2f}" if np.isfinite(cv) else "CV-ISI n/a"))
     rows = [{"model": args.preset, "neurons": args.n, "spikes": summary["n_spikes"],
              "rate_hz": summary["rate_hz"],

@@ -1,4 +1,4 @@
-"""``brainmodels simulate cuba|coba``: files written, readable, consistent; bad input."""
+"""``brainmodels simulate cuba|coba|brunel``: files written, readable, consistent; bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from brainmodels.cli.simulate_snn import parse_duration_ms, rate_axis_limit
 from brainmodels.data import load_netcdf
 
 
-@pytest.mark.parametrize("model", ["cuba", "coba"])
+@pytest.mark.parametrize("model", ["cuba", "coba", "brunel"])
 def test_simulate_writes_spikes_and_plot(tmp_path, capsys, model):
     code = main(["simulate", model, "--duration", "100ms", "--n", "500", "--seed", "3",
                  "--out", str(tmp_path)])
@@ -28,6 +28,19 @@ def test_simulate_writes_spikes_and_plot(tmp_path, capsys, model):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "rate_hz" in capsys.readouterr().out
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_brunel_options_and_bad_size(tmp_path, capsys):
+    # --g and --eta reach the network: a quieter regime (more inhibition, less drive) fires less
+    rates = []
+    for g, eta in ((4.0, 2.0), (6.0, 1.0)):
+        out = tmp_path / f"g{g}"
+        assert main(["simulate", "brunel", "--duration", "200ms", "--n", "500", "--g", str(g),
+                     "--eta", str(eta), "--out", str(out)]) == 0
+        rates.append(load_netcdf(out / "brunel_spikes.nc").spike_time.size)
+    assert rates[0] > rates[1] > 0
+    with pytest.raises(SystemExit, match="multiple of 5"):
+        main(["simulate", "brunel", "--n", "503", "--out", str(tmp_path / "x")])
 
 
 def test_duration_parser():
