@@ -3,8 +3,10 @@
 Flags -> :class:`Config` -> :func:`run` (importable; everything here can be done from a notebook).
 Both models are trained with the same SimCLR objective (``brainmodels.akorn.nt_xent`` on two
 augmented views) on synthetic multi-object images (``brainmodels.datasets.multi_objects``);
-objects are then discovered by k-means on each model's final features and scored with the
-foreground ARI against the ground-truth masks. Writes to ``--out``: ``results.nc`` (FG-ARI per
+objects are then discovered by clustering each model's final features (k-means and Ward
+agglomerative clustering, with each image's own number of objects plus the background) and
+scored with the foreground ARI against the ground-truth masks, beside references without a
+model (the mean colour of each patch, up-tiled and clustered the same way; pixel colours). Writes to ``--out``: ``results.nc`` (FG-ARI per
 image and model, training losses), ``summary.txt``, ``masks.png``, ``phases.png``, ``loss.png``.
 
 Examples
@@ -91,27 +93,35 @@ def train(model, images: np.ndarray, cfg: Config, *, desc: str = "") -> np.ndarr
     return result.history.train_loss.values
 
 
-def evaluate(model, images, masks, cfg: Config, use: str = "features"):
-    """FG-ARI per image of k-means (k = max objects + 1) on the model's final features."""
+def evaluate(model, images, masks, n_objects, cfg: Config, use: str = "features",
+             method: str = "kmeans"):
+    """FG-ARI per image of clustering the model's final features with each image's own k
+    (its objects plus the background), as the authors evaluate."""
     import jax
 
     from brainmodels import akorn
 
-    pred = akorn.discover_objects(model, images, n_clusters=cfg.objects[1] + 1,
-                                  key=jax.random.key(cfg.seed + 1), uptile=cfg.uptile, use=use)
+    pred = akorn.discover_objects(model, images, n_clusters=np.asarray(n_objects) + 1,
+                                  key=jax.random.key(cfg.seed + 1), uptile=cfg.uptile, use=use,
+                                  method=method)
     return akorn.fg_ari(masks, pred), pred
 
 
-def pixel_reference(images, masks, cfg: Config) -> np.ndarray:
+def pixel_reference(images, masks, n_objects, cfg: Config) -> np.ndarray:
     """FG-ARI of k-means on the raw pixel colours (no model): how far colour alone goes."""
     import jax
 
     from brainmodels import akorn
 
     b, h, w, c = images.shape
-    lab, _ = akorn.kmeans(images.reshape(b, h * w, c), cfg.objects[1] + 1,
-                          key=jax.random.key(cfg.seed))
-    return akorn.fg_ari(masks, np.asarray(lab).reshape(b, h, w))
+    k = np.asarray(n_objects) + 1
+    lab = np.empty((b, h * w), np.int64)
+    for kk in np.unique(k):
+        sel = np.flatnonzero(k == kk)
+        out, _ = akorn.kmeans(images[sel].reshape(sel.size, h * w, c), int(kk),
+                              key=jax.random.key(cfg.seed))
+        lab[sel] = np.asarray(out)
+    return akorn.fg_ari(masks, lab.reshape(b, h, w))
 
 
 def run(cfg: Config, out: Path) -> dict:
@@ -124,19 +134,28 @@ def run(cfg: Config, out: Path) -> dict:
     tr = make_multi_objects(cfg.n_train, seed=cfg.seed, **data_kw)
     ev = make_multi_objects(cfg.n_eval, seed=cfg.seed + 10_000, **data_kw)
     x_tr, x_ev, m_ev = tr["image"].values, ev["image"].values, ev["mask"].values
+    k_ev = ev["n_objects"].values
     scores, preds, losses, info = {}, {}, {}, {}
     for name, model in build_models(cfg).items():
-        untrained, _ = evaluate(model, x_ev, m_ev, cfg)
+        untrained, _ = evaluate(model, x_ev, m_ev, k_ev, cfg)
         t0 = time.perf_counter()
         losses[name] = train(model, x_tr, cfg, desc=name)
         seconds = time.perf_counter() - t0
-        scores[name], preds[name] = evaluate(model, x_ev, m_ev, cfg)
+        scores[name], preds[name] = evaluate(model, x_ev, m_ev, k_ev, cfg)
+        scores[f"{name} (agglomerative)"], _ = evaluate(model, x_ev, m_ev, k_ev, cfg,
+                                                        method="agglomerative")
         info[name] = dict(params=akorn.count_params(model), train_s=seconds,
                           fg_ari_untrained=float(untrained.mean()))
         if name == "akorn":
             _plot_phases(model, x_ev[:6], cfg, out / "phases.png")
-            scores["akorn_states"], _ = evaluate(model, x_ev, m_ev, cfg, use="states")
-    scores["pixels"] = pixel_reference(x_ev, m_ev, cfg)
+            scores["akorn_states"], _ = evaluate(model, x_ev, m_ev, k_ev, cfg, use="states")
+    # references: no model at all (the mean colour of each patch, up-tiled and clustered as
+    # the models' features; the colour of each pixel)
+    colour = akorn.PatchColour(cfg.patch)
+    scores["patch colour"], _ = evaluate(colour, x_ev, m_ev, k_ev, cfg)
+    scores["patch colour (agglomerative)"], _ = evaluate(colour, x_ev, m_ev, k_ev, cfg,
+                                                         method="agglomerative")
+    scores["pixels"] = pixel_reference(x_ev, m_ev, k_ev, cfg)
     ds = _results(scores, losses, cfg)
     ds.attrs.update(provenance("akorn_objects", params=dataclasses.asdict(cfg), seed=cfg.seed))
     save_netcdf(ds, out / "results.nc")

@@ -47,7 +47,7 @@ from brainmodels.akorn.layer import (
     rotate,
 )
 from brainmodels.akorn.network import AKOrN, AKOrNConfig, AKOrNOutput, count_params
-from brainmodels.akorn.objects import discover_objects, fg_ari, kmeans
+from brainmodels.akorn.objects import CLUSTERING, PatchColour, discover_objects, fg_ari, kmeans
 
 __all__ = [
     # the unit
@@ -59,5 +59,5 @@ __all__ = [
     # contrastive training
     "augment", "nt_xent", "contrastive_loss", "make_contrastive_step", "train_contrastive",
     # object discovery
-    "kmeans", "discover_objects", "fg_ari",
+    "kmeans", "discover_objects", "fg_ari", "PatchColour", "CLUSTERING",
 ]

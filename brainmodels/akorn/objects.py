@@ -11,7 +11,7 @@ from flax import nnx
 
 from brainmodels._types import Array, ArrayLike, Float, Int, PRNGKeyArray
 from brainmodels.akorn.layer import _EPS
-from brainmodels.akorn.network import AKOrN
+from brainmodels.akorn.network import AKOrN, AKOrNOutput
 
 
 def _kmeans_pp_init(points: Array, k: int, key: PRNGKeyArray) -> Array:
@@ -81,6 +81,21 @@ def kmeans(points: Float[ArrayLike, "... sample feature"], k: int, *, key: PRNGK
     return (labels[0], inertia[0]) if pts.ndim == 2 else (labels, inertia)
 
 
+class PatchColour(nnx.Module):
+    """The reference every object-discovery score should sit beside: the mean colour of each
+    patch, up-tiled and clustered exactly as a model's features (no learning at all)."""
+
+    def __init__(self, patch: int):
+        self.patch = patch
+
+    def __call__(self, images, *, key=None, T=None):
+        del key, T
+        b, h, w, c = images.shape
+        p = self.patch
+        feats = images.reshape(b, h // p, p, w // p, p, c).mean((2, 4))
+        return AKOrNOutput(None, feats, None, [])
+
+
 @partial(nnx.jit, static_argnames=("T", "use"))
 def _features(model, images, key, T=None, use="features"):
     return getattr(model(images, key=key, T=T), use)
@@ -102,33 +117,99 @@ def _uptiled_features(model, images, key, T, uptile, use="features"):
     return f.reshape(b, f.shape[1] * uptile, f.shape[3] * uptile, f.shape[-1])
 
 
-def discover_objects(model: AKOrN, images: Float[ArrayLike, "batch height width color"], *,
-                     n_clusters: int, key: PRNGKeyArray, T: int | None = None,
-                     uptile: int = 1, use: str = "features",
-                     batch_size: int = 64) -> Int[np.ndarray, "batch height width"]:
-    """Segment images by k-means on the model's final features (L2-normalised per position).
+def _centred(f: np.ndarray, uptile: int) -> np.ndarray:
+    """The up-tiled grid moved so that each cell holds the feature of the window centred on
+    it.
 
-    ``use="features"`` clusters the last readout (what the paper clusters); ``"states"`` the
-    final oscillator states.
-    ``uptile > 1`` (a divisor of the patch size) evaluates ``uptile**2`` shifted copies to get
-    features every ``patch // uptile`` pixels. Returns integer masks at image resolution
-    (nearest upsampling of the feature grid).
+    Cell ``g`` of :func:`_uptiled_features` is the window of pixels ``[g s, g s + p)`` (``s =
+    p / uptile``), centred ``(p - s) / 2`` pixels below and right of the cell ``[g s, g s +
+    s)`` it would label: at uptile 4 every mask moved 1.5 pixels up and left. Cell ``c`` gets
+    the window centred on it, ``g = c - (uptile - 1) / 2``, linearly interpolated between the
+    two nearest windows when that is a half cell (the nearest window at the top and left
+    borders)."""
+    d = (uptile - 1) / 2.0
+    for axis in (1, 2):
+        n = f.shape[axis]
+        pos = np.clip(np.arange(n) - d, 0.0, n - 1.0)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (pos - lo).reshape([-1 if a == axis else 1 for a in range(f.ndim)])
+        f = np.take(f, lo, axis=axis) * (1 - frac) + np.take(f, hi, axis=axis) * frac
+    return f
+
+
+#: clustering methods of :func:`discover_objects`
+CLUSTERING = ("kmeans", "agglomerative")
+
+
+def _cluster(f: np.ndarray, k: np.ndarray, method: str, key) -> np.ndarray:
+    """(b, n, ch) normalised features -> (b, n) labels with ``k[i]`` clusters for image i."""
+    b, n, _ = f.shape
+    lab = np.empty((b, n), np.int64)
+    if method == "agglomerative":
+        from sklearn.cluster import AgglomerativeClustering
+
+        for i in range(b):
+            lab[i] = AgglomerativeClustering(int(k[i]), linkage="ward").fit_predict(f[i])
+        return lab
+    keys = jax.random.split(key, b)
+    for kk in np.unique(k):  # one compiled k-means per distinct k
+        sel = np.flatnonzero(k == kk)
+        out, _ = _kmeans_batch(jnp.asarray(f[sel]), keys[sel], k=int(kk))
+        lab[sel] = np.asarray(out)
+    return lab
+
+
+def discover_objects(model: nnx.Module, images: Float[ArrayLike, "batch height width color"], *,
+                     n_clusters: int | Int[ArrayLike, " batch"], key: PRNGKeyArray,
+                     T: int | None = None, uptile: int = 1, use: str = "features",
+                     method: str = "kmeans",
+                     batch_size: int = 64) -> Int[np.ndarray, "batch height width"]:
+    """Segment images by clustering the model's final features (L2-normalised per position).
+
+    Parameters
+    ----------
+    model : AKOrN (or any nnx module with a ``patch`` size whose call returns features)
+    n_clusters : int or array (batch,)
+        Clusters per image (one number for all, or each image's own, e.g. its number of
+        objects plus the background, as the authors evaluate).
+    use : {"features", "states"}
+        The last readout (what the paper clusters) or the final oscillator states.
+    uptile : int
+        A divisor of the patch size: ``uptile**2`` shifted copies give features every
+        ``patch // uptile`` pixels, each moved onto the cell its window is centred on
+        (:func:`_centred`).
+    method : {"kmeans", "agglomerative"}
+        k-means (k-means++, best of 4) or Ward agglomerative clustering (scikit-learn).
+
+    Returns
+    -------
+    Integer masks at image resolution (nearest upsampling of the feature grid).
     """
     if uptile < 1 or model.patch % uptile:
         raise ValueError(f"uptile must divide the patch size {model.patch}, got {uptile}")
     if use not in ("features", "states"):
         raise ValueError(f"use must be 'features' or 'states', got {use!r}")
+    if method not in CLUSTERING:
+        raise ValueError(f"method must be one of {CLUSTERING}, got {method!r}")
     images = jnp.asarray(images, jnp.float32)
+    k_all = np.broadcast_to(np.asarray(n_clusters), (images.shape[0],))
+    if k_all.dtype.kind not in "iu" or (k_all < 1).any():
+        raise ValueError(f"n_clusters must be positive integers (one, or one per image), got "
+                         f"{np.asarray(n_clusters)!r}")
     kf, kc = jax.random.split(key)
     out = []
     for i in range(0, images.shape[0], batch_size):
-        f = _uptiled_features(model, images[i:i + batch_size], jax.random.fold_in(kf, i), T,
-                              uptile, use)
-        f = f / jnp.sqrt(jnp.sum(f * f, -1, keepdims=True) + _EPS)
+        f = np.asarray(_uptiled_features(model, images[i:i + batch_size],
+                                         jax.random.fold_in(kf, i), T, uptile, use))
+        f = _centred(f, uptile) if uptile > 1 else f
+        f = f / np.sqrt(np.sum(f * f, -1, keepdims=True) + _EPS)
         b, h, w, ch = f.shape
-        keys = jax.random.split(jax.random.fold_in(kc, i), b)
-        lab, _ = _kmeans_batch(f.reshape(b, h * w, ch), keys, k=n_clusters)
-        out.append(np.asarray(lab).reshape(b, h, w))
+        if (k_all[i:i + b] > h * w).any():
+            raise ValueError(f"n_clusters must be at most the {h * w} feature positions")
+        lab = _cluster(f.reshape(b, h * w, ch), k_all[i:i + b], method,
+                       jax.random.fold_in(kc, i))
+        out.append(lab.reshape(b, h, w))
     lab = np.concatenate(out)
     s = model.patch // uptile
     return np.repeat(np.repeat(lab, s, axis=1), s, axis=2)
