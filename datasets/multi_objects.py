@@ -21,7 +21,7 @@ import xarray as xr
 
 from brainmodels.data import provenance
 
-__all__ = ["SHAPES", "COLOR_MODES", "make_multi_objects"]
+__all__ = ["SHAPES", "COLOR_MODES", "make_multi_objects", "make_tetrominoes"]
 
 _TETROMINOES = (
     ((0, 0), (0, 1), (0, 2), (0, 3)),  # I
@@ -96,16 +96,24 @@ COLOR_MODES = {
 }
 
 
-def _render(rng, size, n_obj, shapes, colors, sizes, min_pixels, max_tries=100):
+def _render(rng, size, n_obj, shapes, colors, sizes, min_pixels, occlusion=True,
+            max_tries=100):
     for _ in range(max_tries):
         mask = np.zeros((size, size), np.int16)
+        placed = True
         for j in range(n_obj):
             stamp = SHAPES[shapes[rng.integers(len(shapes))]](rng, *sizes)[:size, :size]
             h, w = stamp.shape
-            top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+            for _ in range(max_tries if not occlusion else 1):
+                top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+                if occlusion or not mask[top:top + h, left:left + w][stamp].any():
+                    break
+            else:  # no free place for this object: start the image again
+                placed = False
+                break
             mask[top:top + h, left:left + w][stamp] = j + 1
         counts = np.bincount(mask.ravel(), minlength=n_obj + 1)[1:]
-        if counts.min() >= min_pixels:
+        if placed and counts.min() >= min_pixels:
             break
     else:
         raise ValueError(f"could not place {n_obj} objects with >= {min_pixels} visible pixels "
@@ -117,7 +125,8 @@ def _render(rng, size, n_obj, shapes, colors, sizes, min_pixels, max_tries=100):
 def make_multi_objects(n_images: int, *, size: int = 32, objects: tuple[int, int] = (2, 4),
                        shapes: tuple[str, ...] = tuple(SHAPES), colors: str = "random",
                        object_size: tuple[int, int] | None = None, min_pixels: int = 12,
-                       noise: float = 0.0, seed: int = 0) -> xr.Dataset:
+                       noise: float = 0.0, occlusion: bool = True,
+                       seed: int = 0) -> xr.Dataset:
     """Generate images of a few shapes with instance masks.
 
     Parameters
@@ -138,6 +147,9 @@ def make_multi_objects(n_images: int, *, size: int = 32, objects: tuple[int, int
         Minimum visible pixels of every object after occlusion.
     noise : float
         Standard deviation of Gaussian pixel noise (clipped to [0, 1]).
+    occlusion : bool
+        Later objects may cover earlier ones (default); ``False`` places every object on
+        free pixels only.
     seed : int
         Image ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
 
@@ -172,11 +184,13 @@ def make_multi_objects(n_images: int, *, size: int = 32, objects: tuple[int, int
     for i in range(n_images):
         rng = np.random.default_rng([seed, i])
         counts[i] = rng.integers(lo_n, hi_n + 1)
-        images[i], masks[i] = _render(rng, size, int(counts[i]), shapes, colors, sizes, min_pixels)
+        images[i], masks[i] = _render(rng, size, int(counts[i]), shapes, colors, sizes, min_pixels,
+                                      occlusion)
         if noise:
             images[i] = np.clip(images[i] + noise * rng.standard_normal(images[i].shape), 0, 1)
     params = dict(size=size, objects=list(objects), shapes=list(shapes), colors=colors,
-                  object_size=list(sizes), min_pixels=min_pixels, noise=noise)
+                  object_size=list(sizes), min_pixels=min_pixels, noise=noise,
+                  occlusion=occlusion)
     return xr.Dataset(
         {"image": (("stimulus", "height", "width", "color"), images),
          "mask": (("stimulus", "height", "width"), masks),
@@ -184,3 +198,21 @@ def make_multi_objects(n_images: int, *, size: int = 32, objects: tuple[int, int
         coords={"stimulus": np.arange(n_images), "color": ["r", "g", "b"]},
         attrs=provenance("multi_objects", params=params, seed=seed),
     )
+
+
+def make_tetrominoes(n_images: int, *, seed: int = 0, colors: str = "random",
+                     noise: float = 0.0) -> xr.Dataset:
+    """Tetrominoes-like images: three tetrominoes of 5 x 5-pixel cells on a 35 x 35 black
+    image, without occlusion (the setting of the Tetrominoes benchmark of Greff et al. 2019
+    that AKOrN reports object discovery on). Every object has 100 visible pixels; a fixed
+    object count, so k = 4 clusters (three objects and the background) fits every image.
+
+    Examples
+    --------
+    >>> ds = make_tetrominoes(2, seed=0)
+    >>> ds["image"].shape, ds["n_objects"].values.tolist()
+    ((2, 35, 35, 3), [3, 3])
+    """
+    return make_multi_objects(n_images, size=35, objects=(3, 3), shapes=("tetromino",),
+                              colors=colors, object_size=(15, 17), min_pixels=100,
+                              noise=noise, occlusion=False, seed=seed)

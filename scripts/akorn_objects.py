@@ -61,6 +61,7 @@ class Config:
     permute_colors: bool = False
     objects: tuple[int, int] = (2, 4)
     colors: str = "random"
+    dataset: str = "multi_objects"  # or "tetrominoes": 3 pieces, 35 x 35, no occlusion
     seed: int = 0
 
 
@@ -124,15 +125,34 @@ def pixel_reference(images, masks, n_objects, cfg: Config) -> np.ndarray:
     return akorn.fg_ari(masks, lab.reshape(b, h, w))
 
 
+def _padded(ds, patch: int):
+    """Images and masks padded with background at the bottom and right to a multiple of the
+    patch size (Tetrominoes' 35 x 35 for patches of 2 or 4): the padding is background in
+    the mask, so FG-ARI does not count it."""
+    size = ds.sizes["height"]
+    extra = -size % patch
+    if not extra:
+        return ds
+    return ds.pad(height=(0, extra), width=(0, extra), constant_values=0)
+
+
 def run(cfg: Config, out: Path) -> dict:
     """Train and evaluate both models; write results and plots to ``out``; return a summary."""
     from brainmodels import akorn
     from brainmodels.data import provenance, save_netcdf
     from brainmodels.datasets.multi_objects import make_multi_objects
 
-    data_kw = dict(size=cfg.image_size, objects=cfg.objects, colors=cfg.colors)
-    tr = make_multi_objects(cfg.n_train, seed=cfg.seed, **data_kw)
-    ev = make_multi_objects(cfg.n_eval, seed=cfg.seed + 10_000, **data_kw)
+    if cfg.dataset == "tetrominoes":
+        from brainmodels.datasets.multi_objects import make_tetrominoes
+
+        def make(n, seed):
+            return make_tetrominoes(n, seed=seed, colors=cfg.colors)
+    else:
+        def make(n, seed):
+            return make_multi_objects(n, seed=seed, size=cfg.image_size, objects=cfg.objects,
+                                      colors=cfg.colors)
+    tr = _padded(make(cfg.n_train, cfg.seed), cfg.patch)
+    ev = _padded(make(cfg.n_eval, cfg.seed + 10_000), cfg.patch)
     x_tr, x_ev, m_ev = tr["image"].values, ev["image"].values, ev["mask"].values
     k_ev = ev["n_objects"].values
     scores, preds, losses, info = {}, {}, {}, {}
@@ -263,6 +283,10 @@ def main(argv=None) -> int:
                    help="output folder, written all or nothing")
     p.add_argument("--permute-colors", action="store_true",
                    help="add colour-channel permutations to the SimCLR augmentations")
+    p.add_argument("--dataset", choices=["multi_objects", "tetrominoes"],
+                   default="multi_objects",
+                   help="mixed shapes with occlusion (2-4 objects, --config's image size), or "
+                        "Tetrominoes-like images (3 pieces, 35 x 35, no occlusion)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = p.parse_args(argv)
     preset = dict(CONFIGS["quick" if args.quick else args.config])
@@ -273,8 +297,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the whole --out folder or nothing; a folder of the user's is refused, never replaced
     with output_dir(args.out, command=["python", "scripts/akorn_objects.py", *argv]) as tx:
+        if args.dataset == "tetrominoes":  # 35 x 35, padded to a multiple of the patch
+            preset["image_size"] = 35 + (-35 % preset["patch"])
         run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-                   seed=args.seed), tx.path)
+                   dataset=args.dataset, seed=args.seed), tx.path)
     return 0
 
 

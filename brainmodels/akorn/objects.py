@@ -11,7 +11,7 @@ from flax import nnx
 
 from brainmodels._types import Array, ArrayLike, Float, Int, PRNGKeyArray
 from brainmodels.akorn.layer import _EPS
-from brainmodels.akorn.network import AKOrN, AKOrNOutput
+from brainmodels.akorn.network import AKOrNOutput
 
 
 def _kmeans_pp_init(points: Array, k: int, key: PRNGKeyArray) -> Array:

@@ -49,6 +49,27 @@ def test_masks_match_images(data):
     assert 2 <= k.min() and k.max() <= 4
 
 
+def test_tetrominoes_three_whole_pieces_without_occlusion():
+    from brainmodels.datasets.multi_objects import make_tetrominoes
+
+    ds = make_tetrominoes(40, seed=2)
+    img, mask = ds["image"].values, ds["mask"].values
+    assert img.shape == (40, 35, 35, 3) and (ds["n_objects"].values == 3).all()
+    for i in range(40):
+        # every piece whole: 4 cells of 5 x 5 pixels, none covered by another
+        assert np.bincount(mask[i].ravel(), minlength=4)[1:].tolist() == [100] * 3
+        for j in (1, 2, 3):
+            ys, xs = np.nonzero(mask[i] == j)
+            cells = {(y // 5, x // 5) for y, x in zip(ys - ys.min(), xs - xs.min(), strict=True)}
+            assert len(cells) == 4  # four cells of a 5-pixel grid: a tetromino
+    np.testing.assert_array_equal(make_tetrominoes(40, seed=2)["mask"].values, mask)
+    # occlusion off in general: pieces of a crowded image never overlap
+    crowded = make_multi_objects(20, size=24, objects=(4, 4), occlusion=False, seed=1,
+                                 min_pixels=1)
+    for m in crowded["mask"].values:
+        assert set(np.unique(m)) == {0, 1, 2, 3, 4}
+
+
 def test_colour_modes_and_errors():
     same = make_multi_objects(6, colors="same", seed=1)
     for img, mask in zip(same["image"].values, same["mask"].values, strict=True):
@@ -166,14 +187,15 @@ def test_discover_objects_bad_input():
 # ----------------------------------------------------------------------------- script smoke
 
 
-@pytest.mark.slow  # trains + evaluates 2 models: ~75 s measured on the shared, loaded CPU
-def test_script_quick_run_writes_results(tmp_path):
+@pytest.mark.slow  # trains + evaluates 2 models: ~25-75 s on the shared, loaded CPU
+@pytest.mark.parametrize("dataset", ["multi_objects", "tetrominoes"])
+def test_script_quick_run_writes_results(tmp_path, dataset):
     spec = importlib.util.spec_from_file_location("akorn_objects_script",
                                                   ROOT / "scripts" / "akorn_objects.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
-    assert mod.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert mod.main(["--quick", "--dataset", dataset, "--out", str(tmp_path)]) == 0
     from brainmodels.data import load_netcdf
 
     ds = load_netcdf(tmp_path / "results.nc")
@@ -183,6 +205,9 @@ def test_script_quick_run_writes_results(tmp_path):
     fg = ds["fg_ari"].values
     assert np.isfinite(fg).all() and (fg <= 1).all()
     assert ds.attrs["params"]["coupling"] == "attn"
+    assert ds.attrs["params"]["dataset"] == dataset
+    if dataset == "tetrominoes":  # 35 x 35 padded to the quick model's patches of 4
+        assert ds.attrs["params"]["image_size"] == 36
     for name in ("masks.png", "phases.png", "loss.png", "summary.txt"):
         assert (tmp_path / name).stat().st_size > 0
     assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind
