@@ -39,6 +39,7 @@ class LNPConfig:
     order: str = "row"
     seed: int = 0
     seeds: int = 1
+    match_radius: bool = True
 
 
 _HELP = {
@@ -54,6 +55,8 @@ _HELP = {
     "order": "row (8 steps x 8 pixels) or pixel (64 steps x 1 pixel: needs memory)",
     "seed": "first seed",
     "seeds": "number of seeds (seed, seed + 1, ...); the table shows mean and sd",
+    "match_radius": "scale the random and activity-pruned controls to LNP's spectral radius "
+                    "(--no-match-radius: as before)",
 }
 
 
@@ -63,7 +66,12 @@ def parse_args(argv=None) -> LNPConfig:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=d.out, metavar="DIR", help="output folder")
     for f in dataclasses.fields(LNPConfig):
-        if f.name != "out":
+        if f.name == "out":
+            continue
+        if isinstance(f.default, bool):  # --match-radius / --no-match-radius
+            p.add_argument("--" + f.name.replace("_", "-"), default=f.default, dest=f.name,
+                           action=argparse.BooleanOptionalAction, help=_HELP.get(f.name))
+        else:
             p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
                            default=f.default, dest=f.name, help=_HELP.get(f.name))
     return LNPConfig(**vars(p.parse_args(argv)))
@@ -110,6 +118,8 @@ def run_seed(cfg: LNPConfig, seed: int) -> dict:
         lyapunov_noise_prune,
         noise_drive,
         rsnn_lyapunov_spectrum,
+        spectral_radius,
+        with_spectral_radius,
     )
 
     task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=seed)
@@ -145,12 +155,20 @@ def run_seed(cfg: LNPConfig, seed: int) -> dict:
     act = activity_prune(net, task.x_train, n_neurons=n_keep, n_synapses=s_keep)
     rows.append(row("activity-pruned (no fine-tune)", act,
                     evaluate(act, task.x_test, task.y_test)["accuracy"]))
-    rows.append(row(f"activity-pruned (+{cfg.finetune_epochs} ep fine-tune)", act,
+    # LNP's stabilisation scales its recurrent weights down; the controls get the same
+    # spectral radius (issue 21: unscaled controls compare the scale, not the pruning)
+    rho = spectral_radius(lnp.model)
+    matched = " (LNP's spectral radius)" if cfg.match_radius else ""
+    if cfg.match_radius:
+        act = with_spectral_radius(act, rho)
+    rows.append(row(f"activity-pruned (+{cfg.finetune_epochs} ep fine-tune){matched}", act,
                     _train(act, task, cfg.finetune_epochs, cfg)))
     rnd = _random_prune(dense(), n_keep, s_keep, seed)
+    if cfg.match_radius:
+        rnd = with_spectral_radius(rnd, rho)
     lam0 = lam(rnd)
-    rows.append(row("random prune (before training)", rnd, _train(rnd, task, cfg.epochs, cfg),
-                    lam0))
+    rows.append(row(f"random prune (before training){matched}", rnd,
+                    _train(rnd, task, cfg.epochs, cfg), lam0))
     return {"seed": seed, "lnp": lnp.summary(), "lnp_seconds": t_lnp, "rows": rows}
 
 

@@ -38,7 +38,13 @@ from brainmodels.snn.connectivity import (
     fixed_probability,
     from_indices,
 )
-from brainmodels.snn.lnp import LNPResult, activity_prune, lyapunov_noise_prune
+from brainmodels.snn.lnp import (
+    LNPResult,
+    activity_prune,
+    lyapunov_noise_prune,
+    spectral_radius,
+    with_spectral_radius,
+)
 from brainmodels.snn.lyapunov import (
     lyapunov_spectrum,
     neuron_noise_sensitivity,
@@ -121,6 +127,7 @@ __all__ = [
     "save_checkpoint", "load_checkpoint",
     # learning: Lyapunov spectra and pruning; MPBN
     "lyapunov_spectrum", "rsnn_lyapunov_spectrum", "neuron_noise_sensitivity", "noise_drive",
-    "LNPResult", "lyapunov_noise_prune", "activity_prune",
+    "LNPResult", "lyapunov_noise_prune", "activity_prune", "spectral_radius",
+    "with_spectral_radius",
     "MPBNLIF", "MPBNClassifier", "FoldedLIF", "fold_mpbn",
 ]

@@ -73,6 +73,8 @@ __all__ = [
     "LNPResult",
     "lyapunov_noise_prune",
     "activity_prune",
+    "spectral_radius",
+    "with_spectral_radius",
 ]
 
 
@@ -252,6 +254,34 @@ def lyapunov_noise_prune(
                      (_n_synapses(model), _n_synapses(sparse)),
                      (float(spec_before[0]), float(spec[0])), spec_before, np.asarray(spec),
                      float(scale))
+
+
+def spectral_radius(model: RSNN) -> float:
+    """Largest eigenvalue modulus of the effective recurrent weights (``w_rec * rec_mask``)."""
+    w = np.asarray(model.effective_w_rec(), np.float64)
+    return float(np.max(np.abs(np.linalg.eigvals(w)))) if w.size else 0.0
+
+
+def with_spectral_radius(model: RSNN, rho: float) -> RSNN:
+    """A copy of ``model`` whose recurrent weights are scaled to spectral radius ``rho``.
+
+    The controls of an LNP comparison get LNP's radius: its stabilisation step scales the
+    recurrent weights down (by 0.13 in the run of issue 21), and a comparison against
+    unscaled controls measures that scale, not the pruning.
+
+    Raises
+    ------
+    ValueError
+        If ``rho`` is negative, or positive for a network without recurrence.
+    """
+    rho = float(rho)
+    current = spectral_radius(model)
+    if rho < 0 or (rho > 0 and current == 0):
+        raise ValueError(f"rho must be >= 0 (and 0 for a network without recurrent "
+                         f"weights), got {rho} for a radius of {current}")
+    scale = 0.0 if current == 0 else rho / current
+    return _with_recurrent(model, np.asarray(model.w_rec[...]) * scale,
+                           np.asarray(model.rec_mask[...]))
 
 
 def activity_prune(model: RSNN, x: Float[ArrayLike, "sample time feature"], *,

@@ -16,7 +16,9 @@ from brainmodels.snn.lnp import (
     neuron_noise_sensitivity,
     noise_drive,
     rsnn_lyapunov_spectrum,
+    spectral_radius,
     synapse_importance,
+    with_spectral_radius,
 )
 from brainmodels.snn.rsnn import RSNN, Mask
 
@@ -125,6 +127,26 @@ def test_lnp_keeps_the_most_noise_sensitive_neurons(lnp_result):
     sens = np.asarray(neuron_noise_sensitivity(net, drive, horizon=30))
     dropped = np.setdiff1d(np.arange(40), res.kept_neurons)
     assert sens[res.kept_neurons].min() >= sens[dropped].max()
+
+
+def test_controls_get_lnps_spectral_radius(lnp_result, rng):
+    # the confound of issue 21: LNP's stabilisation scales its recurrent weights; a control
+    # scaled to the same spectral radius differs from it in topology only
+    _, res = lnp_result
+    rho = spectral_radius(res.model)
+    w = np.asarray(res.model.effective_w_rec(), np.float64)
+    assert rho == pytest.approx(np.max(np.abs(np.linalg.eigvals(w))), rel=1e-12)
+    control = RSNN(4, 20, 3, rngs=nnx.Rngs(5))
+    matched = with_spectral_radius(control, rho)
+    # float32 weights: eigenvalues to ~1e-6 relative
+    assert spectral_radius(matched) == pytest.approx(rho, rel=1e-5)
+    # a scale, nothing else: the same sparsity pattern and the same weight ratios
+    a, b = np.asarray(control.effective_w_rec()), np.asarray(matched.effective_w_rec())
+    np.testing.assert_array_equal(a != 0, b != 0)
+    np.testing.assert_allclose(b, a * (rho / spectral_radius(control)), rtol=1e-5, atol=1e-7)
+    assert spectral_radius(with_spectral_radius(control, 0.0)) == 0.0
+    with pytest.raises(ValueError, match="rho must be"):
+        with_spectral_radius(control, -1.0)
 
 
 def test_activity_prune_keeps_the_most_active(rng):

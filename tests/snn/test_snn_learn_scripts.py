@@ -42,4 +42,6 @@ def test_snn_lnp_script_reports_every_method(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     methods = [r["method"] for r in report["rows"]]
     assert methods[0].startswith("LNP") and any("activity" in m for m in methods)
+    # the controls trained from scratch or fine-tuned carry LNP's spectral radius
+    assert sum("LNP's spectral radius" in m for m in methods) == 2
     assert report["lnp"]["neurons_after"] == 12
