@@ -62,6 +62,7 @@ class Config:
     objects: tuple[int, int] = (2, 4)
     colors: str = "random"
     dataset: str = "multi_objects"  # or "tetrominoes": 3 pieces, 35 x 35, no occlusion
+    augment: str = "crops"  # the authors' recipe (akorn.augment); "shift": flips and shifts
     seed: int = 0
 
 
@@ -89,7 +90,7 @@ def train(model, images: np.ndarray, cfg: Config, *, desc: str = "") -> np.ndarr
     config = TrainConfig(steps=cfg.steps, batch_size=cfg.batch, lr=cfg.lr, optimizer="adamw",
                          weight_decay=1e-4, eval_every=1, seed=cfg.seed)
     result = akorn.train_contrastive(model, images, config, temperature=cfg.temperature,
-                                     permute_colors=cfg.permute_colors,
+                                     permute_colors=cfg.permute_colors, recipe=cfg.augment,
                                      progress=partial(progress, desc=desc))
     return result.history.train_loss.values
 
@@ -287,6 +288,9 @@ def main(argv=None) -> int:
                    default="multi_objects",
                    help="mixed shapes with occlusion (2-4 objects, --config's image size), or "
                         "Tetrominoes-like images (3 pieces, 35 x 35, no occlusion)")
+    p.add_argument("--augment", choices=["crops", "shift"], default="crops",
+                   help="SimCLR views: the AKOrN authors' recipe (random resized crops, hue "
+                        "jitter, grayscale, no vertical flip; default) or flips and shifts")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = p.parse_args(argv)
     preset = dict(CONFIGS["quick" if args.quick else args.config])
@@ -300,7 +304,7 @@ def main(argv=None) -> int:
         if args.dataset == "tetrominoes":  # 35 x 35, padded to a multiple of the patch
             preset["image_size"] = 35 + (-35 % preset["patch"])
         run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-                   dataset=args.dataset, seed=args.seed), tx.path)
+                   dataset=args.dataset, augment=args.augment, seed=args.seed), tx.path)
     return 0
 
 

@@ -222,6 +222,37 @@ def test_contrastive_training_step_runs_and_traces_once(rng):
     assert compiled.count == 0, compiled.names
 
 
+def test_crop_recipe_views():
+    # the authors' recipe: views stay in [0, 1]; a hue rotation keeps luma and chroma length
+    # (it is a rotation of the YIQ chroma plane), grayscale views have equal channels, no view
+    # is upside down (a picture with a bright top row keeps it bright), same key same views
+    from brainmodels.akorn import contrastive
+
+    img = np.zeros((64, 16, 16, 3), np.float32)
+    img[:, :4] = [0.9, 0.2, 0.1]  # a red band at the top
+    img[:, 4:] = [0.1, 0.3, 0.6]
+    v = np.asarray(akorn.augment(img, key=jax.random.key(0), recipe="crops"))
+    assert v.shape == img.shape and v.min() >= 0 and v.max() <= 1
+    np.testing.assert_array_equal(v, np.asarray(akorn.augment(img, key=jax.random.key(0),
+                                                              recipe="crops")))
+    luma = v @ contrastive._YIQ[0]
+    top, bottom = luma[:, :2].mean((1, 2)), luma[:, -2:].mean((1, 2))
+    # never upside down (a crop below the band has equal rows; most crops keep the band)
+    assert (top >= bottom - 1e-6).all() and (top > bottom + 0.05).mean() > 0.5
+    gray = np.all(np.abs(v - v[..., :1]) < 1e-6, axis=(1, 2, 3))
+    assert 3 <= gray.sum() <= 25  # grayscale with p = 0.2 of 64 views (binomial: ~5-22)
+    # hue rotation alone (no crop, no gray): a YIQ rotation by theta, luma kept
+    theta = 0.3
+    rot = np.array([[1, 0, 0], [0, np.cos(theta), -np.sin(theta)],
+                    [0, np.sin(theta), np.cos(theta)]], np.float32)
+    m = contrastive._YIQ_INV @ rot @ contrastive._YIQ
+    px = np.array([0.4, 0.5, 0.45], np.float32)
+    np.testing.assert_allclose(contrastive._YIQ @ (m @ px) @ [1, 0, 0],
+                               contrastive._YIQ[0] @ px, atol=1e-6)
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        akorn.augment(img, key=jax.random.key(0), recipe="mixup")
+
+
 def test_iterative_layer_rejects_misspelt_arguments():
     """The baseline layer ignores only KuramotoLayer's oscillator arguments; a typo is loud."""
     akorn.IterativeLayer(8, n=4, omega=0.1, coupling="conv", rngs=nnx.Rngs(0))
