@@ -104,6 +104,11 @@ class TrainConfig:
         Shuffling (array data) or the ``key`` given to a data callable.
     checkpoint_every : int or None
         Steps between checkpoints, a multiple of ``eval_every`` (default: every evaluation).
+    ema : float or None
+        Keep an exponential moving average of the parameters, ``p_ema <- ema p_ema + (1 -
+        ema) p`` after every step (from the initial parameters), returned as
+        :attr:`TrainResult.ema_model` and checkpointed with the run. Evaluation, early
+        stopping and ``model`` use the trained parameters.
     """
 
     steps: int = 1000
@@ -120,6 +125,7 @@ class TrainConfig:
     monitor_mode: str = "min"
     seed: int = 0
     checkpoint_every: int | None = None
+    ema: float | None = None
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every"):
@@ -140,6 +146,9 @@ class TrainConfig:
             _positive_int("patience", self.patience)
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
+        if self.ema is not None and not (isinstance(self.ema, float | int)
+                                         and 0.0 <= self.ema < 1.0):
+            raise ValueError(f"ema must be a decay in [0, 1) or None, got {self.ema!r}")
         if self.checkpoint_every is not None:
             _positive_int("checkpoint_every", self.checkpoint_every)
             if self.checkpoint_every % self.eval_every:
@@ -190,6 +199,8 @@ class TrainResult:
         The checkpoint step this call started from.
     traces : int
         Times the step function was traced by this call (1 for one batch shape).
+    ema_model : nnx.Module or None
+        A copy of the model with the moving average of its parameters (``TrainConfig.ema``).
     """
 
     model: nnx.Module
@@ -199,6 +210,7 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int | None
     traces: int
+    ema_model: nnx.Module | None = None
 
 
 # ------------------------------------------------------------------------------ compiled steps
@@ -230,11 +242,13 @@ def _loss_parts(out: Any) -> tuple[jax.Array, dict]:
     return out, {}
 
 
-def _build_step(loss_fn: Callable, graphdef) -> Callable:
+def _build_step(loss_fn: Callable, graphdef, ema: float | None = None) -> Callable:
     counter = {"traces": 0}
 
     def step(state, batch):
         counter["traces"] += 1  # runs only while tracing
+        if ema is not None:
+            state, averaged = state
         model, optimizer = nnx.merge(graphdef, state)
 
         def objective(m):
@@ -246,7 +260,12 @@ def _build_step(loss_fn: Callable, graphdef) -> Callable:
 
         (loss, metrics), grads = nnx.value_and_grad(objective, has_aux=True)(model)
         optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), loss, metrics
+        new = nnx.state((model, optimizer))
+        if ema is not None:
+            averaged = jax.tree.map(lambda a, p: ema * a + (1.0 - ema) * p, averaged,
+                                    nnx.state(model, nnx.Param))
+            new = (new, averaged)
+        return new, loss, metrics
 
     jitted = jax.jit(step, donate_argnums=0)
     jitted.counter = counter
@@ -436,7 +455,11 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
     batch_at = _batches(data, config)
     optimizer = make_optimizer(model, config)
     graphdef, state = nnx.split((model, optimizer))
-    step_fn = _cached(_STEPS, (loss_fn, graphdef), lambda: _build_step(loss_fn, graphdef))
+    ema = None if config.ema is None else float(config.ema)
+    if ema is not None:  # (model and optimizer, the averaged parameters) from the start
+        state = (state, jax.tree.map(jnp.copy, nnx.state(model, nnx.Param)))
+    step_fn = _cached(_STEPS, (loss_fn, graphdef, ema),
+                      lambda: _build_step(loss_fn, graphdef, ema))
     traces0 = step_fn.counter["traces"] if hasattr(step_fn, "counter") else 0
     evaluate = None
     if eval_data is not None:
@@ -465,12 +488,14 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
             done = step + 1
             if done % config.eval_every and done != config.steps:
                 continue
-            row = loop.record(done, evaluate(state, eval_data) if evaluate is not None else {})
+            trained = state if ema is None else state[0]
+            row = loop.record(done, evaluate(trained, eval_data) if evaluate is not None
+                              else {})
             if (config.patience is not None or config.monitor in row) and loop.improved(row):
                 if config.patience is not None:  # the step donates `state`: keep a copy
                     best_state = jax.tree.map(jnp.copy, state)
             if callback is not None:
-                callback(dict(row), nnx.merge(graphdef, state)[0])
+                callback(dict(row), nnx.merge(graphdef, trained)[0])
             if ckpt is not None and (done % every == 0 or done == config.steps):
                 ckpt.save(done, state, {"config": _config_record(config),
                                         "loop": loop.state_record()}, best=best_state)
@@ -482,8 +507,13 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
             ckpt.close()
         # the model's own buffers were donated to the first step: give it the latest state,
         # also when the loop is interrupted
-        nnx.update((model, optimizer), best_state if stopped else state)
+        final = best_state if stopped else state
+        nnx.update((model, optimizer), final if ema is None else final[0])
     traces = (step_fn.counter["traces"] - traces0) if hasattr(step_fn, "counter") else 0
+    ema_model = None
+    if ema is not None:  # a separate copy: the trained model keeps its own parameters
+        ema_model = nnx.merge(graphdef, jax.tree.map(jnp.copy, final[0]))[0]
+        nnx.update(ema_model, jax.tree.map(jnp.copy, final[1]))
     return TrainResult(model, optimizer, loop.history(model, config), loop.best_step, stopped,
-                       resumed, traces)
+                       resumed, traces, ema_model)
 

@@ -63,6 +63,7 @@ class Config:
     colors: str = "random"
     dataset: str = "multi_objects"  # or "tetrominoes": 3 pieces, 35 x 35, no occlusion
     augment: str = "crops"  # the authors' recipe (akorn.augment); "shift": flips and shifts
+    ema: float | None = None  # evaluate a moving average of the weights (the authors: yes)
     seed: int = 0
 
 
@@ -79,8 +80,10 @@ def build_models(cfg: Config) -> dict:
             "baseline": akorn.AKOrN(**kw, oscillatory=False, rngs=nnx.Rngs(cfg.seed))}
 
 
-def train(model, images: np.ndarray, cfg: Config, *, desc: str = "") -> np.ndarray:
-    """SimCLR training for ``cfg.steps`` minibatches; returns the loss per step."""
+def train(model, images: np.ndarray, cfg: Config, *, desc: str = ""):
+    """SimCLR training for ``cfg.steps`` minibatches; returns the loss per step and the model
+    to evaluate (the moving average of the weights with ``cfg.ema``, as the authors
+    evaluate; else the trained model)."""
     from functools import partial
 
     from brainmodels import akorn
@@ -88,11 +91,11 @@ def train(model, images: np.ndarray, cfg: Config, *, desc: str = "") -> np.ndarr
     from brainmodels.training import TrainConfig
 
     config = TrainConfig(steps=cfg.steps, batch_size=cfg.batch, lr=cfg.lr, optimizer="adamw",
-                         weight_decay=1e-4, eval_every=1, seed=cfg.seed)
+                         weight_decay=1e-4, eval_every=1, seed=cfg.seed, ema=cfg.ema)
     result = akorn.train_contrastive(model, images, config, temperature=cfg.temperature,
                                      permute_colors=cfg.permute_colors, recipe=cfg.augment,
                                      progress=partial(progress, desc=desc))
-    return result.history.train_loss.values
+    return result.history.train_loss.values, result.ema_model or model
 
 
 def evaluate(model, images, masks, n_objects, cfg: Config, use: str = "features",
@@ -160,7 +163,7 @@ def run(cfg: Config, out: Path) -> dict:
     for name, model in build_models(cfg).items():
         untrained, _ = evaluate(model, x_ev, m_ev, k_ev, cfg)
         t0 = time.perf_counter()
-        losses[name] = train(model, x_tr, cfg, desc=name)
+        losses[name], model = train(model, x_tr, cfg, desc=name)
         seconds = time.perf_counter() - t0
         scores[name], preds[name] = evaluate(model, x_ev, m_ev, k_ev, cfg)
         scores[f"{name} (agglomerative)"], _ = evaluate(model, x_ev, m_ev, k_ev, cfg,
@@ -291,6 +294,9 @@ def main(argv=None) -> int:
     p.add_argument("--augment", choices=["crops", "shift"], default="crops",
                    help="SimCLR views: the AKOrN authors' recipe (random resized crops, hue "
                         "jitter, grayscale, no vertical flip; default) or flips and shifts")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="evaluate the moving average of the weights with this decay, as the "
+                        "authors do (e.g. 0.999 for runs of thousands of steps; default: off)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = p.parse_args(argv)
     preset = dict(CONFIGS["quick" if args.quick else args.config])
@@ -304,7 +310,8 @@ def main(argv=None) -> int:
         if args.dataset == "tetrominoes":  # 35 x 35, padded to a multiple of the patch
             preset["image_size"] = 35 + (-35 % preset["patch"])
         run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-                   dataset=args.dataset, augment=args.augment, seed=args.seed), tx.path)
+                   dataset=args.dataset, augment=args.augment, ema=args.ema,
+                   seed=args.seed), tx.path)
     return 0
 
 

@@ -3,6 +3,8 @@ determinism, resume bit-identical after an interruption, early stopping, errors.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -139,6 +141,36 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path, patience):
         rng_state(again), rng_state(ref_model), strict=True))
 
 
+def test_ema_of_the_parameters(tmp_path):
+    # SGD on a linear model: the moving average after every step, by hand, equals the loop's
+    # ema_model (float32: a few ulps of the parameters); the trained model is untouched by it;
+    # an interrupted run resumes to the same average, bit for bit
+    cfg = TrainConfig(steps=25, batch_size=20, lr=0.05, optimizer="sgd", eval_every=5,
+                      ema=0.9)
+    model = nnx.Linear(4, 1, rngs=nnx.Rngs(3))
+    seen = [params(model)]
+    res = fit(model, mse, (X, Y), dataclasses.replace(cfg, eval_every=1),
+              callback=lambda row, m: seen.append(params(m)))
+    avg = [p.astype(np.float64) for p in seen[0]]
+    for step_params in seen[1:]:
+        avg = [0.9 * a + 0.1 * p for a, p in zip(avg, step_params, strict=True)]
+    for got, want, trained in zip(params(res.ema_model), avg, params(model), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, trained)  # the average lags the trained weights
+    assert res.model is model and res.ema_model is not model
+    # resume: the average is part of the checkpoint
+    ref = fit(DropoutNet(nnx.Rngs(0)), mse, (X, Y), cfg)
+    with pytest.raises(KeyboardInterrupt):
+        fit(DropoutNet(nnx.Rngs(0)), mse, (X, Y), cfg, checkpoint_dir=tmp_path / "ck",
+            progress=Interrupt(at=17))
+    again = fit(DropoutNet(nnx.Rngs(0)), mse, (X, Y), cfg, checkpoint_dir=tmp_path / "ck")
+    assert again.resumed_from == 15
+    assert all(np.array_equal(u, v) for u, v in zip(params(again.ema_model),
+                                                    params(ref.ema_model), strict=True))
+    assert fit(nnx.Linear(4, 1, rngs=nnx.Rngs(0)), mse, (X, Y),
+               TrainConfig(steps=2, batch_size=20)).ema_model is None
+
+
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     cfg = TrainConfig(steps=20, batch_size=16, eval_every=10)
     fit(nnx.Linear(4, 1, rngs=nnx.Rngs(0)), mse, (X, Y), cfg, checkpoint_dir=tmp_path)
@@ -206,6 +238,7 @@ def test_divergence_is_reported_with_its_step():
     ({"patience": 0}, "patience must be an integer >= 1"),
     ({"monitor_mode": "lowest"}, "monitor_mode must be 'min' or 'max'"),
     ({"eval_every": 10, "checkpoint_every": 15}, "must be a multiple of eval_every"),
+    ({"ema": 1.0}, r"ema must be a decay in \[0, 1\)"),
 ])
 def test_bad_config_is_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
