@@ -14,6 +14,8 @@ Examples
     python scripts/akorn_objects.py --out runs/akorn_cpu            # CPU-sized (minutes)
     python scripts/akorn_objects.py --config gpu --out runs/akorn   # GPU-sized
     python scripts/akorn_objects.py --quick --out /tmp/akorn        # smoke run (seconds)
+    python scripts/akorn_objects.py --config fair --dataset tetrominoes --seed 1 --out ...
+                                   # the authors' recipe at a CPU budget (~1 CPU-hour a model)
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ CONFIGS = {
     # the paper's object-discovery scale (ch 256, N 4, T 8, attention J, 2 blocks)
     "gpu": dict(image_size=32, n_train=50000, n_eval=1000, channels=256, patch=2, n=4, T=8,
                 blocks=2, heads=8, coupling="attn", steps=20000, batch=256, lr=5e-4, uptile=2),
+    # the authors' recipe for objects at a CPU budget (issue 21): Omega off, no normalisation
+    # of c, T 8, N 4, 64 channels, batch 64, 3,000 steps, crops + hue + grayscale, EMA
+    # weights for evaluation; against the ItrSA twin (oscillatory=False). ~1 CPU-hour a model
+    "fair": dict(image_size=32, n_train=4096, n_eval=256, channels=64, patch=4, n=4, T=8,
+                 blocks=1, heads=4, coupling="attn", steps=3000, batch=64, lr=1e-3, uptile=4,
+                 omega=None, learn_omega=False, c_norm=False, ema=0.999, augment="crops"),
     # seconds: for smoke tests
     "quick": dict(image_size=16, n_train=64, n_eval=8, channels=16, patch=4, n=4, T=2,
                   blocks=1, heads=2, coupling="attn", steps=3, batch=8, lr=1e-3, uptile=2),
@@ -64,6 +72,9 @@ class Config:
     dataset: str = "multi_objects"  # or "tetrominoes": 3 pieces, 35 x 35, no occlusion
     augment: str = "crops"  # the authors' recipe (akorn.augment); "shift": flips and shifts
     ema: float | None = None  # evaluate a moving average of the weights (the authors: yes)
+    omega: float | None = 0.1  # None (with learn_omega False): no Omega, as the authors
+    learn_omega: bool = True
+    c_norm: bool = True  # the authors: no normalisation of c
     seed: int = 0
 
 
@@ -75,7 +86,8 @@ def build_models(cfg: Config) -> dict:
 
     kw = dict(image_size=cfg.image_size, patch=cfg.patch, channels=cfg.channels, n=cfg.n,
               blocks=cfg.blocks, T=cfg.T, coupling=cfg.coupling, heads=cfg.heads,
-              out_features=cfg.channels)
+              out_features=cfg.channels, omega=cfg.omega, learn_omega=cfg.learn_omega,
+              c_norm=cfg.c_norm)
     return {"akorn": akorn.AKOrN(**kw, oscillatory=True, rngs=nnx.Rngs(cfg.seed)),
             "baseline": akorn.AKOrN(**kw, oscillatory=False, rngs=nnx.Rngs(cfg.seed))}
 
@@ -291,9 +303,9 @@ def main(argv=None) -> int:
                    default="multi_objects",
                    help="mixed shapes with occlusion (2-4 objects, --config's image size), or "
                         "Tetrominoes-like images (3 pieces, 35 x 35, no occlusion)")
-    p.add_argument("--augment", choices=["crops", "shift"], default="crops",
+    p.add_argument("--augment", choices=["crops", "shift"], default=None,
                    help="SimCLR views: the AKOrN authors' recipe (random resized crops, hue "
-                        "jitter, grayscale, no vertical flip; default) or flips and shifts")
+                        "jitter, grayscale, no vertical flip; the default) or flips and shifts")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="evaluate the moving average of the weights with this decay, as the "
                         "authors do (e.g. 0.999 for runs of thousands of steps; default: off)")
@@ -309,9 +321,12 @@ def main(argv=None) -> int:
     with output_dir(args.out, command=["python", "scripts/akorn_objects.py", *argv]) as tx:
         if args.dataset == "tetrominoes":  # 35 x 35, padded to a multiple of the patch
             preset["image_size"] = 35 + (-35 % preset["patch"])
+        if args.augment is not None:
+            preset["augment"] = args.augment
+        if args.ema is not None:
+            preset["ema"] = args.ema
         run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-                   dataset=args.dataset, augment=args.augment, ema=args.ema,
-                   seed=args.seed), tx.path)
+                   dataset=args.dataset, seed=args.seed), tx.path)
     return 0
 
 

@@ -39,6 +39,8 @@ class AKOrNConfig:
     heads: int = 4
     gamma: float = 1.0
     omega: float | None = 0.1
+    learn_omega: bool = True
+    c_norm: bool = True
     out_features: int = 64
     oscillatory: bool = True
 
@@ -71,6 +73,10 @@ class AKOrN(nnx.Module):
         For ``"conv"`` and ``"attn"``.
     gamma, omega : float
         Step size and initial global frequency (see :class:`KuramotoLayer`).
+    learn_omega, c_norm : bool
+        Learn ``Omega``; GroupNorm the stimulus ``c`` (see :class:`KuramotoLayer`). The
+        authors' recipe for objects switches both off, with ``omega=None``: no ``Omega``, no
+        normalisation of ``c``.
     out_features : int
         Output width of the head (number of classes for classification).
     oscillatory : bool
@@ -107,6 +113,7 @@ class AKOrN(nnx.Module):
         layer_cls = KuramotoLayer if oscillatory else IterativeLayer
         self.layers = nnx.List([
             layer_cls(channels, n=n, coupling=coupling, T=T, gamma=gamma, omega=omega,
+                      learn_omega=c.learn_omega, c_norm=c.c_norm,
                       units=side * side * channels, kernel_size=kernel_size, heads=heads,
                       rngs=rngs)
             for _ in range(blocks)])

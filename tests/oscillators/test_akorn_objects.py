@@ -184,6 +184,23 @@ def test_discover_objects_bad_input():
                                uptile=3)
 
 
+def test_fair_config_is_the_authors_recipe():
+    # the "fair" preset of scripts/akorn_objects.py: Omega off (not learned, zero), no
+    # normalisation of c, T 8, N 4, 64 channels, batch 64, crops, EMA; the twin is ItrSA
+    spec = importlib.util.spec_from_file_location("akorn_objects_fair",
+                                                  ROOT / "scripts" / "akorn_objects.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    cfg = mod.Config(**mod.CONFIGS["fair"])
+    assert (cfg.T, cfg.n, cfg.channels, cfg.batch, cfg.augment) == (8, 4, 64, 64, "crops")
+    models = mod.build_models(cfg)
+    layer = models["akorn"].layers[0]
+    assert layer.norm is None and not isinstance(layer.omega, nnx.Param)
+    assert float(layer.omega[...]) == 0.0
+    assert isinstance(models["baseline"].layers[0], akorn.IterativeLayer)
+
+
 # ----------------------------------------------------------------------------- script smoke
 
 
