@@ -14,7 +14,8 @@ Examples
     python scripts/akorn_objects.py --out runs/akorn_cpu            # CPU-sized (minutes)
     python scripts/akorn_objects.py --config gpu --out runs/akorn   # GPU-sized
     python scripts/akorn_objects.py --quick --out /tmp/akorn        # smoke run (seconds)
-    python scripts/akorn_objects.py --config fair --dataset tetrominoes --seed 1 --out ...
+    python scripts/akorn_objects.py --config fair --dataset tetrominoes --seeds 3 \
+        --state runs/akorn_fair_state --out runs/akorn_fair  # stops and resumes; one line per seed
                                    # the authors' recipe at a CPU budget (~1 CPU-hour a model)
 """
 
@@ -92,7 +93,7 @@ def build_models(cfg: Config) -> dict:
             "baseline": akorn.AKOrN(**kw, oscillatory=False, rngs=nnx.Rngs(cfg.seed))}
 
 
-def train(model, images: np.ndarray, cfg: Config, *, desc: str = ""):
+def train(model, images: np.ndarray, cfg: Config, *, desc: str = "", checkpoint_dir=None):
     """SimCLR training for ``cfg.steps`` minibatches; returns the loss per step and the model
     to evaluate (the moving average of the weights with ``cfg.ema``, as the authors
     evaluate; else the trained model)."""
@@ -106,6 +107,7 @@ def train(model, images: np.ndarray, cfg: Config, *, desc: str = ""):
                          weight_decay=1e-4, eval_every=1, seed=cfg.seed, ema=cfg.ema)
     result = akorn.train_contrastive(model, images, config, temperature=cfg.temperature,
                                      permute_colors=cfg.permute_colors, recipe=cfg.augment,
+                                     checkpoint_dir=checkpoint_dir,
                                      progress=partial(progress, desc=desc))
     return result.history.train_loss.values, result.ema_model or model
 
@@ -152,7 +154,7 @@ def _padded(ds, patch: int):
     return ds.pad(height=(0, extra), width=(0, extra), constant_values=0)
 
 
-def run(cfg: Config, out: Path) -> dict:
+def run(cfg: Config, out: Path, *, checkpoints: Path | None = None) -> dict:
     """Train and evaluate both models; write results and plots to ``out``; return a summary."""
     from brainmodels import akorn
     from brainmodels.data import provenance, save_netcdf
@@ -175,7 +177,8 @@ def run(cfg: Config, out: Path) -> dict:
     for name, model in build_models(cfg).items():
         untrained, _ = evaluate(model, x_ev, m_ev, k_ev, cfg)
         t0 = time.perf_counter()
-        losses[name], model = train(model, x_tr, cfg, desc=name)
+        losses[name], model = train(model, x_tr, cfg, desc=name, checkpoint_dir=None
+                                    if checkpoints is None else checkpoints / name)
         seconds = time.perf_counter() - t0
         scores[name], preds[name] = evaluate(model, x_ev, m_ev, k_ev, cfg)
         scores[f"{name} (agglomerative)"], _ = evaluate(model, x_ev, m_ev, k_ev, cfg,
@@ -310,6 +313,12 @@ def main(argv=None) -> int:
                    help="evaluate the moving average of the weights with this decay, as the "
                         "authors do (e.g. 0.999 for runs of thousands of steps; default: off)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="run seeds seed .. seed + SEEDS - 1 (default: 1)")
+    p.add_argument("--state", type=Path, default=None, metavar="DIR",
+                   help="a folder kept between runs: training checkpoints (an interrupted "
+                        "run resumes) and results.jsonl, one line per finished seed (finished "
+                        "seeds are skipped); --out then holds the summary over all of them")
     args = p.parse_args(argv)
     preset = dict(CONFIGS["quick" if args.quick else args.config])
     preset.update({k: v for k, v in (("steps", args.steps), ("coupling", args.coupling))
@@ -325,9 +334,67 @@ def main(argv=None) -> int:
             preset["augment"] = args.augment
         if args.ema is not None:
             preset["ema"] = args.ema
-        run(Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
-                   dataset=args.dataset, seed=args.seed), tx.path)
+        base = Config(**preset, colors=args.colors, permute_colors=args.permute_colors,
+                      dataset=args.dataset, seed=args.seed)
+        if args.state is None and args.seeds == 1:
+            run(base, tx.path)
+        else:
+            run_seeds(base, args.seeds, args.state or tx.path / "state", tx.path)
     return 0
+
+
+def run_seeds(cfg: Config, n_seeds: int, state: Path, out: Path) -> list[dict]:
+    """Seeds ``cfg.seed .. cfg.seed + n_seeds - 1``, each trained with checkpoints under
+    ``state`` and recorded in ``state/results.jsonl`` when finished (a seed already there is
+    skipped: a long run stops and continues later); writes the mean +- SE over all recorded
+    seeds of this configuration to ``out/seeds.txt`` and returns the records."""
+    import json
+
+    from brainmodels._io import write_text_atomic
+    from brainmodels.cli._common import format_table
+
+    state.mkdir(parents=True, exist_ok=True)
+    results = state / "results.jsonl"
+    same = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "seed"}
+
+    def load():
+        if not results.exists():
+            return []
+        lines = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+        return [r for r in lines if r["config"] == json.loads(json.dumps(same))]
+
+    for seed in range(cfg.seed, cfg.seed + n_seeds):
+        if any(r["seed"] == seed for r in load()):
+            print(f"seed {seed}: recorded already, skipped")
+            continue
+        one = dataclasses.replace(cfg, seed=seed)
+        summary = run(one, _fresh(state / f"seed{seed}" / "outputs"),
+                      checkpoints=state / f"seed{seed}" / "checkpoints")
+        with results.open("a") as f:  # one whole line per finished seed
+            f.write(json.dumps({"seed": seed, "config": same, "scores": summary["scores"]})
+                    + "\n")
+    records = load()
+    rows = []
+    for name in records[0]["scores"] if records else []:
+        v = np.array([r["scores"][name] for r in records])
+        se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
+        rows.append({"model": name, "FG-ARI (mean over seeds)": float(v.mean()), "SE": se,
+                     "seeds": v.size})
+    text = (f"{cfg.dataset}, {cfg.steps} steps x {cfg.batch}, T={cfg.T}, ch={cfg.channels}, "
+            f"seeds {sorted(r['seed'] for r in records)}\n" + format_table(rows))
+    write_text_atomic(out / "seeds.txt", text + "\n")
+    print(text)
+    return records
+
+
+def _fresh(path: Path) -> Path:
+    """An empty folder for one seed's outputs (a previous, interrupted attempt's removed)."""
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
 
 
 if __name__ == "__main__":

@@ -228,3 +228,26 @@ def test_script_quick_run_writes_results(tmp_path, dataset):
     for name in ("masks.png", "phases.png", "loss.png", "summary.txt"):
         assert (tmp_path / name).stat().st_size > 0
     assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind
+
+
+@pytest.mark.slow  # three quick seeds: ~75 s
+def test_script_seeds_resume_from_the_state_folder(tmp_path):
+    """--seeds with --state: finished seeds go to results.jsonl and are skipped by a later
+    call, which adds only the missing ones; the summary covers all of them."""
+    spec = importlib.util.spec_from_file_location("akorn_objects_seeds",
+                                                  ROOT / "scripts" / "akorn_objects.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    state = tmp_path / "state"
+    assert mod.main(["--quick", "--seeds", "2", "--state", str(state),
+                     "--out", str(tmp_path / "a")]) == 0
+    first = (state / "results.jsonl").read_text().splitlines()
+    assert len(first) == 2
+    assert mod.main(["--quick", "--seeds", "3", "--state", str(state),
+                     "--out", str(tmp_path / "b")]) == 0
+    lines = (state / "results.jsonl").read_text().splitlines()
+    assert lines[:2] == first and len(lines) == 3  # seeds 0 and 1 were not run again
+    assert "seeds [0, 1, 2]" in (tmp_path / "b" / "seeds.txt").read_text()
+    assert (state / "seed2" / "checkpoints" / "akorn").is_dir()
+
