@@ -94,6 +94,15 @@ def fano_factor(res: xr.Dataset, *, window_ms: float = 100.0,
     windows (population variance, ``ddof=0``); 1 for a Poisson process. Silent neurons have
     no defined Fano factor: NaN, by design; average with ``nanmean``. Single-network results
     only.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from brainmodels import snn
+    >>> res = snn.simulate(snn.brunel(n_exc=400, seed=0), 400.0, 0.1, key=jax.random.key(0))
+    >>> ff = fano_factor(res, window_ms=50.0)
+    >>> ff.dims, bool(np.nanmean(ff.values) > 0)
+    (('neuron',), True)
     """
     if "spike_network" in res:
         raise ValueError("fano_factor takes one network; select one with res.where(...) first")

@@ -257,7 +257,15 @@ def lyapunov_noise_prune(
 
 
 def spectral_radius(model: RSNN) -> float:
-    """Largest eigenvalue modulus of the effective recurrent weights (``w_rec * rec_mask``)."""
+    """Largest eigenvalue modulus of the effective recurrent weights (``w_rec * rec_mask``).
+
+    Examples
+    --------
+    >>> from flax import nnx
+    >>> net = RSNN(4, 16, 3, rngs=nnx.Rngs(0))
+    >>> round(spectral_radius(with_spectral_radius(net, 0.9)), 4)
+    0.9
+    """
     w = np.asarray(model.effective_w_rec(), np.float64)
     return float(np.max(np.abs(np.linalg.eigvals(w)))) if w.size else 0.0
 

@@ -145,6 +145,13 @@ def conductance_synapses(
 
 def delta_synapses(names: Sequence[str] = ("e", "i")) -> ExpSynapses:
     """Delta (voltage-jump) channels: a spike of weight ``J`` (mV) moves ``v`` by ``J``, as
-    brian2's ``on_pre='v_post += J'``; the synapses of Brunel (2000)."""
+    brian2's ``on_pre='v_post += J'``; the synapses of Brunel (2000).
+
+    Examples
+    --------
+    >>> syn = delta_synapses(("e", "i"))
+    >>> syn.kind, syn.names
+    ('delta', ('e', 'i'))
+    """
     tau = np.ones(len(tuple(names)), np.float32)  # unused: no time constant
     return ExpSynapses(tau=tau, e_rev=np.zeros_like(tau), names=tuple(names), kind="delta")
