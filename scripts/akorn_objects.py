@@ -103,8 +103,11 @@ def train(model, images: np.ndarray, cfg: Config, *, desc: str = "", checkpoint_
     from brainmodels.cli._common import progress
     from brainmodels.training import TrainConfig
 
+    # the loss is recorded every step; checkpoints (with --state) every 100 steps at most
+    every = None if checkpoint_dir is None else min(100, cfg.steps)
     config = TrainConfig(steps=cfg.steps, batch_size=cfg.batch, lr=cfg.lr, optimizer="adamw",
-                         weight_decay=1e-4, eval_every=1, seed=cfg.seed, ema=cfg.ema)
+                         weight_decay=1e-4, eval_every=1, seed=cfg.seed, ema=cfg.ema,
+                         checkpoint_every=every)
     result = akorn.train_contrastive(model, images, config, temperature=cfg.temperature,
                                      permute_colors=cfg.permute_colors, recipe=cfg.augment,
                                      checkpoint_dir=checkpoint_dir,
