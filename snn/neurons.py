@@ -188,11 +188,10 @@ class _Base:
     def _advance(self, state, f, var: str, dt: float, step):
         """One step of ``(v, var)' = f((v, var))`` after any delta jumps; ``v`` held while
         refractory."""
-        free = self.not_refractory(state, step, dt)
-        v_in = state.v if self.syn.kind != "delta" else jnp.where(
-            free, self.syn.jump(state.g, state.v), state.v)
+        # delta jumps: the reset has emptied g of every neuron refractory when they arrived
+        v_in = self.syn.jump(state.g, state.v)
         v_new, x_new = _integrate(self.method, f, (v_in, getattr(state, var)), dt)
-        v_new = jnp.where(free, v_new, state.v)
+        v_new = jnp.where(self.not_refractory(state, step, dt), v_new, state.v)
         return state._replace(v=v_new, g=self.syn.decay(state.g, dt), **{var: x_new})
 
     def _reset_with_jump(self, state, spikes, step, var: str, jump, dt=None):

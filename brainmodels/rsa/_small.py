@@ -13,7 +13,8 @@ import numpy as np
 
 __all__ = ["tau_a", "WEIGHTED", "SMALL_TAU_PAIRS", "GEMM_MAX_ENTRIES"]
 
-#: the weighted bootstrap as one GEMM when its columns hold at most this many entries (256 MB)
+#: the weighted bootstrap's columns hold at most this many entries (256 MB); larger stacks
+#: go in groups of RDMs
 GEMM_MAX_ENTRIES = 32_000_000
 #: tau-a by sign products when (rows of both stacks) x n (n - 1) / 2 is at most this
 SMALL_TAU_PAIRS = 2_000_000
@@ -45,56 +46,48 @@ def _weighted(a: np.ndarray, b: np.ndarray, counts: np.ndarray, center: bool) ->
     """(sample, ma, mb) weighted cosine (``center=False``) or Pearson of all row pairs, pair
     (i, j) weighted by c_i c_j: the definitions of :mod:`brainmodels.rsa._weighted` in
     numpy/BLAS. Every weighted sum the comparisons need (of a_m b_r, a_m^2, b_r^2 and, for
-    Pearson, a_m, b_r and 1) is one column of a matrix ``cols``, so each block of samples is
-    one matrix product (pair weights) @ cols: the work of a bootstrap is a GEMM."""
+    Pearson, a_m, b_r and 1) is one column of a matrix, so each block of samples is one
+    matrix product (pair weights) @ columns: the work of a bootstrap is a GEMM. Groups of
+    RDMs keep the columns within :data:`GEMM_MAX_ENTRIES`."""
     if center:  # shift invariance: remove the plain means first (better conditioned moments)
         a = a - a.mean(axis=1, keepdims=True)
         b = b - b.mean(axis=1, keepdims=True)
     n_s, (ma, n), mb = counts.shape[0], a.shape, b.shape[0]
-    if (ma * mb + 2 * (ma + mb) + 1) * n > GEMM_MAX_ENTRIES:
-        return _weighted_per_model(a, b, counts, center)
+    # the largest groups (ga of a's rows, gb of b's) whose columns fit
+    per = (GEMM_MAX_ENTRIES // n) if n else ma * mb
+    gb = max(1, min(mb, per // 4))
+    ga = max(1, min(ma, (per - 2 * gb - 1) // (gb + 2)))
+    i, j = np.triu_indices(counts.shape[1], 1)
+    block = max(1, min(n_s, 4_000_000 // max(n, 1)))
+    out = np.empty((n_s, ma, mb))
+    for a0 in range(0, ma, ga):
+        for b0 in range(0, mb, gb):
+            sa, sb = a[a0:a0 + ga], b[b0:b0 + gb]
+            out[:, a0:a0 + sa.shape[0], b0:b0 + sb.shape[0]] = _weighted_group(
+                sa, sb, counts, i, j, block, center)
+    return out
+
+
+def _weighted_group(a, b, counts, i, j, block: int, center: bool) -> np.ndarray:
+    ma, mb, n = a.shape[0], b.shape[0], a.shape[1]
     parts = [(a[:, None, :] * b[None, :, :]).reshape(ma * mb, n), a * a, b * b]
     if center:
         parts += [a, b, np.ones((1, n))]
     cols = np.concatenate(parts).T  # (pair, column)
-    i, j = np.triu_indices(counts.shape[1], 1)
-    out = np.empty((n_s, ma, mb))
-    block = max(1, min(n_s, 4_000_000 // n))
-    for lo in range(0, n_s, block):
+    out = np.empty((counts.shape[0], ma, mb))
+    at = ma * mb
+    for lo in range(0, counts.shape[0], block):
         c = counts[lo:lo + block]
         sums = (c[:, i] * c[:, j]) @ cols  # (block, column)
-        sab = sums[:, :ma * mb].reshape(-1, ma, mb)
-        saa, sbb = sums[:, ma * mb:ma * mb + ma], sums[:, ma * mb + ma:ma * mb + ma + mb]
+        sab = sums[:, :at].reshape(-1, ma, mb)
+        saa, sbb = sums[:, at:at + ma], sums[:, at + ma:at + ma + mb]
         if center:
-            at = ma * mb + ma + mb
-            sa, sb, sw = sums[:, at:at + ma], sums[:, at + ma:at + ma + mb], sums[:, -1:]
+            sa = sums[:, at + ma + mb:at + 2 * ma + mb]
+            sb = sums[:, at + 2 * ma + mb:at + 2 * ma + 2 * mb]
+            sw = sums[:, -1:]
             sab = sab - sa[:, :, None] * (sb / sw)[:, None, :]
             saa = saa - sa * sa / sw
             sbb = sbb - sb * sb / sw
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[lo:lo + block] = sab / np.sqrt(saa[:, :, None] * sbb[:, None, :])
-    return out
-
-
-def _weighted_per_model(a, b, counts, center: bool) -> np.ndarray:
-    """:func:`_weighted` for many RDM pairs (``a``, ``b`` centred already for Pearson): per
-    block of samples, (weights x a) @ b.T, which needs no column per pair."""
-    n_s, (ma, n), mb = counts.shape[0], a.shape, b.shape[0]
-    i, j = np.triu_indices(counts.shape[1], 1)
-    out = np.empty((n_s, ma, mb))
-    a2, b2 = a * a, b * b
-    block = max(1, min(n_s, 4_000_000 // max(1, ma * n)))
-    for lo in range(0, n_s, block):
-        c = counts[lo:lo + block]
-        w = c[:, i] * c[:, j]
-        sab = ((w[:, None, :] * a[None]).reshape(-1, n) @ b.T).reshape(w.shape[0], ma, mb)
-        saa, sbb = w @ a2.T, w @ b2.T
-        if center:
-            sw = w.sum(axis=1)[:, None]
-            sa, sb = w @ a.T, w @ b.T
-            sab -= sa[:, :, None] * (sb / sw)[:, None, :]
-            saa -= sa * sa / sw
-            sbb -= sb * sb / sw
         with np.errstate(divide="ignore", invalid="ignore"):
             out[lo:lo + block] = sab / np.sqrt(saa[:, :, None] * sbb[:, None, :])
     return out
