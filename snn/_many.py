@@ -27,24 +27,22 @@ from brainmodels.snn.connectivity import Connectivity
 __all__ = ["METHODS"]
 
 
-def _common_widths(nets, dt_ms, recording, delivery: Delivery) -> dict[int, int]:
-    """Widest target list per source population over ``nets`` (for one shared program)."""
+def _common_shapes(nets, dt_ms, recording, delivery: Delivery
+                   ) -> tuple[dict[int, int], tuple[int, ...]]:
+    """What every network of ``nets`` must share for one compiled program: the widest target
+    list per source population, and per Poisson input the longest inversion table (or
+    jax.random.poisson, 0, if any network needs it)."""
     plans = [_engine.plan_for(n, dt_ms, recording, delivery) for n in nets]
-    return {pi: max(getattr(p.kernels[j], "width", 0) for p in plans)
-            for j, pi in enumerate(plans[0].kernel_pre)}
-
-
-def _common_tables(nets, dt_ms, recording, delivery: Delivery) -> tuple[int, ...]:
-    """Poisson inversion tables that serve every network of ``nets`` (one shared program):
-    the longest, or jax.random.poisson (0) if any network needs it."""
-    plans = [_engine.plan_for(n, dt_ms, recording, delivery) for n in nets]
-    return tuple(0 if min(t) == 0 else max(t)
-                 for t in zip(*(p.poisson_table for p in plans), strict=True))
+    widths = {pi: max(getattr(p.kernels[j], "width", 0) for p in plans)
+              for j, pi in enumerate(plans[0].kernel_pre)}
+    tables = tuple(0 if min(t) == 0 else max(t)
+                   for t in zip(*(p.poisson_table for p in plans), strict=True))
+    return widths, tables
 
 
 def _loop(nets, n_steps, k, dt_ms, key, recording, delivery, simulate_one):
     keys = jax.random.split(key, len(nets))
-    widths = _common_widths(nets, dt_ms, recording, delivery)
+    widths, _ = _common_shapes(nets, dt_ms, recording, delivery)
     parts = [simulate_one(n, n_steps, k, dt_ms, kk[None], recording, delivery, widths=widths)
              for n, kk in zip(nets, keys, strict=True)]
     return _concat_networks(parts, nets)
@@ -60,8 +58,7 @@ def _vmap(nets, n_steps, k, dt_ms, key, recording, delivery, simulate_one):
     bound = delivery.max_spikes
     chunked = dataclasses.replace(delivery, chunk=_VMAP_CHUNK if bound is None
                                   else max(1, min(_VMAP_CHUNK, int(bound))))
-    widths = _common_widths(nets, dt_ms, recording, delivery)
-    tables = _common_tables(nets, dt_ms, recording, delivery)
+    widths, tables = _common_shapes(nets, dt_ms, recording, delivery)
     plans = [_engine.plan_for(n, dt_ms, recording, chunked, widths=widths, tables=tables)
              for n in nets]
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *plans)

@@ -238,9 +238,8 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
         if np.all(counts == 1):
             return x[:, np.argsort(seg, kind="stable")].reshape(x.shape[0], n_runs, n_cond,
                                                                  -1), counts
-        onehot = np.zeros((n_runs * n_cond, seg.size))
-        onehot[seg, np.arange(seg.size)] = 1.0
-        return (onehot @ x).reshape(x.shape[0], n_runs, n_cond, -1), counts
+        return _host_segment_sums(x, seg, n_runs * n_cond).reshape(x.shape[0], n_runs,
+                                                                     n_cond, -1), counts
     if np.all(counts == 1):  # one pattern per run and condition (the usual design): reorder
         order = np.argsort(seg, kind="stable")
         rows = x if np.array_equal(order, np.arange(order.size)) else _take_rows(
@@ -255,6 +254,15 @@ def _run_sums(x, cond_idx, run_idx, n_cond, runs_u, conds_u):
 @jax.jit
 def _take_rows(x, order):
     return jnp.take(x, order, axis=1)
+
+
+def _host_segment_sums(x: np.ndarray, seg: np.ndarray, n_seg: int,
+                       weight: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_segment_sums` on the host, as one product with a (segment, observation)
+    indicator (each row weighted by ``weight``, if given)."""
+    onehot = np.zeros((n_seg, seg.size))
+    onehot[seg, np.arange(seg.size)] = 1.0 if weight is None else weight
+    return onehot @ x
 
 
 @partial(jax.jit, static_argnums=2)
@@ -356,8 +364,7 @@ def rdm(
     if metric.startswith("poisson") and np.any(values < 0):
         raise ValueError(f"metric {metric!r} needs non-negative data (rates/counts), X has "
                          f"negative values (min {values.min():.3g})")
-    kernel, cv = RDM_METRICS[metric]
-    if cv:
+    if RDM_METRICS[metric][1]:  # cross-validated over runs
         out = _cv_rdm(metric, x, cond, cond_idx, conds_u, template, runs, obs_dim, noise,
                       (prior_lambda, prior_weight))
     else:
@@ -365,16 +372,12 @@ def rdm(
         host = isinstance(x, np.ndarray)
         xp = np if host else jnp
         if host:
-            onehot = np.zeros((n_cond, n_obs))
-            onehot[cond_idx, np.arange(n_obs)] = 1.0 / counts[cond_idx]
-            means = onehot @ x
+            means = _host_segment_sums(x, cond_idx, n_cond, 1.0 / counts[cond_idx])
         else:
             means = _segment_sums(x, jnp.asarray(cond_idx), n_cond) \
                 / jnp.asarray(counts, x.dtype)[None, :, None]
         if metric == "mahalanobis" and noise is not None:
             arg = xp.asarray(_check_prec(noise, n_channel, None), x.dtype)
-        elif metric == "mahalanobis":
-            arg = xp.zeros((), x.dtype)
         elif metric == "poisson":
             arg = xp.asarray([prior_lambda, prior_weight], x.dtype)
         else:
