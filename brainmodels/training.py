@@ -109,6 +109,10 @@ class TrainConfig:
         ema) p`` after every step (from the initial parameters), returned as
         :attr:`TrainResult.ema_model` and checkpointed with the run. Evaluation, early
         stopping and ``model`` use the trained parameters.
+    restore_best : bool
+        At the end of the run, give ``model`` the state of the best evaluation of
+        ``monitor`` (with ``patience`` set), also when the run was not stopped early: what
+        an estimator selected on a validation split wants.
     """
 
     steps: int = 1000
@@ -126,6 +130,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int | None = None
     ema: float | None = None
+    restore_best: bool = False
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every"):
@@ -146,6 +151,9 @@ class TrainConfig:
             _positive_int("patience", self.patience)
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
+        if self.restore_best and self.patience is None:
+            raise ValueError("restore_best needs patience (the best state is kept only when "
+                             "early stopping is on); pass patience=config.steps to never stop")
         if self.ema is not None and not (isinstance(self.ema, float | int)
                                          and 0.0 <= self.ema < 1.0):
             raise ValueError(f"ema must be a decay in [0, 1) or None, got {self.ema!r}")
@@ -339,6 +347,9 @@ def _config_record(config: TrainConfig) -> dict:
 def _check_resumable(saved: dict, config: TrainConfig, directory) -> None:
     now = _config_record(config)
     free = {"steps"} if config.schedule == "constant" else set()
+    # a field added after the checkpoint was written reads as its default
+    defaults = _config_record(TrainConfig())
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     diff = sorted(k for k in now if k not in free and saved.get(k) != now[k])
     if diff:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
@@ -507,7 +518,8 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
             ckpt.close()
         # the model's own buffers were donated to the first step: give it the latest state,
         # also when the loop is interrupted
-        final = best_state if stopped else state
+        final = best_state if (stopped or config.restore_best) and best_state is not None \
+            else state
         nnx.update((model, optimizer), final if ema is None else final[0])
     traces = (step_fn.counter["traces"] - traces0) if hasattr(step_fn, "counter") else 0
     ema_model = None

@@ -35,10 +35,16 @@ from brainmodels.data import provenance
 from . import _brain
 from .stimuli import SHAPE_CATEGORIES, category_code, gabor_energy, make_stimuli, render_stimuli
 
-__all__ = ["make_synthetic_fmri", "ground_truth_features", "FEATURE_SPACES"]
+__all__ = ["make_synthetic_fmri", "ground_truth_features", "FEATURE_SPACES", "FIELD_OF_VIEW_DEG"]
 
 #: Ground-truth feature spaces stored by the synthetic datasets.
 FEATURE_SPACES = ("retinotopic", "category")
+
+#: Visual angle subtended by the images, as NSD's (image units -1..1 -> -4.2..4.2 degrees).
+FIELD_OF_VIEW_DEG = 8.4
+
+# Tags of the per-subject random streams (subject > 0); subject 0 keeps the original streams.
+_VOXEL_STREAM, _NOISE_STREAM = 1, 7
 
 #: Mean single-trial explainable variance per ROI kind (modulated by a smooth field).
 _EV_MEAN = {"V1": 0.5, "V2": 0.45, "V3": 0.4, "V4": 0.35, "category": 0.35}
@@ -108,10 +114,31 @@ def _standardise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 / sd, -mean / sd
 
 
+def _check_subject(subject) -> int:
+    """``subject`` as an int >= 0, or a ValueError."""
+    if isinstance(subject, bool) or not isinstance(subject, int | np.integer) or subject < 0:
+        raise ValueError(f"subject must be an integer >= 0, got {subject!r}")
+    return int(subject)
+
+
+def _subject_seed(seed: int, stream: int, subject: int) -> np.random.SeedSequence:
+    """The seed of random stream ``stream`` of subject ``subject`` > 0 (subject 0 keeps the
+    streams it always had; the tagged entropy ``[seed, stream, subject]`` never equals them)."""
+    if subject <= 0:
+        raise ValueError(f"subject 0 uses the original streams, got subject={subject}")
+    return np.random.SeedSequence([int(seed), stream, int(subject)])
+
+
 def _generate(n_stimuli, image_size, resolution_mm, seed, *, categories, grating_fraction,
-              grid, n_orientations, wavelengths, mask, smoothness_mm) -> _GroundTruth:
-    """Draw stimuli, voxels, weights and the noiseless signal (deterministic in ``seed``)."""
+              grid, n_orientations, wavelengths, mask, smoothness_mm,
+              subject: int = 0) -> _GroundTruth:
+    """Draw stimuli, voxels, weights and the noiseless signal (deterministic in ``seed``).
+
+    The stimuli depend on ``seed`` only; subject ``k > 0`` draws its own voxel fields.
+    """
     rng_stim, rng_vox = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    if subject:
+        rng_vox = np.random.default_rng(_subject_seed(seed, _VOXEL_STREAM, subject))
     stimuli = make_stimuli(n_stimuli, seed=rng_stim, categories=categories,
                            grating_fraction=grating_fraction)
     images = render_stimuli(stimuli, image_size)
@@ -144,6 +171,8 @@ def _generate(n_stimuli, image_size, resolution_mm, seed, *, categories, grating
     signal = np.zeros((len(images), len(vox)), dtype=np.float32)
     signal[:, cols] = raw * scale[cols] + intercept[cols]
     vox["prf_x"], vox["prf_y"], vox["prf_size"] = _prf_columns(vox, fields)
+    for col in ("prf_x", "prf_y", "prf_size"):
+        vox[f"{col}_deg"] = vox[col] * (FIELD_OF_VIEW_DEG / 2)
     level = vox["roi"].where(vox["roi_kind"] != "category", "category")
     ev = level.map(_EV_MEAN).to_numpy(float) * np.exp(0.25 * fields[6])
     target_ev = np.where(responsive, np.clip(ev, 0.05, 0.8), 0.0)
@@ -191,6 +220,7 @@ def make_synthetic_fmri(
     image_size: int = 32,
     resolution_mm: float = 4.0,
     seed: int = 0,
+    subject: int = 0,
     categories: Sequence[str] = tuple(SHAPE_CATEGORIES),
     grating_fraction: float = 0.25,
     feature_grid: int = 8,
@@ -215,6 +245,11 @@ def make_synthetic_fmri(
         Voxel size of the MNI152 mask (whole mm; 4 -> 29,398 voxels in the brain mask).
     seed : int
         Everything is a deterministic function of the seed (keyword-only).
+    subject : int
+        Which brain saw the stimuli (>= 0, keyword-only). Subjects of one ``seed`` share the
+        stimuli, images, features and trial order; each has its own voxel parameter fields
+        (pRFs, tuning, category weights, explainable variance: hence its own weights, signal
+        and ``noise_sd``) and its own noise. Subject 0 is the dataset of earlier versions.
     categories : sequence of str
         Shape categories (subset of :data:`~brainmodels.datasets.stimuli.SHAPE_CATEGORIES`).
     grating_fraction : float
@@ -240,14 +275,16 @@ def make_synthetic_fmri(
         ``true_ev``, ``noise_ceiling``, ``responsive``, ``intercept`` (voxel);
         ``features_<space> (stimulus, feature_<space>)`` and ``weights_<space>
         (feature_<space>, voxel)`` for ``retinotopic`` and ``category``; voxel coords ``i, j,
-        k, x, y, z, roi, roi_kind, hemisphere, prf_x, prf_y, prf_size``; attrs ``affine``,
-        ``volume_shape``, ``seed`` and provenance.
+        k, x, y, z, roi, roi_kind, hemisphere, prf_x, prf_y, prf_size`` (image units,
+        -1..1, y up) and ``prf_x_deg, prf_y_deg, prf_size_deg`` (degrees of visual angle: image
+        units x ``field_of_view_deg / 2``); attrs ``affine``, ``volume_shape``,
+        ``field_of_view_deg`` (8.4, as NSD), ``seed``, ``subject`` and provenance.
 
     Raises
     ------
     ValueError
-        For a non-positive size, fewer than 1 repeat, an unknown category or mask, or an image
-        size not divisible by the feature grid.
+        For a non-positive size, fewer than 1 repeat, an unknown category or mask, an image
+        size not divisible by the feature grid, or a ``subject`` that is not an integer >= 0.
 
     References
     ----------
@@ -261,7 +298,11 @@ def make_synthetic_fmri(
     >>> ds = make_synthetic_fmri(200, 2, resolution_mm=8, seed=0)
     >>> ds.betas.dims
     ('trial', 'voxel')
+    >>> other = make_synthetic_fmri(200, 2, resolution_mm=8, seed=0, subject=1)
+    >>> bool((other.images == ds.images).all()), bool((other.signal == ds.signal).all())
+    (True, False)
     """
+    subject = _check_subject(subject)
     _check_sizes(n_stimuli=n_stimuli, n_repeats=n_repeats, trials_per_run=trials_per_run,
                  runs_per_session=runs_per_session, feature_grid=feature_grid)
     n_features = feature_grid**2 * n_orientations * len(wavelengths) + len(categories)
@@ -274,11 +315,11 @@ def make_synthetic_fmri(
     gt = _generate(n_stimuli, image_size, resolution_mm, seed, categories=tuple(categories),
                    grating_fraction=grating_fraction, grid=feature_grid,
                    n_orientations=n_orientations, wavelengths=tuple(wavelengths), mask=mask,
-                   smoothness_mm=smoothness_mm)
+                   smoothness_mm=smoothness_mm, subject=subject)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
     trials = _trial_table(n_stimuli, n_repeats, trials_per_run, runs_per_session, rng)
     noise_sd = _noise_sd(gt.signal, gt.target_ev)
-    betas = _gaussian_noise((len(trials), len(noise_sd)), noise_sd, seed)
+    betas = _gaussian_noise((len(trials), len(noise_sd)), noise_sd, seed, subject=subject)
     cols = np.flatnonzero(gt.target_ev > 0)
     betas[:, cols] += gt.signal[:, cols][trials["stimulus_id"].to_numpy()]
     ds = _assemble(gt, noise_sd)
@@ -291,8 +332,9 @@ def make_synthetic_fmri(
                     grating_fraction=grating_fraction, feature_grid=feature_grid,
                     n_orientations=n_orientations, wavelengths=list(wavelengths),
                     trials_per_run=trials_per_run, runs_per_session=runs_per_session, mask=mask,
-                    smoothness_mm=smoothness_mm),
+                    smoothness_mm=smoothness_mm, subject=subject),
         seed=seed, units="a.u. (signal has unit variance over stimuli)"))
+    ds.attrs["subject"] = subject
     return ds
 
 
@@ -316,13 +358,16 @@ def synthetic_fmri_bytes(n_stimuli: int, n_repeats: int, resolution_mm: float,
                   + n_stimuli * image_size**2)
 
 
-def _gaussian_noise(shape: tuple[int, int], sd: np.ndarray, seed: int, block: int = 256):
+def _gaussian_noise(shape: tuple[int, int], sd: np.ndarray, seed: int, block: int = 256,
+                    *, subject: int = 0):
     """float32 N(0, sd**2) noise, filled in row blocks on a thread pool.
 
     Each block has its own child seed, so the result does not depend on the number of threads.
     """
     out = np.empty(shape, dtype=np.float32)
-    children = np.random.SeedSequence([int(seed), 7]).spawn(-(-shape[0] // block))
+    parent = (_subject_seed(seed, _NOISE_STREAM, subject) if subject
+              else np.random.SeedSequence([int(seed), _NOISE_STREAM]))
+    children = parent.spawn(-(-shape[0] // block))
     sd32 = sd.astype(np.float32)
 
     def fill(b: int) -> None:
@@ -383,7 +428,8 @@ def _assemble(gt: _GroundTruth, noise_sd: np.ndarray) -> xr.Dataset:
     ds = xr.Dataset(data, coords=coords)
     for c in ("kind", "category", "roi", "roi_kind", "hemisphere", "category_name"):
         ds.coords[c] = ds[c].astype(str)
-    ds.attrs.update(affine=gt.affine.tolist(), volume_shape=list(gt.volume_shape))
+    ds.attrs.update(affine=gt.affine.tolist(), volume_shape=list(gt.volume_shape),
+                    field_of_view_deg=FIELD_OF_VIEW_DEG)
     return ds
 
 

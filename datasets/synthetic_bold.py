@@ -19,7 +19,15 @@ from brainmodels._types import ArrayLike
 from brainmodels.data import provenance
 
 from .stimuli import SHAPE_CATEGORIES
-from .synthetic import FEATURE_SPACES, _assemble, _check_sizes, _generate
+from .synthetic import (
+    _NOISE_STREAM,
+    FEATURE_SPACES,
+    _assemble,
+    _check_sizes,
+    _check_subject,
+    _generate,
+    _subject_seed,
+)
 
 __all__ = ["make_synthetic_bold", "hrf_regressors"]
 
@@ -91,6 +99,7 @@ def make_synthetic_bold(
     image_size: int = 32,
     resolution_mm: float = 4.0,
     seed: int = 0,
+    subject: int = 0,
     categories: Sequence[str] = tuple(SHAPE_CATEGORIES),
     feature_grid: int = 8,
     mask: str = "brain",
@@ -109,6 +118,9 @@ def make_synthetic_bold(
     image_size, resolution_mm, seed, categories, feature_grid, mask
         As in :func:`~brainmodels.datasets.make_synthetic_fmri` (same seed -> same stimuli,
         voxels and weights for the same sizes).
+    subject : int
+        As in :func:`~brainmodels.datasets.make_synthetic_fmri`: subjects of one ``seed`` share
+        the stimuli and the event design; each has its own voxels' parameters and noise.
 
     Returns
     -------
@@ -125,8 +137,10 @@ def make_synthetic_bold(
     Raises
     ------
     ValueError
-        If ``tr``, ``event_duration`` or ``soa`` is not positive, or sizes are invalid.
+        If ``tr``, ``event_duration`` or ``soa`` is not positive, sizes are invalid, or
+        ``subject`` is not an integer >= 0.
     """
+    subject = _check_subject(subject)
     for name, value in {"tr": tr, "event_duration": event_duration, "soa": soa}.items():
         if not value > 0:
             raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
@@ -134,7 +148,7 @@ def make_synthetic_bold(
                  feature_grid=feature_grid)
     gt = _generate(n_stimuli, image_size, resolution_mm, seed, categories=tuple(categories),
                    grating_fraction=0.25, grid=feature_grid, n_orientations=4,
-                   wavelengths=(4.0, 8.0), mask=mask, smoothness_mm=8.0)
+                   wavelengths=(4.0, 8.0), mask=mask, smoothness_mm=8.0, subject=subject)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
     events, n_frames = _event_table(n_stimuli, n_runs, n_repeats, tr, event_duration, soa, rng)
     frame_times = np.arange(n_frames) * tr
@@ -150,6 +164,8 @@ def make_synthetic_bold(
     var = clean.var(0)
     noise = np.ones(gt.signal.shape[1])
     noise[responsive] = np.sqrt(var * (1 - gt.target_ev[responsive]) / gt.target_ev[responsive])
+    if subject:  # the same events, the subject's own noise
+        rng = np.random.default_rng(_subject_seed(seed, _NOISE_STREAM, subject))
     bold = rng.standard_normal((clean.shape[0], noise.size), dtype=np.float32)
     bold *= noise.astype(np.float32)
     bold[:, responsive] += clean.astype(np.float32)
@@ -158,7 +174,7 @@ def make_synthetic_bold(
                                       tr=tr, event_duration=event_duration, soa=soa,
                                       image_size=image_size, resolution_mm=resolution_mm,
                                       categories=list(categories), feature_grid=feature_grid,
-                                      mask=mask), seed)
+                                      mask=mask, subject=subject), seed)
 
 
 def _bold_dataset(gt, bold, noise, clean, responsive, tr_feats, events, frame_times, n_runs,
@@ -186,4 +202,5 @@ def _bold_dataset(gt, bold, noise, clean, responsive, tr_feats, events, frame_ti
     ds.attrs.update(provenance("make_synthetic_bold", params=params, seed=seed,
                                units={"time": "s", "bold": "a.u."}))
     ds.attrs["tr"] = float(params["tr"])
+    ds.attrs["subject"] = params["subject"]
     return ds

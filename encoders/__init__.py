@@ -6,6 +6,11 @@ RidgeEncoder
     Ridge regression with one alpha per voxel (K-fold, leave-one-run-out or exact LOO CV).
 BandedRidgeEncoder, stack_feature_spaces, variance_partitioning, r2_split
     One penalty per feature space and voxel; split R^2; unique and shared variance.
+AttentionRoutingEncoder, FactorizedReadout, InContextEncoder
+    Nonlinear encoders trained by gradient descent (flax.nnx + optax through
+    brainmodels.training.fit): ROI queries reading a feature map by cross-attention, a spatial
+    mask x feature weights per voxel, and a meta-trained transformer that writes a voxel's
+    weights from a few examples. Same fit / predict / score contract as RidgeEncoder.
 Delayer, zscore_runs
     FIR delays for BOLD time series (with the inverse reshape of coefficients), per-run z-scoring.
 correlation, r2, explainable_variance, noise_ceiling, normalized_score, roi_summary, ...
@@ -14,9 +19,12 @@ to_nifti, save_nifti, plot_brain_map
     Per-voxel results back onto the brain (re-exported from brainmodels.brainmaps).
 """
 
+from brainmodels.encoders.attention import AttentionRoutingEncoder, plot_attention
 from brainmodels.encoders.banded import BandedRidgeEncoder, variance_partitioning
 from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
+from brainmodels.encoders.factorized import FactorizedReadout
 from brainmodels.encoders.feature_spaces import band_candidates, stack_feature_spaces
+from brainmodels.encoders.in_context import InContextEncoder
 from brainmodels.encoders.maps import plot_brain_map, save_nifti, to_nifti
 from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
 from brainmodels.encoders.scoring import (
@@ -35,11 +43,14 @@ from brainmodels.encoders.scoring import (
 )
 
 __all__ = [
+    "AttentionRoutingEncoder",
     "BandedRidgeEncoder",
     "CV_STRATEGIES",
     "SCORES",
     "SOLVERS",
     "Delayer",
+    "FactorizedReadout",
+    "InContextEncoder",
     "RidgeEncoder",
     "correlation",
     "correlation_pvalues",
@@ -49,6 +60,7 @@ __all__ = [
     "neg_mse",
     "noise_ceiling",
     "normalized_score",
+    "plot_attention",
     "plot_brain_map",
     "r2",
     "r2_split",

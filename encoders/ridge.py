@@ -47,6 +47,7 @@ from brainmodels.encoders._cv import (
     _warn_if_time_series,
     kfold_splits,
 )
+from brainmodels.encoders._estimator import ScoreMixin
 from brainmodels.encoders._validation import (
     check_x,
     check_xy,
@@ -67,7 +68,7 @@ __all__ = ["RidgeEncoder", "CV_STRATEGIES", "SOLVERS", "kfold_splits"]
 DEFAULT_ALPHAS = np.logspace(-2, 8, 20)
 
 
-class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class RidgeEncoder(ScoreMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression from features to voxels with one alpha per voxel chosen by CV.
 
     Parameters
@@ -322,31 +323,3 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         coords = {k: c for k, c in Xt.coords.items() if c.dims == (dim,)}
         return xr.DataArray(pred, dims=(dim, "voxel"), coords={**coords, **self._vcoords},
                             name="prediction")
-
-    def score_voxels(self, X: ArrayLike, Y: ArrayLike) -> Any:
-        """Per-voxel score (``self.scoring``: r2, correlation...) of the predictions of ``X``:
-        numpy ``(voxel,)``, or a DataArray keeping ``Y``'s voxel coords (``roi``, ``i, j, k``).
-
-        A constant voxel of ``Y`` has no defined score: NaN, with a warning naming it.
-        """
-        pred = self.predict(X)
-        if isinstance(Y, xr.DataArray):
-            return SCORES[self.scoring](Y.astype(float), pred)
-        Y = np.asarray(Y, dtype=float)
-        if Y.ndim == 1:  # one target: its score, as a 1-element array
-            return SCORES[self.scoring](Y[:, None], np.asarray(pred)[:, None])
-        return SCORES[self.scoring](Y, pred)
-
-    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
-        """The mean over voxels of :meth:`score_voxels` (one number, as scikit-learn's
-        ``GridSearchCV`` and ``cross_val_score`` need; with ``scoring="r2"`` it is
-        scikit-learn's uniformly averaged R^2). Voxels without a score (constant in ``Y``,
-        warned about) are left out of the mean.
-        """
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported by RidgeEncoder.score")
-        per_voxel = np.asarray(self.score_voxels(X, y), dtype=np.float64)
-        defined = np.isfinite(per_voxel)
-        if not defined.any():
-            raise ValueError("no voxel of Y has a defined score (all are constant)")
-        return float(np.mean(per_voxel[defined]))
