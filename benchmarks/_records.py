@@ -260,9 +260,57 @@ def _rsa(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _nonlinear_encoders(records: list[dict]) -> str:
+    fits = _newest([r for r in records if r.get("job") == "rois"], "model")
+    subj = _newest([r for r in records if r.get("job") == "new_subject"], "context")
+    models = [m for m in ("ridge", "attention", "factorized", "in-context") if (m,) in fits]
+    if not models:
+        return ""
+    names = {"ridge": "`RidgeEncoder`", "attention": "`AttentionRoutingEncoder`",
+             "factorized": "`FactorizedReadout`", "in-context": "`InContextEncoder` (100 context stimuli)"}
+    rows = ["| ROI | " + " | ".join(names[m] for m in models) + " |",
+            "|---|" + "---|" * len(models)]
+    rois = list(fits[(models[0],)]["per_roi"])
+    for roi in rois:
+        rows.append(f"| {roi} | " + " | ".join(f"{fits[(m,)]['per_roi'][roi]:.2f}"
+                                               for m in models) + " |")
+    rows.append("| fit, wall (CPU) | " + " | ".join(
+        f"{_s(fits[(m,)]['fit_wall'])} s ({_s(fits[(m,)]['fit_cpu'])} CPU-s)"
+        for m in models) + " |")
+    rows.append("| training throughput | " + " | ".join(
+        "closed form" if m == "ridge" else
+        f"{fits[(m,)]['throughput']:,.0f} {fits[(m,)]['throughput_unit']} "
+        f"({fits[(m,)]['steps']} steps)" for m in models) + " |")
+    any_fit = fits[(models[0],)]
+    rows += ["", f"Median held-out r / noise ceiling over each ROI's voxels "
+                 f"({any_fit['voxels']} responsive voxels, {any_fit['train_stimuli']} training "
+                 f"stimuli, 8 mm synthetic data; single-trial held-out betas)."]
+    if subj:
+        rows += ["", "| context stimuli (new subject) | `InContextEncoder` mean r | ridge "
+                     "mean r | difference (paired SE) | in-context retinotopic / category "
+                     "| ridge retinotopic / category |", "|---|---|---|---|---|---|"]
+        for (k,), r in sorted(subj.items()):
+            used = r.get("used_context", k)
+            rows.append(
+                f"| {k}{f' ({used} used: its largest training context)' if used < k else ''} "
+                f"| {r['in_context_mean_r']:.3f} | {r['ridge_mean_r']:.3f} | "
+                f"{r['in_context_mean_r'] - r['ridge_mean_r']:+.3f} ({r['paired_se']:.3f}) | "
+                f"{r['in_context_retinotopic']:.2f} / {r['in_context_category']:.2f} | "
+                f"{r['ridge_retinotopic']:.2f} / {r['ridge_category']:.2f} |")
+        r = next(iter(subj.values()))
+        rows += ["", f"Meta-trained on {r['meta_voxels']} voxels of subjects 0-2 "
+                     f"({r['meta_steps']} steps, {_s(r['meta_train_wall'])} s); "
+                     f"r against the noiseless signal of subject 3's {r['voxels']} voxels "
+                     f"on 200 stimuli outside the meta-training set."]
+    rows += _measured_on(fits, "times include compilation (each model's first fit in the "
+                               "process).")
+    return "\n".join(rows)
+
+
 #: benchmark name -> renderer of its README block
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {"banded_ridge": _banded_ridge,
                                                      "kuramoto": _kuramoto, "ridge": _ridge,
+                                                     "nonlinear_encoders": _nonlinear_encoders,
                                                      "rsa": _rsa, "snn": _snn}
 
 

@@ -62,6 +62,16 @@ def test_readme_banded_ridge_example_runs(tmp_path):
     assert proc.stdout.strip().endswith("True")
 
 
+def test_readme_nonlinear_encoders_example_runs(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if "AttentionRoutingEncoder" in b)
+    proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "('stimulus', 'query', 'y', 'x')" in proc.stdout and "rf_x" in proc.stdout
+
+
 def test_readme_benchmark_tables_are_generated_from_the_records():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_records.py"), "--check"],
                           capture_output=True, text=True, timeout=60)
