@@ -32,6 +32,7 @@ from .tasks import (
                     adding_task,
                     copy_memory_task,
                     copy_task,
+                    lorenz_task,
                     memoryless_loss,
                     sequential_digits,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "adding_task",
     "copy_task",
     "copy_memory_task",
+    "lorenz_task",
     "memoryless_loss",
     "sequential_digits",
     "FEATURE_MAP_KINDS",

@@ -4,6 +4,8 @@
   (8 steps x 8 inputs) or pixel by pixel (64 steps x 1 input), with a stratified train/test split.
 * :func:`copy_task`: remember a sequence of symbols across a delay and reproduce it.
 * :func:`adding_task`: add the two values marked in a long sequence of random numbers.
+* :func:`lorenz_task`: predict the Lorenz system's ``x`` ahead from its past ``x`` alone (the
+  hidden ``y``, ``z`` must be inferred from the history: the task needs memory).
 
 Every generator returns a :class:`SequenceTask` of numpy arrays with axes
 ``(sample, time, feature)``; nothing here imports model code.
@@ -13,6 +15,8 @@ References
 Hochreiter & Schmidhuber (1997), Long short-term memory, Neural Computation 9(8), sec. 5.4
 (adding problem) and sec. 5.2 (copy/noise-free long-lag tasks).
 Arjovsky, Shah & Bengio (2016), Unitary evolution recurrent neural networks, ICML, sec. 4.1-4.2.
+Lorenz (1963), Deterministic nonperiodic flow, J. Atmos. Sci. 20, 130-141, eqs. 25-27
+(sigma 10, rho 28, beta 8/3).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SequenceTask", "sequential_digits", "copy_task", "copy_memory_task", "adding_task",
-           "memoryless_loss", "TASKS"]
+           "lorenz_task", "memoryless_loss", "TASKS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +264,87 @@ def adding_task(
     return SequenceTask(xtr, ytr, xte, yte, meta=meta)
 
 
+def _lorenz_rk4(state: np.ndarray, dt: float, steps: int, sigma=10.0, rho=28.0,
+                beta=8.0 / 3.0) -> np.ndarray:
+    """``steps`` RK4 steps of the Lorenz system for a batch of states ``(n, 3)``; returns the
+    trajectory ``(n, steps, 3)`` (float64)."""
+
+    def f(u):
+        x, y, z = u[:, 0], u[:, 1], u[:, 2]
+        return np.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], 1)
+
+    out = np.empty((state.shape[0], steps, 3))
+    u = state.astype(np.float64)
+    for t in range(steps):
+        k1 = f(u)
+        k2 = f(u + 0.5 * dt * k1)
+        k3 = f(u + 0.5 * dt * k2)
+        k4 = f(u + dt * k3)
+        u = u + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        out[:, t] = u
+    return out
+
+
+def _lorenz_batch(n, length, horizon, dt, substeps, washout, rng):
+    start = rng.normal(0.0, 1.0, size=(n, 3)) * np.array([8.0, 9.0, 9.0]) + [0.0, 0.0, 25.0]
+    burn = _lorenz_rk4(start, dt / substeps, 1000)[:, -1]  # onto the attractor
+    traj = _lorenz_rk4(burn, dt / substeps, (length + horizon) * substeps)[:, substeps - 1::substeps]
+    x = traj[:, :length, 0]
+    y = traj[:, horizon:horizon + length, 0]
+    mask = np.zeros((n, length), bool)
+    mask[:, washout:] = True
+    return x, y, mask
+
+
+def lorenz_task(
+    *, n_train: int = 512, n_test: int = 128, length: int = 100, horizon: int = 10,
+    dt: float = 0.02, washout: int = 20, seed: int = 0,
+) -> SequenceTask:
+    """Lorenz-system prediction from a partial observation: ``x(t) -> x(t + horizon dt)``.
+
+    Each sample is a trajectory of the Lorenz system (sigma 10, rho 28, beta 8/3; RK4 with
+    ``dt / 4`` substeps, started on the attractor after a burn-in from a random state). Only
+    the ``x`` coordinate is given (one input channel) and the target at every step is ``x``
+    ``horizon`` samples later; ``y`` and ``z`` are hidden, so a model must infer them from the
+    history (a delay embedding): memory is needed. Inputs and targets are standardised by the
+    training inputs' mean and sd (in ``meta``). ``mask`` scores the steps after ``washout``.
+    The bar without memory, :func:`memoryless_loss`, is the test error of the best prediction
+    from the current input alone (the conditional mean in 64 quantile bins of the training
+    inputs).
+    """
+    n_train = _check_int("n_train", n_train, 1)
+    n_test = _check_int("n_test", n_test, 1)
+    length = _check_int("length", length, 2)
+    horizon = _check_int("horizon", horizon, 1)
+    washout = _check_int("washout", washout, 0)
+    if washout >= length:
+        raise ValueError(f"washout ({washout}) must be shorter than length ({length})")
+    if not (isinstance(dt, int | float) and 0 < dt <= 0.05):
+        raise ValueError(f"dt must be in (0, 0.05] (RK4 stays accurate on the attractor), got "
+                         f"{dt!r}")
+    rng = np.random.default_rng(seed)
+    xtr, ytr, mtr = _lorenz_batch(n_train, length, horizon, float(dt), 4, washout, rng)
+    xte, yte, mte = _lorenz_batch(n_test, length, horizon, float(dt), 4, washout, rng)
+    mean, sd = float(xtr.mean()), float(xtr.std())
+    z = lambda a: ((a - mean) / sd).astype(np.float32)  # noqa: E731
+    meta = {"task": "lorenz", "length": length, "horizon": horizon, "dt": float(dt),
+            "washout": washout, "seed": seed, "mean": mean, "sd": sd}
+    return SequenceTask(z(xtr)[..., None], z(ytr), z(xte)[..., None], z(yte), mask_train=mtr,
+                        mask_test=mte, meta=meta)
+
+
+def _memoryless_regression(task: SequenceTask, bins: int = 64) -> float:
+    """Test MSE of the conditional mean of the target given the current input alone."""
+    xtr = task.x_train[..., 0][task.mask_train]
+    ytr = task.y_train[task.mask_train]
+    edges = np.quantile(xtr, np.linspace(0, 1, bins + 1)[1:-1])
+    means = np.bincount(np.searchsorted(edges, xtr), weights=ytr, minlength=bins) / np.maximum(
+        np.bincount(np.searchsorted(edges, xtr), minlength=bins), 1)
+    xte = task.x_test[..., 0][task.mask_test]
+    return float(np.mean((task.y_test[task.mask_test] - means[np.searchsorted(edges, xte)])
+                         ** 2))
+
+
 def memoryless_loss(task: SequenceTask) -> float:
     """Test loss of the best model without memory of past inputs, the bar a model must pass.
 
@@ -269,6 +354,8 @@ def memoryless_loss(task: SequenceTask) -> float:
     * ``adding``: the variance of the test targets (mean squared error of predicting their
       mean; 1/6 in expectation).
     * ``sequential_digits``: the entropy (nats) of the training class frequencies.
+    * ``lorenz``: the mean squared error of the conditional mean of the target given the
+      current input (64 quantile bins of the training inputs), on the scored test steps.
     """
     kind = task.meta.get("task")
     if kind == "copy_memory":
@@ -278,6 +365,8 @@ def memoryless_loss(task: SequenceTask) -> float:
         return float(np.log(task.meta["n_symbols"]))
     if kind == "adding":
         return float(np.var(task.y_test))
+    if kind == "lorenz":
+        return _memoryless_regression(task)
     if kind == "sequential_digits":
         p = np.bincount(task.y_train) / task.y_train.size
         p = p[p > 0]
@@ -287,4 +376,4 @@ def memoryless_loss(task: SequenceTask) -> float:
 
 #: name -> generator, for scripts that pick a task by name.
 TASKS = {"sequential_digits": sequential_digits, "copy": copy_task,
-         "copy_memory": copy_memory_task, "adding": adding_task}
+         "copy_memory": copy_memory_task, "adding": adding_task, "lorenz": lorenz_task}
