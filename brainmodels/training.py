@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -109,6 +110,11 @@ class TrainConfig:
         ema) p`` after every step (from the initial parameters), returned as
         :attr:`TrainResult.ema_model` and checkpointed with the run. Evaluation, early
         stopping and ``model`` use the trained parameters.
+    trainable : str or None
+        A regular expression over the parameters' paths (``"w_out|b_out"``, joined with
+        ``/``): only the parameters it matches (``re.search``) are updated, the others stay
+        as initialised (a readout-only regime, a linear probe). None trains every
+        ``nnx.Param``.
     restore_best : bool
         At the end of the run, give ``model`` the state of the best evaluation of
         ``monitor`` (with ``patience`` set), also when the run was not stopped early: what
@@ -130,6 +136,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int | None = None
     ema: float | None = None
+    trainable: str | None = None
     restore_best: bool = False
 
     def __post_init__(self):
@@ -151,6 +158,12 @@ class TrainConfig:
             _positive_int("patience", self.patience)
         if self.monitor_mode not in ("min", "max"):
             raise ValueError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
+        if self.trainable is not None:
+            try:
+                re.compile(self.trainable)
+            except (re.error, TypeError) as err:
+                raise ValueError(f"trainable must be a regular expression over parameter "
+                                 f"paths, got {self.trainable!r} ({err})") from None
         if self.restore_best and self.patience is None:
             raise ValueError("restore_best needs patience (the best state is kept only when "
                              "early stopping is on); pass patience=config.steps to never stop")
@@ -183,9 +196,35 @@ def _transform(key: tuple) -> optax.GradientTransformation:
     return tx
 
 
+def _param_paths(model: nnx.Module) -> list[str]:
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    return ["/".join(map(str, path)) for path, _ in flat]
+
+
+@functools.lru_cache(maxsize=32)
+def _frozen_transform(key: tuple, pattern: str) -> optax.GradientTransformation:
+    # parameters whose path does not match get zero updates (and no optimizer state)
+    def labels(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "train" if re.search(pattern, "/".join(
+                str(getattr(k, "key", getattr(k, "idx", k))) for k in path)) else "frozen",
+            params)
+
+    return optax.multi_transform({"train": _transform(key), "frozen": optax.set_to_zero()},
+                                 labels)
+
+
 def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
-    """``nnx.Optimizer`` over the model's ``nnx.Param`` leaves, as ``config`` describes."""
-    return nnx.Optimizer(model, _transform(_optimizer_key(config)), wrt=nnx.Param)
+    """``nnx.Optimizer`` over the model's ``nnx.Param`` leaves, as ``config`` describes
+    (those matching ``config.trainable`` only, when it is set)."""
+    if config.trainable is None:
+        return nnx.Optimizer(model, _transform(_optimizer_key(config)), wrt=nnx.Param)
+    paths = _param_paths(model)
+    if not any(re.search(config.trainable, p) for p in paths):
+        raise ValueError(f"trainable={config.trainable!r} matches no parameter of "
+                         f"{type(model).__name__}; its parameters are {paths}")
+    return nnx.Optimizer(model, _frozen_transform(_optimizer_key(config), config.trainable),
+                         wrt=nnx.Param)
 
 
 @dataclasses.dataclass

@@ -70,7 +70,7 @@ class TrainConfig:
         Global gradient-norm clip.
     readout : {"mean", "last", "max"}
         Readout potentials over time -> logits (``sequence_ce``).
-    loss : {"sequence_ce", "step_ce", "final_mse"}
+    loss : {"sequence_ce", "step_ce", "final_mse", "step_mse"}
         See :data:`LOSSES`.
     rate_reg : float
         Weight of the penalty ``mean((rate - target_rate)^2)`` on hidden firing rates
@@ -78,6 +78,9 @@ class TrainConfig:
     target_rate : float
     seed : int
         Shuffling seed.
+    trainable : str or None
+        Train only the parameters whose path matches this regular expression (``"w_out|b_out"``:
+        the readout-only regime, the recurrent network left as initialised); None: all.
     """
 
     epochs: int = 10
@@ -89,6 +92,7 @@ class TrainConfig:
     rate_reg: float = 0.0
     target_rate: float = 0.05
     seed: int = 0
+    trainable: str | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -123,7 +127,7 @@ def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
     from brainmodels import training
 
     return training.make_optimizer(model, training.TrainConfig(
-        lr=config.learning_rate, clip_norm=config.grad_clip))
+        lr=config.learning_rate, clip_norm=config.grad_clip, trainable=config.trainable))
 
 
 def _sequence_ce(readout_fn, out, y, mask):
@@ -145,14 +149,23 @@ def _final_mse(readout_fn, out, y, mask):
     return err, err
 
 
+def _step_mse(readout_fn, out, y, mask):
+    m = mask.astype(out.readout.dtype)
+    err = ((out.readout[..., 0] - y) ** 2 * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1.0)
+    return err, err
+
+
 #: name -> (per-sample ``(loss, score)`` function, score name, +1 if higher is better).
 #: ``sequence_ce``: one label per sequence from the readout over time (digits);
 #: ``step_ce``: a label per step, scored where ``mask`` is true (copy task);
-#: ``final_mse``: squared error of readout unit 0 at the last step (adding task).
+#: ``final_mse``: squared error of readout unit 0 at the last step (adding task);
+#: ``step_mse``: squared error of readout unit 0 at every step where ``mask`` is true
+#: (per-step regression targets (sample, time): Lorenz prediction).
 LOSSES: dict[str, tuple[Callable, str, int]] = {
     "sequence_ce": (_sequence_ce, "accuracy", 1),
     "step_ce": (_step_ce, "accuracy", 1),
     "final_mse": (_final_mse, "mse", -1),
+    "step_mse": (_step_mse, "mse", -1),
 }
 
 
@@ -309,6 +322,7 @@ def train_classifier(model, x_train, y_train, *, config: TrainConfig = TrainConf
     loop_config = training.TrainConfig(
         steps=config.epochs * per_epoch, batch_size=bs, lr=config.learning_rate,
         clip_norm=config.grad_clip, eval_every=per_epoch, seed=config.seed,
+        trainable=config.trainable,
         monitor=f"{where}_{metric}", monitor_mode="max" if sign > 0 else "min")
     objective = _objective(config.loss, config.readout, config.rate_reg, config.target_rate)
     best = {"value": -np.inf}

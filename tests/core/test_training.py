@@ -268,3 +268,35 @@ def test_make_optimizer_updates_params_only():
     opt = make_optimizer(model, TrainConfig())
     shapes = jax.tree.map(np.shape, jax.tree.leaves(opt.opt_state[0].mu))
     assert shapes == jax.tree.map(np.shape, jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def test_trainable_updates_only_the_matching_parameters():
+    """A readout-only regime: parameters outside ``trainable`` keep their initial values
+    exactly (zero updates, weight decay included), the matching ones learn."""
+    import re
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.hidden = nnx.Linear(3, 8, rngs=nnx.Rngs(0))
+            self.out = nnx.Linear(8, 1, rngs=nnx.Rngs(1))
+
+        def __call__(self, x):
+            return self.out(jnp.tanh(self.hidden(x)))
+
+    x = np.random.default_rng(0).normal(size=(256, 3)).astype("float32")
+    y = np.sin(x).sum(1, keepdims=True)
+    model = Net()
+    before = {k: np.asarray(v).copy() for k, v in
+              zip(("hk", "ok"), (model.hidden.kernel[...], model.out.kernel[...]), strict=True)}
+    loss = lambda m, b: jnp.mean((m(b[0]) - b[1]) ** 2)  # noqa: E731
+    config = TrainConfig(steps=100, batch_size=32, lr=0.05, optimizer="adamw",
+                         weight_decay=0.1, trainable="^out/", eval_every=50)
+    res = fit(model, loss, (x, y), config, eval_data=(x, y))
+    np.testing.assert_array_equal(np.asarray(model.hidden.kernel[...]), before["hk"])
+    assert not np.array_equal(np.asarray(model.out.kernel[...]), before["ok"])
+    assert res.history.test_loss[-1] < res.history.test_loss[0]
+    with pytest.raises(ValueError, match=re.escape("matches no parameter of Net; its "
+                                                   "parameters are ['hidden/bias'")):
+        fit(Net(), loss, (x, y), TrainConfig(steps=2, batch_size=32, trainable="w_out"))
+    with pytest.raises(ValueError, match="trainable must be a regular expression"):
+        TrainConfig(trainable="(")

@@ -142,3 +142,24 @@ def test_foreign_corrupt_or_other_model_checkpoints_are_refused(trained, tmp_pat
             load_checkpoint(fresh, path)
     assert not marker.exists()
     np.testing.assert_array_equal(np.asarray(fresh.tau_mem_ms[...]), before)
+
+
+def test_readout_only_regression_on_the_lorenz_task():
+    """``step_mse`` with ``trainable="w_out|b_out"``: the recurrent network stays as drawn, the
+    readout learns to predict x(t + 10 dt) far below its initial error."""
+    from brainmodels.datasets.tasks import lorenz_task
+
+    task = lorenz_task(n_train=128, n_test=64, length=60, seed=0)
+    net = RSNN(1, 64, 1, tau_mem_ms=10.0, tau_out_ms=5.0, tau_distribution="gamma",
+               tau_cv=0.5, in_scale=2.0, rngs=nnx.Rngs(0))
+    w_rec, w_in = np.asarray(net.w_rec[...]).copy(), np.asarray(net.w_in[...]).copy()
+    config = TrainConfig(epochs=15, batch_size=32, learning_rate=2e-2, loss="step_mse",
+                         trainable="w_out|b_out")
+    before = evaluate(net, task.x_test, task.y_test, task.mask_test, loss="step_mse")["mse"]
+    res = train_classifier(net, task.x_train, task.y_train, config=config, x_val=task.x_test,
+                           y_val=task.y_test, mask_train=task.mask_train,
+                           mask_val=task.mask_test)
+    np.testing.assert_array_equal(np.asarray(net.w_rec[...]), w_rec)
+    np.testing.assert_array_equal(np.asarray(net.w_in[...]), w_in)
+    after = res.final["val_mse"]
+    assert after < 0.5 * before, (before, after)
