@@ -505,6 +505,9 @@ def fit(model: nnx.Module, loss_fn: Callable, data: Any, config: TrainConfig = T
     batch_at = _batches(data, config)
     optimizer = make_optimizer(model, config)
     graphdef, state = nnx.split((model, optimizer))
+    # the step donates its state; donate copies, never the caller's arrays, which another
+    # model may share (nnx.clone, a pruned copy): training one must not delete the other's
+    state = jax.tree.map(jnp.copy, state)
     ema = None if config.ema is None else float(config.ema)
     if ema is not None:  # (model and optimizer, the averaged parameters) from the start
         state = (state, jax.tree.map(jnp.copy, nnx.state(model, nnx.Param)))

@@ -1,18 +1,32 @@
-"""Lyapunov Noise Pruning experiment: task-agnostic pruning vs activity-based pruning.
+"""A fair test of Lyapunov Noise Pruning: LNP against random and activity-based pruning.
 
-    python scripts/snn_lnp.py --out runs/lnp --hidden 128 --epochs 15
+    python scripts/snn_lnp.py --state runs/lnp --seeds 10        # stops and resumes
+    python scripts/snn_lnp.py --state runs/lnp --table            # the table from saved results
+    python scripts/snn_lnp.py --quick --state /tmp/lnp            # a smoke run (seconds)
 
-1. A dense heterogeneous RSNN (gamma-distributed membrane time constants) is built at random.
-2. **LNP** (:func:`brainmodels.snn.lyapunov_noise_prune`) prunes it *before training*, without
-   the task: neurons by noise sensitivity, synapses by Lyapunov-guided spectral sparsification;
-   then the sparse network is trained.
-3. **Activity-based pruning** (the usual route): the dense network is trained, its least active
-   neurons and weakest synapses are removed to the same size as LNP's, and it is evaluated
-   before and after fine-tuning.
-4. **Random pruning** to the same size before training is a control.
+For every task, training regime and seed (one *unit*), a dense heterogeneous RSNN of
+``--hidden`` neurons (gamma-distributed membrane time constants) is drawn, and four networks are
+trained and tested on the same data:
 
-Writes ``report.json`` and ``report.txt`` (a table: neurons, synapses, largest Lyapunov
-exponent, test accuracy) to ``--out``, atomically.
+* **LNP** (:func:`brainmodels.snn.lyapunov_noise_prune`): pruned to ``--keep`` neurons before
+  training, without the task;
+* **random**: the dense network pruned at random to LNP's neuron and synapse counts;
+* **activity**: the dense network trained first, then its least active neurons and weakest
+  synapses removed to the same counts, and fine-tuned (the usual route LNP claims to beat);
+* **dense**: the unpruned network (a reference).
+
+LNP's stabilisation scales its recurrent weights; the random and activity-pruned networks are
+given LNP's spectral radius (issue 21: otherwise the comparison is of weight scale, not of
+which neurons and synapses were kept).
+
+Tasks that need memory: pixel-by-pixel digits (64 steps), the copy task (recall 5 symbols after
+a delay of 10), and Lorenz prediction from the ``x`` coordinate alone. Regimes: ``readout``
+(only the readout is trained: the pruned recurrent network's structure must carry the task)
+and ``full`` (backprop through time into every weight).
+
+Each finished unit appends one line to ``STATE/results.jsonl`` (finished units are skipped when
+the command is run again); ``--table`` prints mean +- SE over seeds of the test score, spike
+counts and lambda_max per (task, regime, method), and writes ``STATE/summary.json``.
 """
 
 from __future__ import annotations
@@ -22,194 +36,228 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
+
+TASK_NAMES = ("digits", "copy", "lorenz")
+REGIMES = ("readout", "full")
+METHODS = ("LNP", "random", "activity", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
 class LNPConfig:
-    out: str = "runs/snn_lnp"
-    hidden: int = 128
-    epochs: int = 15
-    finetune_epochs: int = 5
-    neuron_fraction: float = 0.5
+    hidden: int = 512
+    keep: int = 220
     synapse_fraction: float = 0.3
     tau_ms: float = 10.0
     tau_cv: float = 0.5
-    learning_rate: float = 5e-3
-    repeat: int = 2
-    order: str = "row"
+    epochs: int = 10
+    finetune_epochs: int = 3
+    lr_full: float = 5e-3
+    lr_readout: float = 2e-2
+    batch_size: int = 64
+    n_train: int = 1024
+    tasks: tuple = TASK_NAMES
+    regimes: tuple = REGIMES
     seed: int = 0
-    seeds: int = 1
-    match_radius: bool = True
+    seeds: int = 10
 
 
-_HELP = {
-    "hidden": "neurons of the dense random network",
-    "epochs": "training epochs of every network",
-    "finetune_epochs": "extra epochs after activity-based pruning",
-    "neuron_fraction": "fraction of neurons kept",
-    "synapse_fraction": "fraction of the kept neurons' synapses kept by LNP (the others match it)",
-    "tau_ms": "mean membrane time constant (gamma-distributed)",
-    "tau_cv": "coefficient of variation of the time constants",
-    "learning_rate": "Adam step size",
-    "repeat": "steps per digit row (or pixel)",
-    "order": "row (8 steps x 8 pixels) or pixel (64 steps x 1 pixel: needs memory)",
-    "seed": "first seed",
-    "seeds": "number of seeds (seed, seed + 1, ...); the table shows mean and sd",
-    "match_radius": "scale the random and activity-pruned controls to LNP's spectral radius "
-                    "(--no-match-radius: as before)",
-}
+QUICK = dict(hidden=48, keep=20, epochs=1, finetune_epochs=1, n_train=128, seeds=1)
 
 
-def parse_args(argv=None) -> LNPConfig:
-    d = LNPConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=d.out, metavar="DIR", help="output folder")
-    for f in dataclasses.fields(LNPConfig):
-        if f.name == "out":
-            continue
-        if isinstance(f.default, bool):  # --match-radius / --no-match-radius
-            p.add_argument("--" + f.name.replace("_", "-"), default=f.default, dest=f.name,
-                           action=argparse.BooleanOptionalAction, help=_HELP.get(f.name))
-        else:
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
-                           default=f.default, dest=f.name, help=_HELP.get(f.name))
-    return LNPConfig(**vars(p.parse_args(argv)))
+def _task(name: str, cfg: LNPConfig, seed: int):
+    from brainmodels.datasets.tasks import copy_task, lorenz_task, sequential_digits
+
+    if name == "digits":
+        task = sequential_digits(order="pixel", repeat=1, seed=seed)
+        return task, dict(loss="sequence_ce", n_out=10, metric="accuracy")
+    if name == "copy":
+        task = copy_task(n_train=cfg.n_train, n_test=256, length=5, delay=10, n_symbols=8,
+                         seed=seed)
+        return task, dict(loss="step_ce", n_out=9, metric="accuracy")
+    task = lorenz_task(n_train=cfg.n_train, n_test=256, seed=seed)
+    return task, dict(loss="step_mse", n_out=1, metric="mse")
 
 
-def _train(net, task, epochs, cfg):
-    from brainmodels.snn import TrainConfig, train_classifier
-
-    tc = TrainConfig(epochs=epochs, batch_size=64, learning_rate=cfg.learning_rate,
-                     seed=cfg.seed)
-    return train_classifier(net, task.x_train, task.y_train, config=tc, x_val=task.x_test,
-                            y_val=task.y_test).final["val_accuracy"]
-
-
-def _random_prune(net, n_neurons, n_synapses, seed):
-    import jax.numpy as jnp
-    import numpy as np
-    from flax import nnx
-
-    from brainmodels.snn import select_neurons
-    from brainmodels.snn.rsnn import Mask
-
-    rng = np.random.default_rng(seed)
-    small = select_neurons(net, np.sort(rng.choice(net.n_hidden, n_neurons, replace=False)))
-    existing = np.flatnonzero(np.asarray(small.rec_mask[...]).ravel())
-    mask = np.zeros(small.n_hidden**2)
-    mask[rng.choice(existing, n_synapses, replace=False)] = 1.0
-    small.rec_mask = Mask(jnp.asarray(mask.reshape(small.n_hidden, -1), jnp.float32))
-    small.w_rec = nnx.Param(small.w_rec[...])
-    return small
-
-
-def run_seed(cfg: LNPConfig, seed: int) -> dict:
-    """One seed of the comparison: a dict with the LNP summary and one row per method."""
+def run_unit(cfg: LNPConfig, task_name: str, regime: str, seed: int) -> dict:
+    """One (task, regime, seed): the four methods' test scores, spikes and lambda_max."""
     import jax
     import numpy as np
     from flax import nnx
 
-    from brainmodels.datasets.tasks import sequential_digits
     from brainmodels.snn import (
         RSNN,
+        TrainConfig,
         activity_prune,
         evaluate,
         lyapunov_noise_prune,
         noise_drive,
         rsnn_lyapunov_spectrum,
+        select_neurons,
         spectral_radius,
+        train_classifier,
         with_spectral_radius,
     )
+    from brainmodels.snn.rsnn import Mask
 
-    task = sequential_digits(order=cfg.order, repeat=cfg.repeat, seed=seed)
+    task, spec = _task(task_name, cfg, seed)
+    loss, metric = spec["loss"], spec["metric"]
 
     def dense():
-        return RSNN(task.n_inputs, cfg.hidden, 10, tau_mem_ms=cfg.tau_ms, tau_out_ms=cfg.tau_ms,
-                    tau_distribution="gamma", tau_cv=cfg.tau_cv, in_scale=2.0, rec_scale=1.0,
-                    rngs=nnx.Rngs(seed))
+        return RSNN(task.n_inputs, cfg.hidden, spec["n_out"], tau_mem_ms=cfg.tau_ms,
+                    tau_out_ms=cfg.tau_ms, tau_distribution="gamma", tau_cv=cfg.tau_cv,
+                    in_scale=2.0, rec_scale=1.0, rngs=nnx.Rngs(seed))
+
+    def train(net, epochs):
+        tc = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, loss=loss,
+                         learning_rate=cfg.lr_readout if regime == "readout" else cfg.lr_full,
+                         trainable="w_out|b_out" if regime == "readout" else None, seed=seed)
+        train_classifier(net, task.x_train, task.y_train, config=tc,
+                         mask_train=task.mask_train)
+        return net
 
     def lam(net):
         drive = noise_drive(600, net.n_hidden, key=jax.random.key(seed + 7))
-        return float(rsnn_lyapunov_spectrum(net, drive, n_exponents=min(16, net.n_hidden))[0])
+        return float(rsnn_lyapunov_spectrum(net, drive,
+                                            n_exponents=min(8, net.n_hidden))[0])
 
-    def row(method, net, acc, lam_init=float("nan")):
-        return {"method": method, "neurons": net.n_hidden,
+    def row(method, net, lam_init):
+        ev = evaluate(net, task.x_test, task.y_test, task.mask_test, loss=loss)
+        spikes = float(np.sum(ev["rates"]) * task.x_test.shape[1])  # per sample
+        return {"method": method, "neurons": int(net.n_hidden),
                 "synapses": int(np.count_nonzero(np.asarray(net.effective_w_rec()))),
-                "lambda_max_init": lam_init, "lambda_max_trained": lam(net),
-                "test_accuracy": float(acc)}
+                metric: float(ev[metric]), "spikes_per_sample": spikes,
+                "lambda_max_init": lam_init, "lambda_max_trained": lam(net)}
 
     t0 = time.perf_counter()
     lnp = lyapunov_noise_prune(dense(), key=jax.random.key(seed),
-                               neuron_fraction=cfg.neuron_fraction,
+                               neuron_fraction=cfg.keep / cfg.hidden,
                                synapse_fraction=cfg.synapse_fraction)
     t_lnp = time.perf_counter() - t0
-    print(f"seed {seed}: LNP in {t_lnp:.1f} s: {lnp.summary()}", flush=True)
     n_keep, s_keep = lnp.n_neurons[1], lnp.n_synapses[1]
-    lam0 = lam(lnp.model)
-    rows = [row("LNP (before training)", lnp.model, _train(lnp.model, task, cfg.epochs, cfg),
-                lam0)]
-    net = dense()
-    lam0 = lam(net)
-    rows.append(row("dense (trained)", net, _train(net, task, cfg.epochs, cfg), lam0))
-    act = activity_prune(net, task.x_train, n_neurons=n_keep, n_synapses=s_keep)
-    rows.append(row("activity-pruned (no fine-tune)", act,
-                    evaluate(act, task.x_test, task.y_test)["accuracy"]))
-    # LNP's stabilisation scales its recurrent weights down; the controls get the same
-    # spectral radius (issue 21: unscaled controls compare the scale, not the pruning)
     rho = spectral_radius(lnp.model)
-    matched = " (LNP's spectral radius)" if cfg.match_radius else ""
-    if cfg.match_radius:
-        act = with_spectral_radius(act, rho)
-    rows.append(row(f"activity-pruned (+{cfg.finetune_epochs} ep fine-tune){matched}", act,
-                    _train(act, task, cfg.finetune_epochs, cfg)))
-    rnd = _random_prune(dense(), n_keep, s_keep, seed)
-    if cfg.match_radius:
-        rnd = with_spectral_radius(rnd, rho)
-    lam0 = lam(rnd)
-    rows.append(row(f"random prune (before training){matched}", rnd,
-                    _train(rnd, task, cfg.epochs, cfg), lam0))
-    return {"seed": seed, "lnp": lnp.summary(), "lnp_seconds": t_lnp, "rows": rows}
+    rows = [row("LNP", train(lnp.model, cfg.epochs), lam(lnp.model))]
+
+    rng = np.random.default_rng([seed, 11])
+    rnd = select_neurons(dense(), np.sort(rng.choice(cfg.hidden, n_keep, replace=False)))
+    existing = np.flatnonzero(np.asarray(rnd.rec_mask[...]).ravel())
+    mask = np.zeros(rnd.n_hidden**2, np.float32)
+    mask[rng.choice(existing, min(s_keep, existing.size), replace=False)] = 1.0
+    rnd.rec_mask = Mask(jax.numpy.asarray(mask.reshape(rnd.n_hidden, -1)))
+    rnd = with_spectral_radius(rnd, rho)
+    rows.append(row("random", train(rnd, cfg.epochs), lam(rnd)))
+
+    net = dense()
+    lam_dense = lam(net)
+    train(net, cfg.epochs)
+    act = activity_prune(net, task.x_train, n_neurons=n_keep, n_synapses=s_keep)
+    act = with_spectral_radius(act, rho)
+    rows.append(row("activity", train(act, cfg.finetune_epochs), float("nan")))
+    rows.append(row("dense", net, lam_dense))
+    return {"task": task_name, "regime": regime, "seed": seed, "metric": metric,
+            "lnp": lnp.summary(), "lnp_seconds": t_lnp, "spectral_radius": rho, "rows": rows,
+            "config": dataclasses.asdict(cfg)}
 
 
-def summarise(runs: list[dict]) -> list[dict]:
-    """Mean (and standard deviation over seeds) of each method's numbers."""
+def _done(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    return {(r["task"], r["regime"], r["seed"]) for r in map(json.loads,
+                                                             path.read_text().splitlines())}
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """Mean and standard error over seeds for each (task, regime, method)."""
     import numpy as np
 
     out = []
-    for i, first in enumerate(runs[0]["rows"]):
-        vals = {k: np.array([r["rows"][i][k] for r in runs], float)
-                for k in ("neurons", "synapses", "lambda_max_init", "lambda_max_trained",
-                          "test_accuracy")}
-        acc = vals["test_accuracy"]
-        out.append({"method": first["method"], "neurons": int(vals["neurons"].mean()),
-                    "synapses": int(round(vals["synapses"].mean())),
-                    "lambda_max_init": float(vals["lambda_max_init"].mean()),
-                    "lambda_max_trained": float(vals["lambda_max_trained"].mean()),
-                    "test_accuracy": f"{acc.mean():.3f} +- {acc.std(ddof=1) if acc.size > 1 else 0:.3f}"})
+    keys = sorted({(r["task"], r["regime"]) for r in results},
+                  key=lambda k: (TASK_NAMES.index(k[0]), REGIMES.index(k[1])))
+    for task, regime in keys:
+        units = [r for r in results if r["task"] == task and r["regime"] == regime]
+        metric = units[0]["metric"]
+        for method in METHODS:
+            rows = [row for u in units for row in u["rows"] if row["method"] == method]
+            if not rows:
+                continue
+            entry = {"task": task, "regime": regime, "method": method, "metric": metric,
+                     "seeds": len(rows), "neurons": rows[0]["neurons"],
+                     "synapses": float(np.mean([r["synapses"] for r in rows]))}
+            for k in (metric, "spikes_per_sample", "lambda_max_init", "lambda_max_trained"):
+                v = np.array([r[k] for r in rows], float)
+                entry[k] = float(np.mean(v))
+                entry[f"{k}_se"] = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 \
+                    else float("nan")
+            out.append(entry)
     return out
 
 
-def main(argv=None) -> int:
-    cfg = parse_args(argv)
-    from brainmodels._io import output_dir, write_text_atomic
-    from brainmodels.cli._common import format_table
+def format_summary(summary: list[dict]) -> str:
+    lines = ["| task | regime | method | neurons | synapses | test score (mean +- SE) | "
+             "spikes / sample | lambda_max init -> trained (1/ms) | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in summary:
+        m = e["metric"]
+        lines.append(
+            f"| {e['task']} | {e['regime']} | {e['method']} | {e['neurons']} | "
+            f"{e['synapses']:.0f} | {m} {e[m]:.3f} +- {e[m + '_se']:.3f} | "
+            f"{e['spikes_per_sample']:.0f} | {e['lambda_max_init']:.3f} -> "
+            f"{e['lambda_max_trained']:.3f} | {e['seeds']} |")
+    return "\n".join(lines)
 
-    runs = [run_seed(cfg, cfg.seed + k) for k in range(cfg.seeds)]
-    lnp = [r["lnp"] for r in runs]
-    table = format_table(summarise(runs))
-    head = (f"sequential digits ({cfg.order} order, repeat {cfg.repeat}); dense HRSNN of {cfg.hidden} "
-            f"neurons; {cfg.epochs} epochs; {cfg.seeds} seed(s) (mean, accuracy +- sd); "
-            "lambda_max in 1/ms (smoothed dynamics, white-noise drive)\nLNP lambda_max "
-            + ", ".join(f"{d['lambda_max_before']:.3f} -> {d['lambda_max_after']:.3f} "
-                        f"(rec. scale {d['rec_scale']:.2f})" for d in lnp))
-    print(head + "\n" + table)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    with output_dir(cfg.out, command=["python", "scripts/snn_lnp.py", *argv]) as tx:
-        write_text_atomic(tx.path / "report.txt", head + "\n" + table + "\n")
-        write_text_atomic(tx.path / "report.json", json.dumps(
-            {"config": dataclasses.asdict(cfg), "runs": runs, "lnp": lnp[0],
-             "rows": runs[0]["rows"]}, indent=2))
+
+def main(argv=None) -> int:
+    d = LNPConfig()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--state", required=True, metavar="DIR",
+                   help="results.jsonl (one line per finished unit) and summary.json")
+    p.add_argument("--seeds", type=int, default=d.seeds)
+    p.add_argument("--seed", type=int, default=d.seed, help="first seed")
+    p.add_argument("--tasks", default=",".join(d.tasks), help=f"of {','.join(TASK_NAMES)}")
+    p.add_argument("--regimes", default=",".join(d.regimes), help=f"of {','.join(REGIMES)}")
+    p.add_argument("--hidden", type=int, default=d.hidden)
+    p.add_argument("--keep", type=int, default=d.keep, help="neurons LNP keeps")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    p.add_argument("--table", action="store_true", help="only summarise the saved results")
+    args = p.parse_args(argv)
+    tasks = tuple(t for t in args.tasks.split(",") if t)
+    regimes = tuple(r for r in args.regimes.split(",") if r)
+    bad = [t for t in tasks if t not in TASK_NAMES] + [r for r in regimes if r not in REGIMES]
+    if bad:
+        p.error(f"unknown task or regime {bad}; tasks {TASK_NAMES}, regimes {REGIMES}")
+    fields = dict(hidden=args.hidden, keep=args.keep, epochs=args.epochs, tasks=tasks,
+                  regimes=regimes, seed=args.seed, seeds=args.seeds)
+    cfg = LNPConfig(**{**fields, **(QUICK if args.quick else {})})
+    if not 0 < cfg.keep < cfg.hidden:
+        p.error(f"--keep must be in (0, --hidden), got {cfg.keep}")
+    state = Path(args.state)
+    state.mkdir(parents=True, exist_ok=True)
+    results_path = state / "results.jsonl"
+    from brainmodels._io import write_text_atomic
+
+    if not args.table:
+        done = _done(results_path)
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            for task in cfg.tasks:
+                for regime in cfg.regimes:
+                    if (task, regime, seed) in done:
+                        continue
+                    t0 = time.perf_counter()
+                    unit = run_unit(cfg, task, regime, seed)
+                    old = results_path.read_text() if results_path.exists() else ""
+                    write_text_atomic(results_path, old + json.dumps(unit) + "\n")
+                    scores = ", ".join(f"{r['method']} {r[unit['metric']]:.3f}"
+                                       for r in unit["rows"])
+                    print(f"{task:7s} {regime:8s} seed {seed}: {scores} "
+                          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    if not results_path.exists():
+        print(f"no results in {results_path} yet")
+        return 0
+    results = [json.loads(line) for line in results_path.read_text().splitlines()]
+    summary = summarise(results)
+    write_text_atomic(state / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(format_summary(summary))
     return 0
 
 

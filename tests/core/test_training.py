@@ -300,3 +300,15 @@ def test_trainable_updates_only_the_matching_parameters():
         fit(Net(), loss, (x, y), TrainConfig(steps=2, batch_size=32, trainable="w_out"))
     with pytest.raises(ValueError, match="trainable must be a regular expression"):
         TrainConfig(trainable="(")
+
+
+def test_training_a_clone_leaves_the_original_usable():
+    """fit donates its step's buffers; a model sharing arrays with the trained one (nnx.clone
+    shares them) must keep working."""
+    original = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    copy = nnx.clone(original)
+    x = np.ones((64, 3), np.float32)
+    loss = lambda m, b: jnp.mean(m(b) ** 2)  # noqa: E731
+    fit(copy, loss, x, TrainConfig(steps=5, batch_size=32))
+    np.testing.assert_array_equal(np.asarray(original(x[:1])),
+                                  np.asarray(nnx.Linear(3, 2, rngs=nnx.Rngs(0))(x[:1])))

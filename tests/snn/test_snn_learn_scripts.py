@@ -35,13 +35,21 @@ def test_snn_digits_script_writes_checkpoints_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_snn_lnp_script_reports_every_method(tmp_path):
+def test_snn_lnp_script_runs_every_unit_resumes_and_summarises(tmp_path, capsys):
     script = _load("snn_lnp")
-    assert script.main(["--out", str(tmp_path), "--hidden", "24", "--epochs", "1",
-                        "--finetune-epochs", "1"]) == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    methods = [r["method"] for r in report["rows"]]
-    assert methods[0].startswith("LNP") and any("activity" in m for m in methods)
-    # the controls trained from scratch or fine-tuned carry LNP's spectral radius
-    assert sum("LNP's spectral radius" in m for m in methods) == 2
-    assert report["lnp"]["neurons_after"] == 12
+    args = ["--quick", "--state", str(tmp_path), "--tasks", "copy,lorenz"]
+    assert script.main(args) == 0
+    units = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {(u["task"], u["regime"]) for u in units} == {
+        ("copy", "readout"), ("copy", "full"), ("lorenz", "readout"), ("lorenz", "full")}
+    for u in units:
+        assert [r["method"] for r in u["rows"]] == ["LNP", "random", "activity", "dense"]
+        lnp, rnd, act = u["rows"][:3]
+        assert lnp["neurons"] == rnd["neurons"] == act["neurons"] == 20
+        assert rnd["synapses"] == lnp["synapses"]
+    capsys.readouterr()
+    assert script.main(args) == 0  # every unit is done: nothing runs again
+    out = capsys.readouterr().out
+    assert "seed 0:" not in out and "| lorenz | full | LNP |" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {e["method"] for e in summary} == {"LNP", "random", "activity", "dense"}
