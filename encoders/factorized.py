@@ -74,7 +74,8 @@ class FactorizedReadout(MapEncoder):
 
     Attributes
     ----------
-    mask_ : (voxel, y, x) spatial masks (``(voxel, token)`` for a token map).
+    mask_ : (voxel, map_y, map_x) spatial masks, with the map's positions as coords
+        ``map_x``, ``map_y`` (``(voxel, token)`` for a token map).
     feature_weights_ : (voxel, channel).
     receptive_fields_ : xarray.Dataset over ``voxel``: ``rf_x``, ``rf_y`` (the centre of mass
         of ``mask**2``, in the units of the map's ``x``/``y`` coords, degrees for
@@ -145,11 +146,14 @@ class FactorizedReadout(MapEncoder):
             {"rf_x": ("voxel", cx, units), "rf_y": ("voxel", cy, units),
              "rf_size": ("voxel", spread, units)}, coords=self._vcoords)
         self._vcoords = {**self._vcoords, "rf_x": ("voxel", cx), "rf_y": ("voxel", cy)}
+        # the map's own dims are map_y / map_x: a voxel's x / y coords are brain positions
+        self._map_coords = {"map_x": ("map_x", self.positions_[:self._grid[1], 0], units),
+                            "map_y": ("map_y", self.positions_[::self._grid[1], 1], units)} \
+            if self._grid is not None else {}
         if self._grid is not None:
-            h, w = self._grid
-            self.mask_ = self._voxel_array(mask.reshape(-1, h, w), ("voxel", "y", "x"),
-                                           {"x": self.positions_[:w, 0],
-                                            "y": self.positions_[::w, 1]}, "mask")
+            self.mask_ = self._voxel_array(mask.reshape(-1, *self._grid),
+                                           ("voxel", "map_y", "map_x"), self._map_coords,
+                                           "mask")
         else:
             self.mask_ = self._voxel_array(mask, ("voxel", "token"), name="mask")
         self.feature_weights_ = self._voxel_array(feats, ("voxel", "channel"),
@@ -159,11 +163,15 @@ class FactorizedReadout(MapEncoder):
         """Masks, feature weights, receptive fields and intercepts as one Dataset."""
         self._check_fitted()
         mask = np.asarray(self.mask_)
-        ds = xr.Dataset({"mask": (("voxel", *(("y", "x") if mask.ndim == 3 else ("token",))),
-                                  mask),
+        ds = xr.Dataset({"mask": (("voxel", *(("map_y", "map_x") if mask.ndim == 3
+                                              else ("token",))), mask),
                          "feature_weights": (("voxel", "channel"),
                                              np.asarray(self.feature_weights_)),
-                         "bias": ("voxel", np.asarray(self.model_.bias[...]))},
-                        coords=self._vcoords)
+                         "bias": ("voxel", np.asarray(self.model_.bias[...]),
+                                  {"units": "z-scored response"}),
+                         **{k: ("voxel", self.receptive_fields_[k].values,
+                                self.receptive_fields_[k].attrs)
+                            for k in ("rf_size",)}},
+                        coords={**self._vcoords, **self._map_coords})
         ds.attrs = self._provenance()
         return ds

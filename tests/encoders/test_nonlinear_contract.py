@@ -121,8 +121,9 @@ def test_labelled_outputs_keep_voxel_and_stimulus_coords():
 def test_factorized_masks_are_labelled_by_position():
     X, Y = _maps()
     enc = FactorizedReadout(**SMALL[FactorizedReadout]).fit(X, Y)
-    assert enc.mask_.dims == ("voxel", "y", "x")
-    np.testing.assert_array_equal(enc.mask_["x"], X["x"])
+    assert enc.mask_.dims == ("voxel", "map_y", "map_x")
+    np.testing.assert_array_equal(enc.mask_["map_x"], X["x"])
+    np.testing.assert_array_equal(enc.mask_["map_y"], X["y"])
     assert (np.asarray(enc.mask_) >= 0).all()  # positive by default
     assert enc.receptive_fields_["rf_x"].attrs["units"] == "degrees"
 
