@@ -72,6 +72,28 @@ def test_readme_nonlinear_encoders_example_runs(tmp_path):
     assert "('stimulus', 'query', 'y', 'x')" in proc.stdout and "rf_x" in proc.stdout
 
 
+def test_readme_fidelity_table_is_generated_from_the_results():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "fidelity.py"), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_fidelity_verdicts():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("_fidelity", ROOT / "scripts" / "fidelity.py")
+    fidelity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fidelity)
+    assert fidelity.verdict(np.array([]))[0] == "not run yet"
+    assert fidelity.verdict(np.array([0.1, 0.2]))[0].startswith("inconclusive (2 seeds")
+    assert fidelity.verdict(np.array([0.10, 0.12, 0.11, 0.09]))[0] == "reproduced"
+    assert fidelity.verdict(np.array([0.10, 0.12, 0.11]), direction=-1)[0] == \
+        "not reproduced (reversed)"
+    assert fidelity.verdict(np.array([0.1, -0.1, 0.05, -0.02]))[0].startswith("inconclusive")
+
+
 def test_readme_benchmark_tables_are_generated_from_the_records():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_records.py"), "--check"],
                           capture_output=True, text=True, timeout=60)

@@ -1,0 +1,170 @@
+"""The README's fidelity table: each tested claim of a paper, its number, ours, and a verdict.
+
+    python scripts/fidelity.py            # rewrite the README block from results/
+    python scripts/fidelity.py --check    # exit 1 if the block differs (run by the tests)
+    python scripts/fidelity.py --collect  # copy finished runs from runs/ into results/
+
+The numbers come only from the result files under ``results/`` (one JSON line per finished
+seed or unit, written by ``scripts/akorn_objects.py --state`` and ``scripts/snn_lnp.py
+--state``; ``--collect`` copies them from their run folders). Verdicts compare paired
+per-seed differences (same seed, same data, both methods):
+
+* fewer than 3 seeds: *inconclusive* (too few seeds);
+* mean difference more than 2 SE in the paper's direction: *reproduced* (the size is stated
+  beside the paper's);
+* more than 2 SE against it: *not reproduced*;
+* otherwise *inconclusive* (the difference is within 2 SE of zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+
+#: (result file, run folder it is collected from)
+SOURCES = {
+    "akorn_conv_tetrominoes.jsonl": "runs/akorn_fair_conv_tet/results.jsonl",
+    "akorn_attn_tetrominoes.jsonl": "runs/akorn_fair_attn_tet/results.jsonl",
+    "lnp.jsonl": "runs/lnp/results.jsonl",
+}
+
+#: AKOrN claims: (file, model label, paper's model FG-ARI, paper's baseline FG-ARI)
+AKORN_CLAIMS = [
+    ("akorn_conv_tetrominoes.jsonl", "AKOrN (conv J) vs ItrConv", 76.4, 59.0),
+    ("akorn_attn_tetrominoes.jsonl", "AKOrN (attention J) vs ItrSA", 88.6, 85.8),
+]
+
+
+def _lines(name: str) -> list[dict]:
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def verdict(diffs: np.ndarray, direction: int = 1) -> tuple[str, float, float]:
+    """(verdict, mean difference, SE) of paired differences; ``direction`` +1 when the paper
+    claims the first method is higher (scores) or -1 when lower (errors)."""
+    n = diffs.size
+    if n == 0:
+        return "not run yet", float("nan"), float("nan")
+    mean = float(diffs.mean())
+    se = float(diffs.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    if n < 3:
+        return f"inconclusive ({n} seed{'s' if n > 1 else ''}: too few)", mean, se
+    z = direction * mean / se if se > 0 else np.inf * np.sign(direction * mean)
+    if z > 2:
+        return "reproduced", mean, se
+    if z < -2:
+        return "not reproduced (reversed)", mean, se
+    return "inconclusive (within 2 SE of zero)", mean, se
+
+
+def _pm(values: np.ndarray, scale: float = 1.0) -> str:
+    if values.size == 0:
+        return "-"
+    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
+    return f"{scale * values.mean():.1f} +- {scale * se:.1f}"
+
+
+def _akorn_rows() -> list[str]:
+    rows = []
+    for name, label, paper_model, paper_base in AKORN_CLAIMS:
+        recs = _lines(name)
+        # the authors' evaluation: agglomerative clustering at each image's object count
+        model = np.array([r["scores"]["akorn (agglomerative)"] for r in recs], float)
+        base = np.array([r["scores"]["baseline (agglomerative)"] for r in recs], float)
+        word, mean, se = verdict(model - base)
+        c = recs[0]["config"] if recs else {}
+        setting = (f"Tetrominoes-like {c.get('image_size')} px, {c.get('channels')} ch, "
+                   f"{c.get('steps')} steps x {c.get('batch')}, T {c.get('T')}, EMA, "
+                   f"CPU" if recs else "`akorn_objects.py --config fair`")
+        ours = (f"{_pm(model, 100)} vs {_pm(base, 100)} ({model.size} seeds)"
+                if recs else "-")
+        diff = f"; difference {100 * mean:+.1f} +- {100 * se:.1f}" if recs else ""
+        rows.append(f"| {label}: FG-ARI (%) | {paper_model} vs {paper_base} | {ours}{diff} | "
+                    f"{setting} | {word} |")
+    return rows
+
+
+def _lnp_rows() -> list[str]:
+    units = _lines("lnp.jsonl")
+    rows = []
+    combos = sorted({(u["task"], u["regime"]) for u in units})
+    if not combos:
+        return ["| LNP (before training) vs activity-based pruning of a trained dense network: "
+                "test score | LNP higher (CIFAR-10, time series; no public code) | - | "
+                "`snn_lnp.py`: 512 -> 220 neurons, pixel digits, copy, Lorenz; readout-only "
+                "and full training | not run yet |"]
+    for task, regime in combos:
+        sel = [u for u in units if u["task"] == task and u["regime"] == regime]
+        metric = sel[0]["metric"]
+        direction = -1 if metric == "mse" else 1
+        score = {m: np.array([next(r[metric] for r in u["rows"] if r["method"] == m)
+                              for u in sel], float) for m in ("LNP", "random", "activity")}
+        for other in ("activity", "random"):
+            word, mean, se = verdict(score["LNP"] - score[other], direction)
+            rows.append(
+                f"| LNP vs {other} pruning, {task} ({regime} training): test {metric} | LNP "
+                f"{'lower' if direction < 0 else 'higher'} | {score['LNP'].mean():.3f} vs "
+                f"{score[other].mean():.3f} ({len(sel)} seeds); difference {mean:+.3f} +- "
+                f"{se:.3f} | {sel[0]['rows'][0]['neurons']} neurons, controls at LNP's "
+                f"spectral radius | {word} |")
+    return rows
+
+
+def render() -> str:
+    head = ["| claim | paper | ours (mean +- SE) | setting | verdict |",
+            "|---|---|---|---|---|"]
+    return "\n".join(head + _akorn_rows() + _lnp_rows())
+
+
+def write(readme: str) -> str:
+    pattern = re.compile(r"(<!-- results:fidelity -->\n)(?:.*?\n)?(<!-- /results:fidelity -->)",
+                         re.S)
+    if not pattern.search(readme):
+        raise SystemExit("README.md has no <!-- results:fidelity --> block")
+    body = render()
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), readme)
+
+
+def collect() -> None:
+    RESULTS.mkdir(exist_ok=True)
+    for name, src in SOURCES.items():
+        path = ROOT / src
+        if path.exists():
+            shutil.copyfile(path, RESULTS / name)
+            print(f"{src} -> results/{name}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--collect", action="store_true")
+    args = parser.parse_args(argv)
+    if args.collect:
+        collect()
+    text = README.read_text()
+    new = write(text)
+    if args.check:
+        if new != text:
+            print("README.md fidelity table differs from results/: run python "
+                  "scripts/fidelity.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
