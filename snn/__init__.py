@@ -40,16 +40,27 @@ from brainmodels.snn.connectivity import (
 )
 from brainmodels.snn.lnp import (
     LNPResult,
+    TimescaleGrid,
+    TimescaleSearch,
     activity_prune,
+    betweenness_prune,
+    delocalize_eigenvectors,
+    lnp_keep_probabilities,
     lyapunov_noise_prune,
+    noise_prune,
+    search_timescales,
     spectral_radius,
     with_spectral_radius,
+    with_timescales,
 )
 from brainmodels.snn.lyapunov import (
+    lyapunov_matrix,
     lyapunov_spectrum,
+    neuron_lyapunov_exponents,
     neuron_noise_sensitivity,
     noise_drive,
     rsnn_lyapunov_spectrum,
+    rsnn_neuron_lyapunov_exponents,
 )
 from brainmodels.snn.mpbn import MPBNLIF, FoldedLIF, MPBNClassifier, fold_mpbn
 from brainmodels.snn.network import (
@@ -127,7 +138,10 @@ __all__ = [
     "save_checkpoint", "load_checkpoint",
     # learning: Lyapunov spectra and pruning; MPBN
     "lyapunov_spectrum", "rsnn_lyapunov_spectrum", "neuron_noise_sensitivity", "noise_drive",
-    "LNPResult", "lyapunov_noise_prune", "activity_prune", "spectral_radius",
+    "neuron_lyapunov_exponents", "rsnn_neuron_lyapunov_exponents", "lyapunov_matrix",
+    "LNPResult", "lyapunov_noise_prune", "lnp_keep_probabilities", "noise_prune",
+    "betweenness_prune", "delocalize_eigenvectors", "TimescaleGrid", "TimescaleSearch",
+    "search_timescales", "with_timescales", "activity_prune", "spectral_radius",
     "with_spectral_radius",
     "MPBNLIF", "MPBNClassifier", "FoldedLIF", "fold_mpbn",
 ]

@@ -194,15 +194,15 @@ def _check_choice(name: str, value: str, registry) -> str:
     return value
 
 
-def _init_tau(n, tau_mem_ms, tau_distribution, tau_cv, dt_ms, rngs):
+def _init_tau(n, tau_mem_ms, tau_distribution, tau_cv, dt_ms, rngs, name="tau_mem_ms"):
     if np.ndim(tau_mem_ms) == 0:
-        _check_tau("tau_mem_ms", tau_mem_ms, dt_ms)
+        _check_tau(name, tau_mem_ms, dt_ms)
         tau = draw_time_constants(n, key=rngs.params(), distribution=tau_distribution,
                                   mean_ms=float(tau_mem_ms), cv=tau_cv, dt_ms=dt_ms)
     else:
-        arr = _check_tau("tau_mem_ms", tau_mem_ms, dt_ms)
+        arr = _check_tau(name, tau_mem_ms, dt_ms)
         if arr.shape != (n,):
-            raise ValueError(f"tau_mem_ms must be a scalar or have shape ({n},), got {arr.shape}")
+            raise ValueError(f"{name} must be a scalar or have shape ({n},), got {arr.shape}")
         tau = jnp.asarray(arr, jnp.float32)
     return tau
 
@@ -301,6 +301,8 @@ class RSNNConfig:
     tau_cv: float = 0.0
     in_scale: float = 1.0
     rec_scale: float = 0.5
+    tau_syn_ms: Any = None
+    tau_syn_cv: float = 0.0
 
 
 class RSNN(_SpikeFnMixin, nnx.Module):
@@ -309,7 +311,10 @@ class RSNN(_SpikeFnMixin, nnx.Module):
     ``I[t] = x[t] W_in + S[t-1] (W_rec * M) + b``; hidden LIF neurons as in :func:`lif_step`;
     readout ``Y[t] = beta_out Y[t-1] + S[t] W_out + b_out``. ``M`` (:class:`Mask`) marks kept
     synapses (no autapses by default); pruning edits it. Heterogeneous time constants:
-    ``tau_distribution="gamma"`` (HRSNN) with ``tau_cv``.
+    ``tau_distribution="gamma"`` (HRSNN) with ``tau_cv``. With ``tau_syn_ms`` the recurrent
+    current is filtered by per-neuron synapses, ``R[t] = alpha R[t-1] + (1 - alpha) S[t-1]
+    (W_rec * M)`` with ``alpha = exp(-dt / tau_syn)`` (unit area: the filter changes the timing,
+    not the total charge of a spike), and ``R[t]`` replaces ``S[t-1] (W_rec * M)`` in ``I[t]``.
 
     Parameters
     ----------
@@ -327,6 +332,11 @@ class RSNN(_SpikeFnMixin, nnx.Module):
         Readout leak time constant.
     in_scale, rec_scale : float
         Standard deviations of the input and recurrent weights times ``sqrt(fan_in)``.
+    tau_syn_ms, tau_syn_cv : float or array (n_hidden,), float
+        Synaptic time constant(s) of the recurrent current, drawn like ``tau_mem_ms`` (from
+        ``tau_distribution`` when ``tau_syn_cv > 0``, else constant) with keys drawn after the
+        weights', so the weights do not depend on it. ``None`` (default): instantaneous
+        synapses, the network above without the filter.
 
     Examples
     --------
@@ -365,11 +375,19 @@ class RSNN(_SpikeFnMixin, nnx.Module):
         self.rec_mask = Mask(jnp.asarray(1.0 - np.eye(n_hidden, dtype=np.float32)))
         self.b = nnx.Param(jnp.asarray(np.zeros(n_hidden, np.float32)))
         self.b_out = nnx.Param(jnp.asarray(np.zeros(n_out, np.float32)))
+        self.tau_syn_ms = nnx.data(None if c.tau_syn_ms is None else TimeConstant(_init_tau(
+            n_hidden, c.tau_syn_ms, tau_distribution if c.tau_syn_cv > 0 else "constant",
+            c.tau_syn_cv, self.dt_ms, rngs, name="tau_syn_ms")))
 
     @property
     def beta(self) -> Float[Array, " neuron"]:
         """Per-neuron leak factor ``exp(-dt / tau)``."""
         return jnp.exp(-self.dt_ms / self.tau_mem_ms[...])
+
+    @property
+    def syn_alpha(self) -> Float[Array, " neuron"] | None:
+        """Per-neuron synaptic decay ``exp(-dt / tau_syn)``; None for instantaneous synapses."""
+        return None if self.tau_syn_ms is None else jnp.exp(-self.dt_ms / self.tau_syn_ms[...])
 
     def effective_w_rec(self) -> Float[ArrayLike, "neuron neuron"]:
         """Recurrent weights with pruned synapses zeroed (presynaptic rows, postsynaptic cols)."""
@@ -384,18 +402,24 @@ class RSNN(_SpikeFnMixin, nnx.Module):
         beta_out = float(np.exp(-self.dt_ms / self.tau_out_ms))
         w_out, b_out = self.w_out[...], self.b_out[...][None, :]
         theta, reset, spike_fn = self.threshold, self.reset, self.spike_fn
+        alpha = self.syn_alpha
 
         def step(carry, d_t):
-            u, s, y = carry
-            u, s_new = lif_step(u, s, d_t + s @ w_rec, beta=beta, theta=theta, reset=reset,
+            u, s, y = carry[:3]
+            rec = s @ w_rec
+            if alpha is not None:  # filtered synapses: one more state, R
+                rec = alpha[None, :] * carry[3] + (1.0 - alpha[None, :]) * rec
+            u, s_new = lif_step(u, s, d_t + rec, beta=beta, theta=theta, reset=reset,
                                 spike_fn=spike_fn)
             y = beta_out * y + s_new @ w_out + b_out
-            return (u, s_new, y), (y, s_new)
+            return (u, s_new, y, *(() if alpha is None else (rec,))), (y, s_new)
 
         batch = drive.shape[1]
         init = (jnp.zeros((batch, self.n_hidden), drive.dtype),
                 jnp.zeros((batch, self.n_hidden), drive.dtype),
                 jnp.zeros((batch, self.n_out), drive.dtype))
+        if alpha is not None:
+            init = (*init, jnp.zeros((batch, self.n_hidden), drive.dtype))
         _, (ys, spikes) = jax.lax.scan(step, init, drive)
         return RSNNOutput(jnp.swapaxes(ys, 0, 1), jnp.swapaxes(spikes, 0, 1))
 
@@ -432,6 +456,8 @@ def select_neurons(model: RSNN, keep: ArrayLike) -> RSNN:
     new.rec_mask = Mask(model.rec_mask[...][ix][:, ix])
     new.b = nnx.Param(model.b[...][ix])
     new.w_out = nnx.Param(model.w_out[...][ix])
+    if model.tau_syn_ms is not None:
+        new.tau_syn_ms = TimeConstant(model.tau_syn_ms[...][ix])
     return new
 
 
