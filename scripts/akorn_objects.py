@@ -35,12 +35,14 @@ CONFIGS = {
                 blocks=1, heads=4, coupling="attn", steps=600, batch=32, lr=1e-3, uptile=4),
     # the paper's object-discovery scale (ch 256, N 4, T 8, attention J, 2 blocks)
     "gpu": dict(image_size=32, n_train=50000, n_eval=1000, channels=256, patch=2, n=4, T=8,
-                blocks=2, heads=8, coupling="attn", steps=20000, batch=256, lr=5e-4, uptile=2),
+                blocks=2, heads=8, coupling="attn_gta", steps=20000, batch=256, lr=5e-4,
+                uptile=2),
     # the authors' recipe for objects at a CPU budget (issue 21): Omega off, no normalisation
     # of c, T 8, N 4, 64 channels, batch 64, 3,000 steps, crops + hue + grayscale, EMA
-    # weights for evaluation; against the ItrSA twin (oscillatory=False). ~1 CPU-hour a model
+    # weights for evaluation, positions inside the attention (GTA); against the ItrSA twin
+    # (oscillatory=False, the same J). ~1 CPU-hour a model
     "fair": dict(image_size=32, n_train=4096, n_eval=256, channels=64, patch=4, n=4, T=8,
-                 blocks=1, heads=4, coupling="attn", steps=3000, batch=64, lr=1e-3, uptile=4,
+                 blocks=1, heads=4, coupling="attn_gta", steps=3000, batch=64, lr=1e-3, uptile=4,
                  omega=None, learn_omega=False, c_norm=False, ema=0.999, augment="crops"),
     # seconds: for smoke tests
     "quick": dict(image_size=16, n_train=64, n_eval=8, channels=16, patch=4, n=4, T=2,
@@ -298,7 +300,9 @@ def main(argv=None) -> int:
                    help="preset size (default: cpu)")
     p.add_argument("--quick", action="store_true", help="same as --config quick")
     p.add_argument("--steps", type=int, help="override the number of training steps")
-    p.add_argument("--coupling", choices=["attn", "conv"], help="override the connectivity J")
+    p.add_argument("--coupling", choices=["attn", "attn_gta", "conv"],
+                   help="override the connectivity J (attn_gta: attention with GTA's position "
+                        "transforms, the authors' choice for objects)")
     p.add_argument("--colors", choices=["random", "distinct", "same"], default="random",
                    help="object colouring of the synthetic images (default: random)")
     p.add_argument("--out", type=Path, default=Path("akorn_objects_out"), metavar="DIR",

@@ -144,22 +144,67 @@ class ConvCoupling(nnx.Module):
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-class AttentionCoupling(nnx.Module):
-    """Attentive ``J``: multi-head self-attention over all positions (1x1 linear Q, K, V, out)."""
+def gta_angles(height: int, width: int, head_dim: int) -> Array:
+    """Rotation angles ``(height * width, head_dim // 2)`` of GTA's 2-D position transforms.
 
-    def __init__(self, channels: int, heads: int = 4, *, rngs: nnx.Rngs):
+    The head's channels are taken in pairs; the first half of the pairs turn with the token's
+    column, the second half with its row, at octave frequencies ``pi / 2^k`` per grid step.
+    """
+    if head_dim % 4:
+        raise ValueError(f"GTA needs a head dimension divisible by 4 (pairs for x and y), "
+                         f"got {head_dim}")
+    k = head_dim // 4
+    freqs = jnp.pi / 2.0 ** jnp.arange(k)
+    row, col = jnp.meshgrid(jnp.arange(height), jnp.arange(width), indexing="ij")
+    return jnp.concatenate([col.reshape(-1, 1) * freqs[None], row.reshape(-1, 1) * freqs[None]],
+                           axis=1)
+
+
+def gta_rotate(t: Array, angles: Array, inverse: bool = False) -> Array:
+    """Apply the block-diagonal rotation ``rho(g)`` (``rho(g)^T`` with ``inverse``) of each
+    token to ``t (batch, token, head, head_dim)``; ``angles (token, head_dim // 2)``."""
+    a, b = t[..., 0::2], t[..., 1::2]
+    cos, sin = jnp.cos(angles)[None, :, None, :], jnp.sin(angles)[None, :, None, :]
+    sin = -sin if inverse else sin
+    return jnp.stack([cos * a - sin * b, sin * a + cos * b], axis=-1).reshape(t.shape)
+
+
+class AttentionCoupling(nnx.Module):
+    """Attentive ``J``: multi-head self-attention over all positions (1x1 linear Q, K, V, out).
+
+    With ``gta`` (geometric transform attention, Miyato et al. 2024, used by the AKOrN authors
+    for objects) each token's 2-D grid position ``g`` acts on queries, keys and values by a
+    rotation ``rho(g)``: ``out_i = rho(g_i) sum_j a_ij rho(g_j)^T v_j`` with logits ``(rho(g_i)^T
+    q_i) . (rho(g_j)^T k_j)``, so attention depends on relative positions only. Needs a
+    ``(batch, height, width, channel)`` state.
+    """
+
+    def __init__(self, channels: int, heads: int = 4, *, gta: bool = False, rngs: nnx.Rngs):
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        if gta and (channels // heads) % 4:
+            raise ValueError(f"GTA needs channels / heads divisible by 4, got {channels} / "
+                             f"{heads}")
         self.qkv = nnx.Linear(channels, 3 * channels, use_bias=False, rngs=rngs)
         self.out = nnx.Linear(channels, channels, use_bias=False, rngs=rngs)
         self.heads = heads
+        self.gta = gta
 
     def __call__(self, x: Float[Array, "batch ... channel"]) -> Array:
         b, ch = x.shape[0], x.shape[-1]
         q, k, v = jnp.split(self.qkv(x.reshape(b, -1, ch)), 3, axis=-1)
         split = lambda t: t.reshape(b, -1, self.heads, ch // self.heads)  # noqa: E731
-        att = jnp.einsum("blhd,bmhd->bhlm", split(q), split(k)) / math.sqrt(ch // self.heads)
-        y = jnp.einsum("bhlm,bmhd->blhd", jax.nn.softmax(att, axis=-1), split(v))
+        q, k, v = split(q), split(k), split(v)
+        if self.gta:
+            if x.ndim != 4:
+                raise ValueError(f"GTA attention needs a (batch, height, width, channel) state, "
+                                 f"got shape {x.shape}")
+            angles = gta_angles(x.shape[1], x.shape[2], ch // self.heads)
+            q, k, v = (gta_rotate(t, angles, inverse=True) for t in (q, k, v))
+        att = jnp.einsum("blhd,bmhd->bhlm", q, k) / math.sqrt(ch // self.heads)
+        y = jnp.einsum("bhlm,bmhd->blhd", jax.nn.softmax(att, axis=-1), v)
+        if self.gta:
+            y = gta_rotate(y, angles)
         return self.out(y.reshape(b, -1, ch)).reshape(x.shape)
 
 
@@ -168,6 +213,8 @@ COUPLINGS = {
     "dense": lambda ch, *, units, kernel_size, heads, rngs: DenseCoupling(units, rngs=rngs),
     "conv": lambda ch, *, units, kernel_size, heads, rngs: ConvCoupling(ch, kernel_size, rngs=rngs),
     "attn": lambda ch, *, units, kernel_size, heads, rngs: AttentionCoupling(ch, heads, rngs=rngs),
+    "attn_gta": lambda ch, *, units, kernel_size, heads, rngs: AttentionCoupling(
+        ch, heads, gta=True, rngs=rngs),
 }
 
 
@@ -221,7 +268,7 @@ class KuramotoLayer(nnx.Module):
         Channels of a state (``channels // n`` oscillators).
     n : int
         Dimension of an oscillator (even; 2 is the classic phase oscillator).
-    coupling : {"dense", "conv", "attn"} or nnx.Module
+    coupling : {"dense", "conv", "attn", "attn_gta"} or nnx.Module
         Connectivity ``J`` (a module is used as given, e.g. ``DenseCoupling.from_matrix``).
     T, gamma : int, float
         Number of steps and step size.
@@ -233,7 +280,8 @@ class KuramotoLayer(nnx.Module):
     project : bool
         Apply the tangent projection ``Proj_x`` (the paper's default).
     units, kernel_size, heads : int
-        Size of a state for ``"dense"``; kernel of ``"conv"``; heads of ``"attn"``.
+        Size of a state for ``"dense"``; kernel of ``"conv"``; heads of ``"attn"`` (``"attn_gta"``: with
+        GTA's 2-D position transforms, see :class:`AttentionCoupling`).
     rngs : nnx.Rngs
 
     Examples

@@ -67,7 +67,7 @@ class AKOrN(nnx.Module):
     channels, n, blocks, T : int
         Channels per position (``channels // n`` oscillators), oscillator dimension, number
         of blocks, Kuramoto steps per block.
-    coupling : {"attn", "conv", "dense"}
+    coupling : {"attn", "attn_gta", "conv", "dense"}
         Connectivity ``J`` of every block (see :data:`COUPLINGS`).
     kernel_size, heads : int
         For ``"conv"`` and ``"attn"``.

@@ -303,3 +303,44 @@ def test_akorn_architecture_is_one_config_object():
     assert akorn.AKOrN(cfg, oscillatory=False, rngs=nnx.Rngs(0)).config.oscillatory is False
     with pytest.raises(TypeError, match="unknown argument"):
         akorn.AKOrN(cfg, chanels=8, rngs=nnx.Rngs(0))
+
+
+def test_gta_rotations_are_orthogonal_and_attention_sees_relative_positions():
+    """GTA (Miyato et al. 2024): rho(g) is a rotation, and the logits (rho(g_i)^T q) .
+    (rho(g_j)^T k) depend on g_i - g_j only: shifting every position leaves them unchanged
+    (to float32 rounding of the angles, ~1e-5)."""
+    from brainmodels.akorn.layer import gta_angles, gta_rotate
+
+    rng = np.random.default_rng(0)
+    q = jnp.asarray(rng.standard_normal((1, 12, 2, 8)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((1, 12, 2, 8)), jnp.float32)
+    angles = gta_angles(3, 4, 8)
+    back = gta_rotate(gta_rotate(q, angles, inverse=True), angles)
+    np.testing.assert_allclose(back, q, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(gta_rotate(q, angles), axis=-1),
+                               jnp.linalg.norm(q, axis=-1), rtol=1e-5)
+    # positions shifted by (2 columns, 5 rows): the per-axis angles grow by a constant
+    k4 = 8 // 4
+    freqs = np.pi / 2.0 ** np.arange(k4)
+    shifted = angles + jnp.asarray(np.r_[2 * freqs, 5 * freqs], jnp.float32)[None]
+
+    def logits(a):
+        return jnp.einsum("blhd,bmhd->bhlm", gta_rotate(q, a, inverse=True),
+                          gta_rotate(k, a, inverse=True))
+
+    np.testing.assert_allclose(logits(shifted), logits(angles), atol=1e-4)
+    assert not np.allclose(logits(angles), jnp.einsum("blhd,bmhd->bhlm", q, k), atol=1e-2)
+
+
+def test_gta_attention_coupling_in_akorn():
+    from brainmodels.akorn import AKOrN
+    from brainmodels.akorn.layer import AttentionCoupling
+
+    model = AKOrN(image_size=16, patch=4, channels=16, heads=2, T=2, coupling="attn_gta",
+                  rngs=nnx.Rngs(0))
+    out = model(jnp.zeros((2, 16, 16, 3)), key=jax.random.key(0))
+    assert np.isfinite(np.asarray(out.out)).all()
+    with pytest.raises(ValueError, match="divisible by 4"):
+        AttentionCoupling(16, heads=8, gta=True, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="height, width"):
+        AttentionCoupling(16, heads=2, gta=True, rngs=nnx.Rngs(0))(jnp.zeros((2, 5, 16)))
