@@ -234,8 +234,8 @@ def store_params(estimator: Any, params: dict) -> None:
 class GradientEncoder(ScoreMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Base of the nonlinear encoders (not used directly): training and prediction plumbing.
 
-    Subclasses define ``_build(data, rngs) -> nnx.Module``, ``_loss(model, batch)`` and the
-    arrays of a batch; they share the parameters below.
+    A subclass's ``fit`` checks and standardises its inputs, builds its ``nnx.Module`` and
+    calls :meth:`_run` with its loss and validation score; the parameters below are shared.
 
     Parameters
     ----------

@@ -209,7 +209,6 @@ class InContextEncoder(GradientEncoder):
         model = _WeightWriter(x.shape[1], d_model=int(self.d_model), heads=int(self.heads),
                               layers=int(self.layers), registers=int(self.registers),
                               rngs=nnx.Rngs(int(self.seed)))
-        self._y_mean, self._y_sd = np.zeros(n_vox), np.ones(n_vox)
         self._run(model, loss, data, val, evaluate, config)
         self.n_features_in_ = x.shape[1]
         self._max_context = hi
