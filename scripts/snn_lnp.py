@@ -145,7 +145,8 @@ def run_unit(cfg: LNPConfig, task_name: str, regime: str, seed: int) -> dict:
     t_lnp = time.perf_counter() - t0
     n_keep, s_keep = lnp.n_neurons[1], lnp.n_synapses[1]
     rho = spectral_radius(lnp.model)
-    rows = [row("LNP", train(lnp.model, cfg.epochs), lam(lnp.model))]
+    lam_lnp = lam(lnp.model)  # before training: the network LNP hands over
+    rows = [row("LNP", train(lnp.model, cfg.epochs), lam_lnp)]
 
     rng = np.random.default_rng([seed, 11])
     rnd = select_neurons(dense(), np.sort(rng.choice(cfg.hidden, n_keep, replace=False)))
@@ -154,7 +155,8 @@ def run_unit(cfg: LNPConfig, task_name: str, regime: str, seed: int) -> dict:
     mask[rng.choice(existing, min(s_keep, existing.size), replace=False)] = 1.0
     rnd.rec_mask = Mask(jax.numpy.asarray(mask.reshape(rnd.n_hidden, -1)))
     rnd = with_spectral_radius(rnd, rho)
-    rows.append(row("random", train(rnd, cfg.epochs), lam(rnd)))
+    lam_rnd = lam(rnd)
+    rows.append(row("random", train(rnd, cfg.epochs), lam_rnd))
 
     net = dense()
     lam_dense = lam(net)
