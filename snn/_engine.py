@@ -188,6 +188,8 @@ def plan_for(net, dt, recording, delivery: Delivery = Delivery(), **kw) -> Plan:
 #: Poisson inputs with up to this many counts in their inversion table (the mean plus ~8
 #: standard deviations) draw by inversion of one uniform; larger means use jax.random.poisson.
 POISSON_TABLE_MAX = 256
+#: tables up to this length are counted by unrolled compare-and-adds (see poisson_inverse)
+UNROLL_TABLE = 64
 
 
 def poisson_table_size(lam: float) -> int:
@@ -205,15 +207,23 @@ def poisson_inverse(key, lam, shape, table: int):
     tail past the table (< 1e-12, :func:`poisson_table_size`). One threefry uniform and a
     fused compare-and-count per draw: ~12x cheaper than ``jax.random.poisson`` (0.09 ms
     against 1.07 ms per 10,000 draws on 2 CPU cores, inside a scan), and the same numbers
-    under ``vmap`` (``simulate_many``'s methods agree)."""
+    under ``vmap`` (``simulate_many``'s methods agree). The count runs over the table entries
+    as a loop of elementwise compare-and-adds (XLA fuses them into one vectorised pass over
+    the draws): 2.6x faster than a sum over a trailing table axis (kept for tables longer
+    than :data:`UNROLL_TABLE`), the same counts."""
     k = jnp.arange(table, dtype=jnp.float32)
     lam = jnp.asarray(lam, jnp.float32)
     # log P(X = k) = k log lam - lam - log k!; cumulative in float32 (the uniform has 24 bits)
     logp = k * jnp.log(jnp.maximum(lam, 1e-30)) - lam - jax.lax.lgamma(k + 1.0)
     cdf = jnp.where(lam > 0, jnp.cumsum(jnp.exp(logp)), 1.0)
     u = jax.random.uniform(key, shape, jnp.float32)
-    return jnp.sum(u[..., None] >= cdf.reshape((1,) * u.ndim + (table,)), axis=-1,
-                   dtype=jnp.int32)
+    if table > UNROLL_TABLE:  # large means: keep the program small
+        return jnp.sum(u[..., None] >= cdf.reshape((1,) * u.ndim + (table,)), axis=-1,
+                       dtype=jnp.int32)
+    count = jnp.zeros(u.shape, jnp.int32)
+    for j in range(table):
+        count = count + (u >= cdf[j]).astype(jnp.int32)
+    return count
 
 
 def _chunk_counts(plan: Plan, keys, c, k: int, dtype):

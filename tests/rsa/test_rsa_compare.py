@@ -37,6 +37,21 @@ def test_compare_matches_rsatoolbox(stacks, method, x64):
     np.testing.assert_allclose(compare_rdms(a, b, method), ref, atol=TOL64, rtol=0)
 
 
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman"])
+def test_long_rdms_in_column_blocks_match_rsatoolbox(method, x64):
+    # 250 conditions: 31,125 pairs, past methods.GRAM_BLOCK x 4, so the product is summed over
+    # column blocks (with a last, partial block); only the summation order differs
+    from brainmodels.rsa import methods
+
+    rng = np.random.default_rng(11)
+    n = 250 * 249 // 2
+    assert n >= 4 * methods.GRAM_BLOCK and n % methods.GRAM_BLOCK
+    a, b = rng.random((3, n)), rng.random((4, n))
+    b[0] = a[0] + 0.3 * rng.standard_normal(n)
+    ref = compare(RDMs(a), RDMs(b), method=method)
+    np.testing.assert_allclose(compare_rdms(a, b, method), ref, atol=TOL64, rtol=0)
+
+
 @pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
 def test_whitened_with_pattern_variances(stacks, method, x64):
     a, b = stacks

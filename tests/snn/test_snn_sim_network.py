@@ -369,3 +369,17 @@ def test_networks_of_one_size_drawn_with_other_seeds_share_the_compiled_run():
         with compilations() as compiled:
             snn.simulate(snn.cuba(seed=seed), 60.0 + 10 * seed)
         assert compiled.count == 0, (seed, compiled.names)
+
+
+def test_poisson_inversion_unrolled_count_equals_table_sum(monkeypatch):
+    """The unrolled compare-and-add count (tables up to _engine.UNROLL_TABLE) and the sum over
+    a trailing table axis (longer tables) are the same count of the same uniforms: identical
+    draws, bit for bit."""
+    from brainmodels.snn import _engine
+
+    key = jax.random.key(5)
+    unrolled = np.asarray(_engine.poisson_inverse(key, 2.0, (50, 400), 32))
+    monkeypatch.setattr(_engine, "UNROLL_TABLE", 0)
+    summed = np.asarray(_engine.poisson_inverse(key, 2.0, (50, 400), 32))
+    np.testing.assert_array_equal(unrolled, summed)
+    assert unrolled.sum() > 0

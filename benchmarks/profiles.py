@@ -1,0 +1,224 @@
+"""Where the time goes where a speed goal is missed: the profiles behind the README's goal table.
+
+Each profile runs the missed case and splits its time into parts a reader can check:
+
+* ``gemm``: the machine's matrix-multiply rate (float32, float64), against which the ridge
+  fits' rates are set (``ridge``: our warm fits at the sweep's medium and large sizes, their
+  multiply-adds counted by ``benchmarks/ridge.py``'s formulas);
+* ``rsa``: compare_rdms at 500 conditions (10 x 10 RDMs): the time of one read of the inputs
+  (a sum over them, memory bound) against both sides' warm times, and our time by function;
+* ``snn``: Brunel A at full size (10,000 neurons, 1 s): our run split by removing parts (the
+  recurrent projections; the Poisson drive), brian2 cython's run split by its own profiler;
+* ``kuramoto``: N = 10^4 mean field: the sines and cosines alone (four of each per oscillator
+  and RK4 step) against the whole run, on both sides, float32.
+
+Run on a quiet machine (nothing else running); records go to ``records/profiles.jsonl``,
+and ``python benchmarks/_records.py`` renders the goal table from them and the sweeps' records.
+
+    python benchmarks/profiles.py                 # every profile (~3 minutes on 2 cores)
+    python benchmarks/profiles.py --only rsa,kuramoto
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from pathlib import Path
+
+import numpy as np
+from _timing import append_records, machine, median_time  # benchmarks/ is on sys.path
+
+RECORDS = Path(__file__).with_name("records") / "profiles.jsonl"
+
+
+def gemm(repeats: int = 5) -> list[dict]:
+    out = []
+    for dtype in ("float32", "float64"):
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((2048, 2048)).astype(dtype)
+        a @ a
+        t = median_time(lambda a=a: a @ a, repeats).median
+        out.append(dict(topic="gemm", dtype=dtype, gflops=2 * 2048**3 / t / 1e9))
+        print(f"GEMM {dtype}: {out[-1]['gflops']:.1f} GFLOP/s")
+    return out
+
+
+def ridge(repeats: int = 3) -> list[dict]:
+    from ridge import SWEEP, _data, kfold_flops, loo_flops
+
+    from brainmodels.encoders import RidgeEncoder
+
+    alphas = np.logspace(-2, 8, 15)
+    out = []
+    for size in ("medium", "large"):
+        n, p, v = SWEEP[size]
+        X, Y, _, _ = _data(n, p, v, n_test=max(200, n // 5))
+        for method, flops in (("kfold", kfold_flops), ("loo", loo_flops)):
+            cv = 5 if method == "kfold" else "loo"
+
+            def fit(cv=cv, X=X, Y=Y):
+                return RidgeEncoder(alphas=alphas, cv=cv).fit(X, Y)
+
+            fit()
+            t = median_time(fit, repeats).median
+            work = flops(n, p, v, len(alphas))
+            out.append(dict(topic="ridge", size=size, method=method, wall=t, flops=work,
+                            gflops=work / t / 1e9))
+            print(f"ridge {size} {method}: {t:.3f} s, {work / t / 1e9:.1f} GFLOP/s")
+    return out
+
+
+def rsa(repeats: int = 20) -> list[dict]:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import warnings
+
+    from rsatoolbox.rdm import RDMs, compare
+
+    import brainmodels.rsa as bm
+
+    warnings.filterwarnings("ignore")
+    k = 500
+    n = k * (k - 1) // 2
+    rng = np.random.default_rng(0)
+    a, b = rng.random((10, n)), rng.random((10, n))
+    # one read of both inputs: the least any comparison must do
+    read = median_time(lambda: np.add.reduce(a, axis=None) + np.add.reduce(b, axis=None),
+                       repeats).median
+    out = []
+    for method in ("cosine", "corr"):
+        ours = median_time(lambda m=method: bm.compare_rdms(a, b, m), repeats).median
+        ra, rb = RDMs(a), RDMs(b)
+        compare(ra, rb, method=method)
+        peer = median_time(lambda m=method, ra=ra, rb=rb: compare(ra, rb, method=m), repeats).median
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(repeats):
+            bm.compare_rdms(a, b, method)
+        prof.disable()
+        stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, ..)
+        total = sum(v[2] for v in stats.values())
+        top = sorted(((v[2] / total, f"{Path(f).name}:{name}") for (f, _, name), v
+                      in stats.items()), reverse=True)[:3]
+        out.append(dict(topic="rsa", conditions=k, method=method, input_mb=2 * a.nbytes / 1e6,
+                        read_wall=read, ours_wall=ours, peer_wall=peer,
+                        top=[[name, frac] for frac, name in top]))
+        print(f"rsa {method} {k}: one read {read * 1e3:.2f} ms, ours {ours * 1e3:.2f} ms "
+              f"({ours / read:.1f} reads), rsatoolbox {peer * 1e3:.2f} ms "
+              f"({peer / read:.1f} reads); ours by function: "
+              + ", ".join(f"{name} {frac:.0%}" for frac, name in top))
+    return out
+
+
+def snn(repeats: int = 3) -> list[dict]:
+    import dataclasses
+
+    import jax
+
+    from brainmodels import snn as bsnn
+
+    net = bsnn.brunel(g=5.0, eta=2.0, seed=0, n_exc=8000)
+    key = jax.random.key(0)
+    parts = {"whole network": net,
+             "without the recurrent projections": dataclasses.replace(net, projections=()),
+             "without projections and drive": dataclasses.replace(net, projections=(),
+                                                                  inputs=())}
+    ours = {}
+    for name, variant in parts.items():
+        def run(variant=variant):
+            return bsnn.simulate(variant, 1000.0, 0.1, key=key if variant.inputs else None)
+
+        run()
+        ours[name] = median_time(run, repeats).median
+        print(f"snn brainmodels float32, Brunel A 10,000, {name}: {ours[name]:.2f} s")
+    # brian2 cython, its own profiler (time per code object)
+    import brian2 as b2
+
+    from brainmodels.snn.brian2_bridge import _codegen_target, to_brian2
+
+    with _codegen_target("cython"):
+        model = to_brian2(net, dt_ms=0.1)
+        model.network.run(1 * b2.ms, namespace={})  # compile every code object
+        model.network.run(1000 * b2.ms, namespace={}, profile=True)
+        prof = model.network.profiling_info
+    total = sum(float(t) for _, t in prof)
+    groups: dict[str, float] = {}
+    for name, t in prof:
+        # names of the bridge's objects: syn_<i>_pre (delivery), pop_<name>_* (neurons)
+        kind = ("synaptic delivery" if name.startswith("syn_") and name.endswith("_pre") else
+                "Poisson drive" if name.startswith("poissoninput") else
+                "neuron update, threshold, reset" if name.startswith("pop_") else
+                "spike recording" if name.startswith("spikemonitor") else "other")
+        groups[kind] = groups.get(kind, 0.0) + float(t)
+    print("snn brian2 cython, Brunel A 10,000 (profiler): total "
+          f"{total:.2f} s; " + ", ".join(f"{k} {v:.2f} s" for k, v in groups.items()))
+    return [dict(topic="snn", network="Brunel A 10,000 LIF, 1 s", ours=ours,
+                 brian2_total=total, brian2=groups)]
+
+
+def kuramoto(repeats: int = 3) -> list[dict]:
+    import jax
+    from kuramoto import SIZES, _side
+
+    n, steps = SIZES["medium"]
+    theta = np.random.default_rng(0).uniform(-np.pi, np.pi, n).astype(np.float32)
+
+    from brainmodels.kuramoto.engine import _sincos32
+
+    @jax.jit
+    def trig_only(th):  # what every RK4 step cannot avoid: 4 sines and 4 cosines per oscillator
+        def step(th, _):  # (brainmodels' own vectorised sincos, as its integrator calls it)
+            acc = th
+            for _ in range(4):
+                c, s = _sincos32(acc)
+                acc = acc + 1e-3 * (c + s)
+            return acc, None
+        return jax.lax.scan(step, th, None, length=steps)[0]
+
+    def numpy_trig():
+        th = theta.copy()
+        for _ in range(steps):
+            for _ in range(4):
+                th = th + np.float32(1e-3) * (np.sin(th) + np.cos(th))
+        return th
+
+    ours_run, numpy_run = _side("brainmodels float32", n, steps), _side("numpy float32", n, steps)
+    ours_run()
+    trig_only(theta).block_until_ready()
+    rec = dict(topic="kuramoto", n=n, steps=steps,
+               ours=median_time(ours_run, repeats).median,
+               ours_trig=median_time(lambda: trig_only(theta), repeats).median,
+               numpy=median_time(numpy_run, repeats).median,
+               numpy_trig=median_time(numpy_trig, repeats).median)
+    print(f"kuramoto N={n:,}, {steps:,} RK4 steps, float32: brainmodels {rec['ours']:.2f} s "
+          f"(sines and cosines alone {rec['ours_trig']:.2f} s), numpy {rec['numpy']:.2f} s "
+          f"(sines and cosines alone {rec['numpy_trig']:.2f} s)")
+    return [rec]
+
+
+PROFILES = {"gemm": gemm, "ridge": ridge, "rsa": rsa, "snn": snn, "kuramoto": kuramoto}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(PROFILES),
+                        help="comma-separated of " + ", ".join(PROFILES))
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    records = []
+    for name in args.only.split(","):
+        if name not in PROFILES:
+            raise SystemExit(f"--only: unknown profile {name!r}; expected some of "
+                             f"{', '.join(PROFILES)}")
+        records += [{"benchmark": "profile", **r} for r in PROFILES[name]()]
+    if not args.no_record:
+        append_records(RECORDS, records, machine())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())
