@@ -143,3 +143,28 @@ def test_help_documents_every_model(capsys):
         assert f"--model {model}" in text or model == "ridge"
         assert f"  {model} " in text
     assert "brainmodels encode --model attention" in text
+
+
+def test_a_voxel_constant_in_every_trial_gets_ceiling_zero_not_an_error(tmp_path):
+    """A voxel constant in every trial (a dead or masked-out voxel) has no measurable
+    explainable variance: the command still runs, its ceiling is 0, its normalized score NaN
+    (as for any ceiling below 0.1), and a warning names it; the other voxels' ceilings are
+    those of explainable_variance on them alone."""
+    from brainmodels.data import save_netcdf
+    from brainmodels.datasets import make_synthetic_fmri
+    from brainmodels.encoders import explainable_variance, noise_ceiling, repeats_from_trials
+
+    ds = make_synthetic_fmri(60, 2, resolution_mm=20, seed=1)
+    ds["betas"][:, 5] = 0.0
+    data = save_netcdf(ds, tmp_path / "data.nc")
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match=r"noise ceiling 0 for 1 voxel\(s\) constant within a "
+                                         r"repeat.*\b5\b"):
+        assert main(["encode", "--data", str(data), "--no-maps", "--out", str(out)]) == 0
+    scores = load_netcdf(out / "scores.nc")
+    ceiling = scores["noise_ceiling"].values
+    assert ceiling[5] == 0 and np.isnan(scores["normalized_score"].values[5])
+    rest = np.delete(np.arange(ds.sizes["voxel"]), 5)
+    reps, _ = repeats_from_trials(ds["betas"].values[:, rest], ds["stimulus_id"].values)
+    np.testing.assert_allclose(ceiling[rest], noise_ceiling(explainable_variance(reps)),
+                               rtol=1e-12)
