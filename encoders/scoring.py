@@ -103,7 +103,7 @@ SCORES: dict[str, Callable] = {"r2": r2, "correlation": correlation, "neg_mse": 
 
 
 def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
-                         bias_correction: bool = True) -> Any:
+                         bias_correction: bool = True, constant: str = "raise") -> Any:
     """Fraction of single-trial variance that is stimulus-driven, from repeated presentations.
 
     Each repeat is z-scored over samples; ``ev = Var_t(mean_r y) / mean_r Var_t(y_r)``. With
@@ -115,12 +115,19 @@ def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
     ----------
     data : array (repeat, sample, voxel) or (repeat, sample)
         Responses to the same samples (stimuli or time points) in every repeat.
+    constant : {"raise", "zero"}
+        A voxel constant within a repeat (a dead or masked voxel) has no measurable
+        explainable variance: an error naming the voxels (default), or ``"zero"``: its value
+        is 0 (so its noise ceiling is 0) and a warning names the voxels.
 
     Raises
     ------
     ValueError
-        Fewer than 2 repeats or samples, NaN values, or a constant repeat.
+        Fewer than 2 repeats or samples, NaN values, or (``constant="raise"``) a constant
+        repeat.
     """
+    if constant not in ("raise", "zero"):
+        raise ValueError(f"constant must be 'raise' or 'zero', got {constant!r}")
     values, template = unwrap(data, name="data")
     if values.ndim not in (2, 3) or values.shape[0] < 2 or values.shape[1] < 2:
         raise ValueError(f"data must be (repeat, sample[, voxel]) with >= 2 repeats and samples, "
@@ -129,18 +136,28 @@ def explainable_variance(data: Float[ArrayLike, "repeat sample voxel"], *,
         raise ValueError("data contains NaN or infinite values")
     flat = values.reshape(*values.shape[:2], -1)
     ev = np.empty(flat.shape[2])
+    flat_all = np.zeros(flat.shape[2], bool)
     for start in range(0, flat.shape[2], 2048):  # float64 in voxel chunks: bounded memory
         chunk = flat[:, :, start:start + 2048].astype(np.float64)
         sd = chunk.std(axis=1, keepdims=True)
-        if np.any(sd == 0):
-            idx = start + np.flatnonzero(np.any(sd == 0, axis=(0, 1)))
-            raise ValueError(f"data is constant within a repeat for voxel(s) "
-                             f"{format_indices(idx)}")
+        const = np.any(sd == 0, axis=(0, 1))
+        if const.any():
+            flat_all[start:start + 2048] = const
+            if constant == "raise":
+                raise ValueError(f"data is constant within a repeat for voxel(s) "
+                                 f"{format_indices(start + np.flatnonzero(const))} (pass "
+                                 f"constant='zero' to give them explainable variance 0)")
+            sd = np.where(sd == 0, 1.0, sd)
         z = (chunk - chunk.mean(axis=1, keepdims=True)) / sd
         ev[start:start + 2048] = z.mean(axis=0).var(axis=0)  # mean_r Var_t(z_r) = 1
-    ev = ev.reshape(values.shape[2:])
     if bias_correction:
         ev = ev - (1.0 - ev) / (values.shape[0] - 1)
+    if flat_all.any():
+        ev[flat_all] = 0.0
+        warnings.warn(f"explainable variance 0 for {int(flat_all.sum())} voxel(s) constant "
+                      f"within a repeat: {format_indices(np.flatnonzero(flat_all))}",
+                      UserWarning, stacklevel=2)
+    ev = ev.reshape(values.shape[2:])
     return _finish(ev, np.zeros(np.shape(ev), bool), template, "explainable_variance")
 
 

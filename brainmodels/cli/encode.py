@@ -494,22 +494,8 @@ def _scores(ds, Y, pred, split=None, band_weights=None) -> dict:
         r = np.nan_to_num(correlation(Y, pred))
         out = {"correlation": r, "r2": np.nan_to_num(r2(Y, pred))}
         data, _ = repeats_from_trials(ds["betas"].values, sid)
-        # a voxel constant within a repeat has no measurable explainable variance: ceiling 0
-        # (its normalized score is then NaN, as for any ceiling below 0.1), said below
-        flat = data.reshape(*data.shape[:2], -1)
-        flat_voxels = np.any(np.ptp(flat, axis=1) == 0, axis=0)
-        ceiling = np.zeros(flat.shape[2])
-        if not flat_voxels.all():
-            ceiling[~flat_voxels] = noise_ceiling(explainable_variance(flat[..., ~flat_voxels]))
-        out["noise_ceiling"] = ceiling
+        out["noise_ceiling"] = noise_ceiling(explainable_variance(data, constant="zero"))
         out["normalized_score"] = normalized_score(r, out["noise_ceiling"], min_ceiling=0.1)
-    if flat_voxels.any():
-        from brainmodels.encoders._validation import format_indices
-
-        idx = np.flatnonzero(flat_voxels)
-        warnings.warn(f"noise ceiling 0 for {idx.size} voxel(s) constant within a repeat (no "
-                      f"measurable explainable variance): {format_indices(idx)}", UserWarning,
-                      stacklevel=2)
     for name, part in (split or {}).items():  # the parts sum to the joint R^2
         out[f"r2_split_{name}"] = np.nan_to_num(part)
         out[f"band_weight_{name}"] = band_weights[name]

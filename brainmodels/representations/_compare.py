@@ -203,7 +203,8 @@ def compare_to_brain(
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ceiling = np.asarray(noise_ceiling(explainable_variance(data[:, test]), n_average=n_rep))
+        ceiling = np.asarray(noise_ceiling(explainable_variance(data[:, test], constant="zero"),
+                                             n_average=n_rep))
     boot_rng = np.random.default_rng(np.asarray(jax.random.key_data(k_boot)).ravel().tolist())
     boots = boot_rng.integers(0, n_test, (n_bootstrap, n_test))
     roi_v = roi_all[vox]

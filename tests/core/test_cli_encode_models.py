@@ -158,8 +158,8 @@ def test_a_voxel_constant_in_every_trial_gets_ceiling_zero_not_an_error(tmp_path
     ds["betas"][:, 5] = 0.0
     data = save_netcdf(ds, tmp_path / "data.nc")
     out = tmp_path / "out"
-    with pytest.warns(UserWarning, match=r"noise ceiling 0 for 1 voxel\(s\) constant within a "
-                                         r"repeat.*\b5\b"):
+    with pytest.warns(UserWarning, match=r"explainable variance 0 for 1 voxel\(s\) constant "
+                                         r"within a repeat: \[5\]"):
         assert main(["encode", "--data", str(data), "--no-maps", "--out", str(out)]) == 0
     scores = load_netcdf(out / "scores.nc")
     ceiling = scores["noise_ceiling"].values

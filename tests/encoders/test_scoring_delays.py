@@ -146,3 +146,22 @@ def test_fir_ridge_recovers_delayed_weights(rng):
     assert w.shape == (4, 1)
     # noise sd 0.1 over 400 samples: weight error ~ 0.005 -> 0.05 tolerance
     np.testing.assert_allclose(w[:, 0], [0.0, 2.0, 0.0, 0.0], atol=0.05)
+
+
+def test_explainable_variance_of_a_voxel_constant_within_a_repeat(rng):
+    """A voxel constant within one repeat: refused by default (the error names it and the
+    option), or with constant="zero" given 0 with a warning naming it; the other voxels keep
+    their values (each voxel is computed on its own), in every chunk of 2,048 voxels."""
+    data = rng.standard_normal((3, 40, 2100)) + rng.standard_normal((1, 40, 2100))
+    data[1, :, 7] = 2.0
+    data[:, :, 2050] = -1.0  # in the second chunk, constant in every repeat
+    with pytest.raises(ValueError, match=r"voxel\(s\) \[7\].*constant='zero'"):
+        explainable_variance(data)
+    with pytest.raises(ValueError, match="constant must be"):
+        explainable_variance(data, constant="nan")
+    with pytest.warns(UserWarning, match=r"explainable variance 0 for 2 voxel\(s\).*\[7, 2050\]"):
+        ev = explainable_variance(data, constant="zero")
+    assert ev[7] == 0 and ev[2050] == 0
+    rest = np.setdiff1d(np.arange(2100), [7, 2050])
+    # same values to float64 round-off (the chunks of 2,048 voxels fall differently: ~10 eps)
+    np.testing.assert_allclose(ev[rest], explainable_variance(data[:, :, rest]), rtol=1e-14)
