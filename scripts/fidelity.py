@@ -148,7 +148,10 @@ def render_lnp() -> str:
             "fine-tuning epochs); readout-only: ridge readout, alpha by 5-fold CV. Test "
             "score: accuracy (digits, copy recall steps) or MSE of standardised x (Lorenz; "
             "the memoryless bar is 0.30). lambda_max of the smoothed dynamics under white "
-            "noise, per ms.")
+            "noise, per ms, of the network each method hands to training (activity pruning "
+            "has none: it prunes the trained dense network) and after training. Random and "
+            "activity pruning keep LNP's neuron and synapse counts and are rescaled to its "
+            "spectral radius.")
 
 
 BLOCKS = {"fidelity": render, "lnp": render_lnp}

@@ -247,6 +247,14 @@ def summarise(results: list[dict]) -> list[dict]:
     return out
 
 
+def _lam(x: float) -> str:
+    """lambda_max, or "-" where there is none (activity pruning starts from the trained
+    dense network: it has no network before training)."""
+    import math
+
+    return "-" if math.isnan(x) else f"{x:.3f}"
+
+
 def format_summary(summary: list[dict]) -> str:
     lines = ["| task | regime | method | neurons | synapses | test score (mean +- SE) | "
              "spikes / sample | lambda_max init -> trained (1/ms) | seeds |",
@@ -256,8 +264,8 @@ def format_summary(summary: list[dict]) -> str:
         lines.append(
             f"| {e['task']} | {e['regime']} | {e['method']} | {e['neurons']} | "
             f"{e['synapses']:.0f} | {m} {e[m]:.3f} +- {e[m + '_se']:.3f} | "
-            f"{e['spikes_per_sample']:.0f} | {e['lambda_max_init']:.3f} -> "
-            f"{e['lambda_max_trained']:.3f} | {e['seeds']} |")
+            f"{e['spikes_per_sample']:.0f} | {_lam(e['lambda_max_init'])} -> "
+            f"{_lam(e['lambda_max_trained'])} | {e['seeds']} |")
     return "\n".join(lines)
 
 
