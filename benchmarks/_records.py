@@ -440,6 +440,15 @@ def _why() -> list[str]:
                    f"{r['numpy']:.2f} s ({r['numpy_trig']:.2f} s of sines and cosines). "
                    "At 10^4 oscillators a step is ~10 us of work, which XLA splits over both "
                    "cores at a loss (pinned to one core the run takes ~2/3 of the time).")
+    for r in [r for r in prof if r.get("topic") == "first_touch"][-1:]:
+        out.append(f"- **Small RDMs, cold**: compare_rdms on 10-condition RDMs takes "
+                   f"{r['cold'] * 1e6:.0f} us as a process's first call and "
+                   f"{r['warm'] * 1e6:.0f} us after; no compilation is involved: the "
+                   f"difference is each numpy operation's first use in a process (a "
+                   f"reduction: {r['first_op'] * 1e6:.0f} us the first time, "
+                   f"{r['second_op'] * 1e6:.0f} us the second), which rsatoolbox pays at "
+                   "import for the operations its import runs. Warm, both sides are within "
+                   "run-to-run noise at this size.")
     return out
 
 

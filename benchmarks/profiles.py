@@ -199,7 +199,40 @@ def kuramoto(repeats: int = 3) -> list[dict]:
     return [rec]
 
 
-PROFILES = {"gemm": gemm, "ridge": ridge, "rsa": rsa, "snn": snn, "kuramoto": kuramoto}
+_FIRST_TOUCH = """
+import json, time, numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)
+import brainmodels.rsa as bm
+rng = np.random.default_rng(0)
+a, b = rng.random((10, 45)), rng.random((10, 45))
+def t(f):
+    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+first_op, second_op = t(lambda: np.add.reduce(a * b, axis=1)), t(lambda: np.add.reduce(a * b, axis=1))
+cold = t(lambda: bm.compare_rdms(a, b, "cosine"))
+warm = min(t(lambda: bm.compare_rdms(a, b, "cosine")) for _ in range(50))
+print(json.dumps(dict(first_op=first_op, second_op=second_op, cold=cold, warm=warm)))
+"""
+
+
+def first_touch(repeats: int = 5) -> list[dict]:
+    """compare_rdms on 10-condition RDMs, cold (a fresh process) and warm, beside the cost of
+    a numpy reduction's first use in a process (medians over ``repeats`` processes)."""
+    import json
+    import subprocess
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _FIRST_TOUCH], check=True,
+                                      capture_output=True, text=True).stdout)
+            for _ in range(repeats)]
+    rec = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    print(f"first touch: compare_rdms cosine 10 conditions cold {rec['cold'] * 1e6:.0f} us, "
+          f"warm {rec['warm'] * 1e6:.0f} us; a numpy reduction's first use "
+          f"{rec['first_op'] * 1e6:.0f} us, its second {rec['second_op'] * 1e6:.0f} us")
+    return [dict(topic="first_touch", **rec)]
+
+
+PROFILES = {"gemm": gemm, "ridge": ridge, "rsa": rsa, "snn": snn, "kuramoto": kuramoto,
+            "first_touch": first_touch}
 
 
 def main(argv=None) -> int:
