@@ -447,9 +447,8 @@ def _why() -> list[str]:
                    f"difference is each numpy operation's first use in a process (a "
                    f"reduction: {r['first_op'] * 1e6:.0f} us the first time, "
                    f"{r['second_op'] * 1e6:.0f} us the second); rsatoolbox's first call "
-                   "pays the same kind of cost (its cold and warm columns above), for fewer "
-                   "checks of the input than ours (NaN, layout, symmetry). Warm, both sides "
-                   "are within run-to-run noise at this size.")
+                   "pays the same kind of cost (its cold and warm columns above). Warm, both "
+                   "sides are within run-to-run noise at this size.")
     return out
 
 
