@@ -387,25 +387,25 @@ def _why() -> list[str]:
     prof = load("profiles")
     out = []
     gemm = {r["dtype"]: r["gflops"] for r in prof if r.get("topic") == "gemm"}
-    ridge = _newest([r for r in prof if r.get("topic") == "ridge"], "size", "method")
-    peers = _newest(load("ridge"), "size", "method", "side")
-    if gemm and ridge:
+    ridge = _newest([r for r in prof if r.get("topic") == "ridge" and "product32" in r],
+                    "size", "method")
+    if ridge:
         parts = []
-        for (size, method), r in ridge.items():
-            peer = peers.get((size, method, "peer"))
-            need = "" if peer is None else (
-                f"; 5x the peer would need {5 * r['flops'] / peer['warm_wall'] / 1e9:.0f}")
-            parts.append(f"{size} {'5-fold' if method == 'kfold' else 'LOO'} "
-                         f"{r['gflops']:.0f} GFLOP/s{need}")
-        out.append(f"- **Ridge** is matrix products on both sides (one decomposition per fold, "
-                   f"then products with every voxel per alpha; the same algorithms as "
-                   f"himalaya's and scikit-learn's). This machine multiplies float32 matrices "
-                   f"at {gemm.get('float32', 0):.0f} GFLOP/s and float64 at "
-                   f"{gemm.get('float64', 0):.0f}; our warm fits run at "
-                   + "; ".join(parts) + " GFLOP/s (multiply-adds counted as in "
-                   "`benchmarks/ridge.py`). Where the needed rate is above the float32 peak, "
-                   "5x is out of reach on this CPU; the margin left is the float32 storage "
-                   "against the peers' float64 and the work shared across alphas.")
+        for (_, method), r in ridge.items():
+            mine = r["ours"] / r["product32"]
+            theirs = r["peer"] / r[f"product{r['peer_dtype'][-2:]}"]
+            parts.append(f"{r['n']:,} x {r['p']:,} x {r['v']:,} "
+                         f"{'5-fold' if method == 'kfold' else 'LOO'}: ours {mine:.0f}, the "
+                         f"peer {theirs:.0f} ({r['peer_dtype']}), {r['peer'] / r['ours']:.1f}x")
+        rates = (f" (this machine multiplies float32 matrices at {gemm['float32']:.0f} "
+                 f"GFLOP/s, float64 at {gemm['float64']:.0f})" if gemm else "")
+        out.append("- **Ridge** is matrix products on both sides (a decomposition per fold, "
+                   "then products with every voxel per alpha; the peers' algorithms are the "
+                   "same). Warm fits in units of one product X^T Y of the side's own dtype, "
+                   "the least work a fit of every voxel does: " + "; ".join(parts) + rates
+                   + ". A 5x lead needs a fit within a fifth of the peer's product count "
+                   "(times the dtype's speed ratio); float32 storage and one decomposition "
+                   "shared by all alphas are most of our margin.")
     for r in _newest([r for r in prof if r.get("topic") == "rsa"], "method").values():
         top = ", ".join(f"{name.split(':')[-1].strip('<>')} {frac:.0%}"
                         for name, frac in r["top"])

@@ -2,9 +2,9 @@
 
 Each profile runs the missed case and splits its time into parts a reader can check:
 
-* ``gemm``: the machine's matrix-multiply rate (float32, float64), against which the ridge
-  fits' rates are set (``ridge``: our warm fits at the sweep's medium and large sizes, their
-  multiply-adds counted by ``benchmarks/ridge.py``'s formulas);
+* ``gemm``: the machine's matrix-multiply rate (float32, float64);
+* ``ridge``: both sides' warm fits at the sweep's medium and large sizes in units of one
+  product X^T Y of their own dtype (the least work a fit of every voxel does);
 * ``rsa``: compare_rdms at 500 conditions (10 x 10 RDMs): the time of one read of the inputs
   (a sum over them, memory bound) against both sides' warm times, and our time by function;
 * ``snn``: Brunel A at full size (10,000 neurons, 1 s): our run split by removing parts (the
@@ -46,27 +46,33 @@ def gemm(repeats: int = 5) -> list[dict]:
 
 
 def ridge(repeats: int = 3) -> list[dict]:
-    from ridge import SWEEP, _data, kfold_flops, loo_flops
-
-    from brainmodels.encoders import RidgeEncoder
+    """Each side's warm fit in units of one product X^T Y in its own dtype (the least work a
+    ridge fit of every voxel does), at the sweep's medium and large sizes."""
+    from ridge import SWEEP, _data, _sweep_fit
 
     alphas = np.logspace(-2, 8, 15)
     out = []
     for size in ("medium", "large"):
         n, p, v = SWEEP[size]
         X, Y, _, _ = _data(n, p, v, n_test=max(200, n // 5))
-        for method, flops in (("kfold", kfold_flops), ("loo", loo_flops)):
-            cv = 5 if method == "kfold" else "loo"
-
-            def fit(cv=cv, X=X, Y=Y):
-                return RidgeEncoder(alphas=alphas, cv=cv).fit(X, Y)
-
-            fit()
-            t = median_time(fit, repeats).median
-            work = flops(n, p, v, len(alphas))
-            out.append(dict(topic="ridge", size=size, method=method, wall=t, flops=work,
-                            gflops=work / t / 1e9))
-            print(f"ridge {size} {method}: {t:.3f} s, {work / t / 1e9:.1f} GFLOP/s")
+        prods = {}
+        for dtype in ("float32", "float64"):
+            xd, yd = X.astype(dtype), Y.astype(dtype)
+            prods[dtype] = median_time(lambda xd=xd, yd=yd: xd.T @ yd, 5).median
+        for method in ("kfold", "loo"):
+            ours, peer = _sweep_fit(method, "brainmodels", alphas), _sweep_fit(method, "peer",
+                                                                               alphas)
+            ours(X, Y)
+            t_ours = median_time(lambda f=ours, X=X, Y=Y: f(X, Y), repeats).median
+            t_peer = median_time(lambda f=peer, X=X, Y=Y: f(X, Y), 1).median
+            peer_dtype = "float32" if method == "kfold" else "float64"  # himalaya / sklearn
+            out.append(dict(topic="ridge", size=size, method=method, n=n, p=p, v=v,
+                            product32=prods["float32"], product64=prods["float64"],
+                            ours=t_ours, peer=t_peer, peer_dtype=peer_dtype))
+            print(f"ridge {size} {method}: X^T Y float32 {prods['float32'] * 1e3:.1f} ms, "
+                  f"float64 {prods['float64'] * 1e3:.1f} ms; ours {t_ours:.3f} s "
+                  f"({t_ours / prods['float32']:.0f} products), peer {t_peer:.3f} s "
+                  f"({t_peer / prods[peer_dtype]:.0f} products in {peer_dtype})")
     return out
 
 

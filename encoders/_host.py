@@ -119,13 +119,23 @@ def loo_scores(U, s, Y, alphas, *, score: str, fit_intercept: bool, dtype):
     U2 = U * U
     offset = 1.0 / n if fit_intercept else 0.0
     out = np.empty((len(alphas), Y.shape[1]))
+    # r2 and neg_mse need only the sum of squared LOO residuals per alpha (the total sum of
+    # squares does not depend on alpha): one pass over the residuals, not ~8
+    total = (_centre(Yc) ** 2).sum(0) if score == "r2" else None
     for i, alpha in enumerate(alphas):
         f = s**2 / (s**2 + alpha)
         scale = (1.0 / (1.0 - (U2 @ f + offset))).astype(dtype)  # inf where h = 1: not picked
         fitted = Ud @ (f.astype(dtype)[:, None] * B)
         with np.errstate(over="ignore", invalid="ignore"):
-            loo = (Yc - fitted) * scale[:, None]
-            out[i] = SCORES[score](Yc, Yc - loo)
+            fitted -= Yc
+            fitted *= scale[:, None]  # minus the LOO residuals
+            if score == "r2":
+                sse = np.einsum("ij,ij->j", fitted, fitted)
+                out[i] = np.where(total > 0, 1.0 - sse / np.where(total > 0, total, 1.0), 0.0)
+            elif score == "neg_mse":
+                out[i] = -np.einsum("ij,ij->j", fitted, fitted) / n
+            else:
+                out[i] = SCORES[score](Yc, Yc + fitted)
     return out
 
 

@@ -184,11 +184,19 @@ def loo_scores_batch(
     U2 = U * U
     offset = 1.0 / n if fit_intercept else 0.0
 
+    # r2 needs only the sum of squared LOO residuals per alpha: the total sum of squares is
+    # computed once, outside the loop (XLA does not hoist it out of the map's body)
+    if score == "r2":
+        total = jnp.sum((Yc - jnp.mean(Yc, axis=0, keepdims=True)) ** 2, axis=0)
+
     def one(alpha):
         f = s**2 / (s**2 + alpha)
         h = U2 @ f + offset
         resid = Yc - U @ (f[:, None] * B)
         loo = resid / (1.0 - h)[:, None]
+        if score == "r2":
+            sse = jnp.sum(loo * loo, axis=0)
+            return jnp.where(total > 0, 1.0 - sse / jnp.where(total > 0, total, 1.0), 0.0)
         return scorer(Yc, Yc - loo)
 
     return lax.map(one, alphas)
