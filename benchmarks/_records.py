@@ -388,32 +388,39 @@ def _why() -> list[str]:
     out = []
     gemm = {r["dtype"]: r["gflops"] for r in prof if r.get("topic") == "gemm"}
     ridge = _newest([r for r in prof if r.get("topic") == "ridge" and "product32" in r],
-                    "size", "method")
-    if ridge:
-        parts = []
-        for (_, method), r in ridge.items():
-            mine = r["ours"] / r["product32"]
-            theirs = r["peer"] / r[f"product{r['peer_dtype'][-2:]}"]
+                    "size")
+    fits = _newest(load("ridge"), "size", "method", "side")
+    parts = []
+    for (size,), r in ridge.items():
+        for method in ("kfold", "loo"):
+            ours, peer = fits.get((size, method, "brainmodels")), fits.get((size, method, "peer"))
+            if ours is None or peer is None:
+                continue
             parts.append(f"{r['n']:,} x {r['p']:,} x {r['v']:,} "
-                         f"{'5-fold' if method == 'kfold' else 'LOO'}: ours {mine:.0f}, the "
-                         f"peer {theirs:.0f} ({r['peer_dtype']}), {r['peer'] / r['ours']:.1f}x")
-        rates = (f" (this machine multiplies float32 matrices at {gemm['float32']:.0f} "
-                 f"GFLOP/s, float64 at {gemm['float64']:.0f})" if gemm else "")
+                         f"{'5-fold' if method == 'kfold' else 'LOO'}: ours "
+                         f"{ours['warm_wall'] / r['product32']:.0f} (float32), the peer "
+                         f"{peer['warm_wall'] / r['product' + peer['dtype'][-2:]]:.0f} "
+                         f"({peer['dtype']})")
+    if parts:
+        rates = (f" This machine multiplies float32 matrices at {gemm['float32']:.0f} "
+                 f"GFLOP/s and float64 at {gemm['float64']:.0f}." if gemm else "")
         out.append("- **Ridge** is matrix products on both sides (a decomposition per fold, "
                    "then products with every voxel per alpha; the peers' algorithms are the "
-                   "same). Warm fits in units of one product X^T Y of the side's own dtype, "
-                   "the least work a fit of every voxel does: " + "; ".join(parts) + rates
-                   + ". A 5x lead needs a fit within a fifth of the peer's product count "
-                   "(times the dtype's speed ratio); float32 storage and one decomposition "
-                   "shared by all alphas are most of our margin.")
-    for r in _newest([r for r in prof if r.get("topic") == "rsa"], "method").values():
+                   "same). The sweep's warm fits in units of one product X^T Y of the side's "
+                   "own dtype, the least work a fit of every voxel does: " + "; ".join(parts)
+                   + "." + rates + " 5x needs our count below a fifth of the peer's (times "
+                   "the float64/float32 speed ratio for scikit-learn): the per-alpha products "
+                   "and per-fold decompositions are already shared, so what is left is the "
+                   "count itself.")
+    for r in _newest([r for r in prof if r.get("topic") == "rsa"], "conditions",
+                     "method").values():
         top = ", ".join(f"{name.split(':')[-1].strip('<>')} {frac:.0%}"
                         for name, frac in r["top"])
         out.append(f"- **RSA {r['method']}, {r['conditions']} conditions** (10 x 10 RDMs, "
-                   f"{r['input_mb']:.0f} MB of input): one read of the input takes "
-                   f"{r['read_wall'] * 1e3:.2f} ms; rsatoolbox takes "
-                   f"{r['peer_wall'] * 1e3:.1f} ms ({r['peer_wall'] / r['read_wall']:.0f} "
-                   f"reads), we take {r['ours_wall'] * 1e3:.1f} ms "
+                   f"{r['input_mb']:.1f} MB of input): one read of the input takes "
+                   f"{_dur(r['read_wall'])}; rsatoolbox takes "
+                   f"{_dur(r['peer_wall'])} ({r['peer_wall'] / r['read_wall']:.0f} "
+                   f"reads), we take {_dur(r['ours_wall'])} "
                    f"({r['ours_wall'] / r['read_wall']:.0f} reads: {top}). 5x would leave "
                    f"{r['peer_wall'] / 5 / r['read_wall']:.1f} reads for the checks of the "
                    f"input, the norms (centring, for corr) and the products.")

@@ -3,9 +3,10 @@
 Each profile runs the missed case and splits its time into parts a reader can check:
 
 * ``gemm``: the machine's matrix-multiply rate (float32, float64);
-* ``ridge``: both sides' warm fits at the sweep's medium and large sizes in units of one
-  product X^T Y of their own dtype (the least work a fit of every voxel does);
-* ``rsa``: compare_rdms at 500 conditions (10 x 10 RDMs): the time of one read of the inputs
+* ``ridge``: one product X^T Y in each dtype at the sweep's medium and large sizes (the
+  least work a fit of every voxel does), the unit in which the goal table counts the
+  sweep's fits;
+* ``rsa``: compare_rdms at 100 and 500 conditions (10 x 10 RDMs): the time of one read of the inputs
   (a sum over them, memory bound) against both sides' warm times, and our time by function;
 * ``snn``: Brunel A at full size (10,000 neurons, 1 s): our run split by removing parts (the
   recurrent projections; the Poisson drive), brian2 cython's run split by its own profiler;
@@ -45,34 +46,24 @@ def gemm(repeats: int = 5) -> list[dict]:
     return out
 
 
-def ridge(repeats: int = 3) -> list[dict]:
-    """Each side's warm fit in units of one product X^T Y in its own dtype (the least work a
-    ridge fit of every voxel does), at the sweep's medium and large sizes."""
-    from ridge import SWEEP, _data, _sweep_fit
+def ridge(repeats: int = 5) -> list[dict]:
+    """One product X^T Y in float32 and float64 at the sweep's medium and large sizes: the
+    least work a ridge fit of every voxel does; the goal table sets the sweep's warm fits
+    (``records/ridge.jsonl``) in units of it."""
+    from ridge import SWEEP, _data
 
-    alphas = np.logspace(-2, 8, 15)
     out = []
     for size in ("medium", "large"):
         n, p, v = SWEEP[size]
         X, Y, _, _ = _data(n, p, v, n_test=max(200, n // 5))
-        prods = {}
+        rec = dict(topic="ridge", size=size, n=n, p=p, v=v)
         for dtype in ("float32", "float64"):
             xd, yd = X.astype(dtype), Y.astype(dtype)
-            prods[dtype] = median_time(lambda xd=xd, yd=yd: xd.T @ yd, 5).median
-        for method in ("kfold", "loo"):
-            ours, peer = _sweep_fit(method, "brainmodels", alphas), _sweep_fit(method, "peer",
-                                                                               alphas)
-            ours(X, Y)
-            t_ours = median_time(lambda f=ours, X=X, Y=Y: f(X, Y), repeats).median
-            t_peer = median_time(lambda f=peer, X=X, Y=Y: f(X, Y), 1).median
-            peer_dtype = "float32" if method == "kfold" else "float64"  # himalaya / sklearn
-            out.append(dict(topic="ridge", size=size, method=method, n=n, p=p, v=v,
-                            product32=prods["float32"], product64=prods["float64"],
-                            ours=t_ours, peer=t_peer, peer_dtype=peer_dtype))
-            print(f"ridge {size} {method}: X^T Y float32 {prods['float32'] * 1e3:.1f} ms, "
-                  f"float64 {prods['float64'] * 1e3:.1f} ms; ours {t_ours:.3f} s "
-                  f"({t_ours / prods['float32']:.0f} products), peer {t_peer:.3f} s "
-                  f"({t_peer / prods[peer_dtype]:.0f} products in {peer_dtype})")
+            rec[f"product{dtype[-2:]}"] = median_time(lambda xd=xd, yd=yd: xd.T @ yd,
+                                                      repeats).median
+        out.append(rec)
+        print(f"ridge {size}: X^T Y float32 {rec['product32'] * 1e3:.1f} ms, float64 "
+              f"{rec['product64'] * 1e3:.1f} ms")
     return out
 
 
@@ -87,16 +78,15 @@ def rsa(repeats: int = 20) -> list[dict]:
     import brainmodels.rsa as bm
 
     warnings.filterwarnings("ignore")
-    k = 500
-    n = k * (k - 1) // 2
-    rng = np.random.default_rng(0)
-    a, b = rng.random((10, n)), rng.random((10, n))
-    # one read of both inputs: the least any comparison must do
-    read = median_time(lambda: np.add.reduce(a, axis=None) + np.add.reduce(b, axis=None),
-                       repeats).median
     out = []
-    for method in ("cosine", "corr"):
-        ours = median_time(lambda m=method: bm.compare_rdms(a, b, m), repeats).median
+    for k, method in ((k, m) for k in (100, 500) for m in ("cosine", "corr")):
+        n = k * (k - 1) // 2
+        rng = np.random.default_rng(0)
+        a, b = rng.random((10, n)), rng.random((10, n))
+        # one read of both inputs: the least any comparison must do
+        read = median_time(lambda a=a, b=b: np.add.reduce(a, axis=None)
+                           + np.add.reduce(b, axis=None), repeats).median
+        ours = median_time(lambda m=method, a=a, b=b: bm.compare_rdms(a, b, m), repeats).median
         ra, rb = RDMs(a), RDMs(b)
         compare(ra, rb, method=method)
         peer = median_time(lambda m=method, ra=ra, rb=rb: compare(ra, rb, method=m), repeats).median
