@@ -66,8 +66,11 @@ def _centre(Y):
 
 
 def _r2(y, pred):
-    resid = ((y - pred) ** 2).sum(0)
-    total = (_centre(y) ** 2).sum(0)
+    return _r2_from_sums(((y - pred) ** 2).sum(0), (_centre(y) ** 2).sum(0))
+
+
+def _r2_from_sums(resid, total):
+    """1 - resid / total per column; 0 where the column is constant (total 0)."""
     return np.where(total > 0, 1.0 - resid / np.where(total > 0, total, 1.0), 0.0)
 
 
@@ -130,8 +133,7 @@ def loo_scores(U, s, Y, alphas, *, score: str, fit_intercept: bool, dtype):
             fitted -= Yc
             fitted *= scale[:, None]  # minus the LOO residuals
             if score == "r2":
-                sse = np.einsum("ij,ij->j", fitted, fitted)
-                out[i] = np.where(total > 0, 1.0 - sse / np.where(total > 0, total, 1.0), 0.0)
+                out[i] = _r2_from_sums(np.einsum("ij,ij->j", fitted, fitted), total)
             elif score == "neg_mse":
                 out[i] = -np.einsum("ij,ij->j", fitted, fitted) / n
             else:

@@ -97,6 +97,11 @@ def _r2(y, pred):
     """Coefficient of determination per column; 0 where the column of ``y`` is constant."""
     resid = jnp.sum((y - pred) ** 2, axis=0)
     total = jnp.sum((y - jnp.mean(y, axis=0, keepdims=True)) ** 2, axis=0)
+    return _r2_from_sums(resid, total)
+
+
+def _r2_from_sums(resid, total):
+    """1 - resid / total per column; 0 where the column is constant (total 0)."""
     return jnp.where(total > 0, 1.0 - resid / jnp.where(total > 0, total, 1.0), 0.0)
 
 
@@ -195,8 +200,7 @@ def loo_scores_batch(
         resid = Yc - U @ (f[:, None] * B)
         loo = resid / (1.0 - h)[:, None]
         if score == "r2":
-            sse = jnp.sum(loo * loo, axis=0)
-            return jnp.where(total > 0, 1.0 - sse / jnp.where(total > 0, total, 1.0), 0.0)
+            return _r2_from_sums(jnp.sum(loo * loo, axis=0), total)
         return scorer(Yc, Yc - loo)
 
     return lax.map(one, alphas)
