@@ -62,7 +62,7 @@ def test_each_model_writes_the_encode_outputs(model, tmp_path, capsys):
 def test_a_feature_map_file_and_a_constant_voxel(tmp_path, capsys):
     """A 4-D .npy map (grid units); a voxel constant over the training stimuli is not fitted:
     it scores 0 and is marked in model.nc, the others are fitted as usual."""
-    from brainmodels.cli.encode import _split
+    from brainmodels.cli._encode_fit import _split
     from brainmodels.data import save_netcdf
     from brainmodels.datasets import feature_map, make_synthetic_fmri
 
