@@ -17,10 +17,11 @@ open the docstring of the step says what is done here.
 2. *Neurons: betweenness centrality* (:func:`betweenness_prune`; with step 3 in
    :mod:`brainmodels.snn.graph`) of the sparsified, directed graph, with ``1 / |w_ij|`` as the
    length of an edge (a strong synapse is a short path); the most central neurons are kept.
-   ``w_ij`` is the synapse's weight before the ``1 / pi_ij`` reweighting (our choice): that factor makes the sampled matrix unbiased, it is not a
-   strength, and as a path length it would make the least likely (least important) kept
-   synapses the shortest paths and their sparsely connected neurons the most central (measured
-   on a 96-neuron network: centrality then anti-correlates with degree, r = -0.5).
+   ``w_ij`` is the synapse's weight before the ``1 / pi_ij`` reweighting (our choice): that
+   factor makes the sampled matrix unbiased, it is not a strength, and as a path length it
+   would make the least likely (least important) kept synapses the shortest paths and their
+   sparsely connected neurons the most central (measured on a 96-neuron network: centrality
+   then anti-correlates with degree, r = -0.5).
 3. *Eigenvector delocalisation* (:func:`delocalize_eigenvectors`): a few edges are added back
    so that the leading eigenvectors of the pruned weights spread over more neurons (lower
    inverse participation ratio).
