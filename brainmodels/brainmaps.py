@@ -131,7 +131,7 @@ def plot_brain_map(
     axes=None,
     threshold: float | None = None,
     vmax: float | None = None,
-    cmap: str | None = None,
+    cmap: Any = None,
     **kwargs: Any,
 ):
     """Draw a per-voxel map with nilearn on the MNI152 template.
@@ -144,7 +144,8 @@ def plot_brain_map(
         ``"stat"``: orthogonal slices over the template (``nilearn.plotting.plot_stat_map``);
         ``"glass"``: a glass brain (``plot_glass_brain``).
     title, threshold, vmax, cmap
-        Passed to nilearn. ``threshold=None`` hides only the exact zeros outside the voxels.
+        Passed to nilearn (``cmap``: a name or a matplotlib ``Colormap``). ``threshold=None``
+        hides only the exact zeros outside the voxels.
     output_file : path, optional
         Save the figure there (atomically; format from the extension).
     axes : matplotlib Axes, optional

@@ -90,10 +90,12 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.colors import ListedColormap
 
     from brainmodels import brainmaps, kuramoto, rsa, snn, wave_rnn, whitening
     from brainmodels._io import savefig_atomic
     from brainmodels.representations import best_layer_map, plot_model_brain
+    from brainmodels.representations._plots import layer_colors
 
     files: dict[str, Path] = {}
 
@@ -106,10 +108,12 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False,
     best = best_layer_map(result)
     full = np.full(ds.sizes["voxel"], 0.0)
     full[np.searchsorted(ds["voxel"].values, best["voxel"].values)] = best.values + 1.0
-    best.attrs["layers"]
-    fig = brainmaps.plot_brain_map(full, ds, kind="stat", cmap="tab20", vmax=20.0,
-                                   symmetric_cbar=False,
-                                   title="best layer per voxel (index: see the table)")
+    # one colour per layer, the bar chart's; index k (1..n) sits mid-way in its colour's band
+    n_layers = result.sizes["layer"]
+    cmap = ListedColormap(layer_colors(n_layers), name="layers")
+    fig = brainmaps.plot_brain_map(full, ds, kind="stat", cmap=cmap, vmin=0.5,
+                                   vmax=n_layers + 0.5, symmetric_cbar=False,
+                                   title="best layer per voxel (colours: the bar chart's)")
     save(fig, "best_layer")
     r_best = np.zeros(ds.sizes["voxel"])
     r_best[np.searchsorted(ds["voxel"].values, best["voxel"].values)] = \

@@ -25,7 +25,8 @@ _FIGURES = (
      "error bars are 95 % bootstrap intervals over held-out stimuli; grey: noise ceiling; "
      "*: best layer."),
     ("best_layer", "Best layer per voxel (volume)",
-     "Index of the layer whose encoder predicts the voxel best (held-out r >= 0.1)."),
+     "The layer whose encoder predicts the voxel best (held-out r >= 0.1), in its colour of "
+     "the bar chart above."),
     ("best_r_surface", "Best layer's prediction on the fsaverage5 surface",
      "Held-out r of the best layer per voxel, projected onto nilearn's fsaverage5."),
     ("rdms", "RDMs sorted by category",
@@ -66,8 +67,17 @@ def _table(rows: list[dict]) -> str:
 def write_report(path: Path, ds, result, rows: list[dict], figures: dict[str, Path], *,
                  reps=None) -> Path:
     """Write the report atomically; every figure in ``figures`` must exist."""
+    from matplotlib.colors import to_hex
+
+    from brainmodels.representations._plots import layer_colors
+
     layers = [str(x) for x in result["layer"].values]
-    legend = _table([{"index": i + 1, "layer": n} for i, n in enumerate(layers)])
+    rows_html = "".join(
+        f'<tr><td class="num">{i + 1}</td><td><span style="display:inline-block;width:1.6em;'
+        f'height:0.9em;background:{to_hex(c)}"></span></td><td>{html.escape(n)}</td></tr>'
+        for i, (n, c) in enumerate(zip(layers, layer_colors(len(layers)), strict=True)))
+    legend = ("<table><thead><tr><th>index</th><th>colour</th><th>layer</th></tr></thead>"
+              f"<tbody>{rows_html}</tbody></table>")
     return _write(path, ds, result, rows, figures, reps, legend)
 
 

@@ -73,6 +73,7 @@ def compare_to_brain(
     key: PRNGKeyArray,
     encoder=None,
     rsa_method: str = "corr",
+    rsa_over: str = "stimulus",
     rdm_metric: str = "correlation",
     model_metric: str | Mapping[str, str] | None = None,
     rois: list[str] | None = None,
@@ -96,9 +97,10 @@ def compare_to_brain(
       r / ceiling over voxels whose ceiling is at least ``min_ceiling``. The interval is the
       2.5-97.5 % percentile of the median over ``n_bootstrap`` resamples of the test stimuli.
     * **RSA:** on the same held-out stimuli, one data RDM per repeat and ROI (``rdm_metric``).
-      Each layer's RDM is compared with ``rsa_method``, with a bootstrap over stimuli and
-      repeats (:func:`~brainmodels.rsa.compare_models_by_roi`) and the lower/upper noise
-      ceiling.
+      Each layer's RDM is compared with ``rsa_method`` (the mean over the repeats' RDMs),
+      with a percentile interval from a bootstrap over the held-out stimuli
+      (:func:`~brainmodels.rsa.compare_models_by_roi`, ``rsa_over``) and the lower/upper
+      noise ceiling from the repeats.
 
     Parameters
     ----------
@@ -116,6 +118,12 @@ def compare_to_brain(
         cv="loo")``).
     rsa_method : str
         A comparison method of :data:`brainmodels.rsa.COMPARE_METHODS`.
+    rsa_over : {"stimulus", "both"}
+        What the RSA bootstrap resamples. ``"stimulus"`` (default): the held-out stimuli, the
+        repeats held fixed. The repeats are measurements of one subject, not a sample of
+        subjects: resampling them as well (``"both"``, the dual bootstrap) gives a t interval
+        with ``repeats - 1`` degrees of freedom, +-12.7 SE with two repeats, wider than the
+        range of a correlation.
     rdm_metric : str
         The RDM metric of the data (one RDM per repeat) and, by default, of the layers.
     model_metric : str or mapping of layer -> str, optional
@@ -177,6 +185,8 @@ def compare_to_brain(
         raise ValueError("dataset needs a voxel coord 'roi'")
     if not 0.05 <= test_fraction <= 0.5:
         raise ValueError(f"test_fraction must be in [0.05, 0.5], got {test_fraction}")
+    if rsa_over not in ("stimulus", "both"):
+        raise ValueError(f"rsa_over must be 'stimulus' or 'both', got {rsa_over!r}")
     features = stack_layers(reps)
     first = reps if isinstance(reps, xr.Dataset) else next(iter(reps.values()))
     rows = _align(np.asarray(first["stimulus"].values), dataset)  # per sorted stimulus id
@@ -255,7 +265,7 @@ def compare_to_brain(
         metrics = model_metric or rdm_metric
     models = model_rdms({n: features[n][test] for n in names}, metrics)
     rsa, _ = compare_models_by_roi(data_rdms, models, rsa_method, key=k_rsa,
-                                   n_bootstrap=n_bootstrap)
+                                   n_bootstrap=n_bootstrap, over=rsa_over)
     rsa = rsa.sel(model=names)
 
     # the voxels' ROI labels become ``voxel_roi``: ``roi`` is the ROI dim of the scores
@@ -290,7 +300,7 @@ def compare_to_brain(
     out["best_layer_encoding"] = ("roi", [names[i] for i in np.argmax(enc[..., 0], 0)])
     out["best_layer_rsa"] = ("roi", [names[i] for i in np.argmax(out["rsa"].values, 0)])
     out.attrs.update(provenance("compare_to_brain", params={
-        "rsa_method": rsa_method, "rdm_metric": rdm_metric, "test_fraction": test_fraction,
+        "rsa_method": rsa_method, "rsa_over": rsa_over, "rdm_metric": rdm_metric, "test_fraction": test_fraction,
         "n_bootstrap": n_bootstrap, "min_ceiling": min_ceiling, "n_test": int(n_test),
         "banded": banded,
         "n_train": int(train.size), "n_repeats": int(n_rep),

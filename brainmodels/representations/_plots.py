@@ -24,6 +24,14 @@ def best_layer_map(result: xr.DataArray | xr.Dataset, *, min_r: float = 0.1) -> 
     return out
 
 
+def layer_colors(n_layers: int) -> np.ndarray:
+    """The RGBA colour of each layer in :func:`plot_model_brain` (tab10, tab20 past 10 layers,
+    repeating past 20); use it to draw the same layer in the same colour elsewhere."""
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("tab20" if n_layers > 10 else "tab10")(np.arange(n_layers) % 20)
+
+
 def plot_model_brain(result: xr.Dataset, *, title: str | None = None, output_file=None):
     """Encoding (top) and RSA (bottom) scores per ROI and layer, with the noise ceilings.
 
@@ -43,7 +51,7 @@ def plot_model_brain(result: xr.Dataset, *, title: str | None = None, output_fil
     rois = [str(x) for x in result["roi"].values]
     n_l = len(layers)
     width = 0.8 / n_l
-    colors = plt.get_cmap("tab20" if n_l > 10 else "tab10")(np.arange(n_l) % 20)
+    colors = layer_colors(n_l)
     fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.2 * len(rois) + 0.25 * n_l), 7.5),
                              sharex=True, constrained_layout=True)
     panels = (("encoding_r", "encoding_ci_low", "encoding_ci_high", "encoding r (held-out)"),

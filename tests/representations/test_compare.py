@@ -70,6 +70,24 @@ def test_scores_respect_the_ceiling_and_intervals_bracket(result):
     assert result["voxel_r"].dims == ("layer", "voxel") and "voxel_roi" in result.coords
 
 
+def test_rsa_intervals_resample_the_held_out_stimuli(ds, reps, result):
+    """The repeats are measurements of one subject, so the RSA interval is the percentile
+    interval of a bootstrap over held-out stimuli: inside the range of a correlation. The dual
+    bootstrap (``rsa_over="both"``) treats 3 repeats as subjects: a t interval with 2 degrees
+    of freedom (+-4.3 SE), wider on every layer and ROI; it once drew the demo report's RSA
+    error bars past +-1."""
+    assert result.attrs["params"]["rsa_over"] == "stimulus"
+    lo, hi = result["rsa_ci_low"], result["rsa_ci_high"]
+    assert ((-1 <= lo) & (lo <= hi) & (hi <= 1)).all()
+    one = {"gabor": reps["gabor"]}
+    both = compare_to_brain(one, ds, key=jax.random.key(0), n_bootstrap=100, rsa_over="both")
+    assert both["rsa"].equals(result["rsa"].sel(layer=both["layer"]))  # same point estimate
+    width = (hi - lo).sel(layer=both["layer"])
+    assert ((both["rsa_ci_high"] - both["rsa_ci_low"]) > width).all()
+    with pytest.raises(ValueError, match="rsa_over must be 'stimulus' or 'both'"):
+        compare_to_brain(one, ds, key=jax.random.key(0), rsa_over="subject")
+
+
 def test_banded_comparison_gives_each_roi_to_its_layer_when_layers_compete(ds, reps):
     """All three models' layers as the bands of one banded ridge: the held-out R^2 split over
     the layers hands the retinotopic ROIs to the Gabor energies and the category ROIs to the
