@@ -84,6 +84,8 @@ def _akorn_rows() -> list[str]:
         # the authors' evaluation: agglomerative clustering at each image's object count
         model = np.array([r["scores"]["akorn (agglomerative)"] for r in recs], float)
         base = np.array([r["scores"]["baseline (agglomerative)"] for r in recs], float)
+        # no model at all: each patch's mean colour, up-tiled and clustered the same way
+        colour = np.array([r["scores"]["patch colour (agglomerative)"] for r in recs], float)
         word, mean, se = verdict(model - base)
         c = recs[0]["config"] if recs else {}
         setting = (f"Tetrominoes-like {c.get('image_size')} px, {c.get('channels')} ch, "
@@ -91,7 +93,8 @@ def _akorn_rows() -> list[str]:
                    f"CPU" if recs else "`akorn_objects.py --config fair`")
         ours = (f"{_pm(model, 100)} vs {_pm(base, 100)} ({model.size} seeds)"
                 if recs else "-")
-        diff = f"; difference {100 * mean:+.1f} +- {100 * se:.1f}" if recs else ""
+        diff = (f"; difference {100 * mean:+.1f} +- {100 * se:.1f}; patch colour (no model) "
+                f"{_pm(colour, 100)}" if recs else "")
         rows.append(f"| {label}: FG-ARI (%) | {paper_model} vs {paper_base} | {ours}{diff} | "
                     f"{setting} | {word} |")
     return rows
