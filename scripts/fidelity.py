@@ -70,11 +70,13 @@ def verdict(diffs: np.ndarray, direction: int = 1) -> tuple[str, float, float]:
     return "inconclusive (within 2 SE of zero)", mean, se
 
 
-def _pm(values: np.ndarray, scale: float = 1.0) -> str:
+def _pm(values: np.ndarray, scale: float = 1.0, sign: bool = False) -> str:
     if values.size == 0:
         return "-"
-    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
-    return f"{scale * values.mean():.1f} +- {scale * se:.1f}"
+    if values.size == 1:  # no spread from one seed
+        return f"{scale * values[0]:{'+' if sign else ''}.1f}"
+    se = values.std(ddof=1) / np.sqrt(values.size)
+    return f"{scale * values.mean():{'+' if sign else ''}.1f} +- {scale * se:.1f}"
 
 
 def _akorn_rows() -> list[str]:
@@ -91,9 +93,9 @@ def _akorn_rows() -> list[str]:
         setting = (f"Tetrominoes-like {c.get('image_size')} px, {c.get('channels')} ch, "
                    f"{c.get('steps')} steps x {c.get('batch')}, T {c.get('T')}, EMA, "
                    f"CPU" if recs else "`akorn_objects.py --config fair`")
-        ours = (f"{_pm(model, 100)} vs {_pm(base, 100)} ({model.size} seeds)"
-                if recs else "-")
-        diff = (f"; difference {100 * mean:+.1f} +- {100 * se:.1f}; patch colour (no model) "
+        seeds = f"{model.size} seed{'s' if model.size > 1 else ''}"
+        ours = f"{_pm(model, 100)} vs {_pm(base, 100)} ({seeds})" if recs else "-"
+        diff = (f"; difference {_pm(model - base, 100, sign=True)}; patch colour (no model) "
                 f"{_pm(colour, 100)}" if recs else "")
         rows.append(f"| {label}: FG-ARI (%) | {paper_model} vs {paper_base} | {ours}{diff} | "
                     f"{setting} | {word} |")
