@@ -518,7 +518,9 @@ def main(argv=None) -> int:
                   "python benchmarks/_records.py", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
+    from brainmodels._io import write_text_atomic
+
+    write_text_atomic(README, new)
     return 0
 
 

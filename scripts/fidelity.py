@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from brainmodels._io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -177,8 +178,8 @@ def collect() -> None:
     RESULTS.mkdir(exist_ok=True)
     for name, src in SOURCES.items():
         path = ROOT / src
-        if path.exists():
-            shutil.copyfile(path, RESULTS / name)
+        if path.exists():  # a reader never sees half a file
+            write_text_atomic(RESULTS / name, path.read_text())
             print(f"{src} -> results/{name}")
 
 
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
                   "scripts/fidelity.py", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
+    write_text_atomic(README, new)
     return 0
 
 
