@@ -57,8 +57,8 @@ from brainmodels._outputs import (
 __all__ = ["atomic_path", "write_text_atomic", "savefig_atomic", "output_dir", "OutputDir",
            "read_manifest", "MANIFEST_NAME", "OutputFolderError", "OutputFolderBusy"]
 
-#: Fault injection for the tests (``file:N``, ``commit``, ``swap``, ``cleanup``): the process
-#: sends itself SIGINT at that point.
+#: Fault injection for the tests (``mkdtemp``, ``enter``, ``file:N``, ``commit``, ``swap``,
+#: ``cleanup``): the process sends itself SIGINT at that point.
 _FAULT_ENV = "BRAINMODELS_FAULT_INJECT"
 _files_written = 0
 
@@ -216,11 +216,26 @@ class OutputDir:
             self._lock = acquire_lock(self.real, self.out)
             recover(self.real)
             self._check_replaceable(self._classify())
-            self.path = Path(tempfile.mkdtemp(prefix=f".{self.real.name}.", suffix=TMP_SUFFIX,
-                                              dir=self.real.parent))
-        except BaseException:
+            # a signal while the temporary folder is made waits until self.path names it, so
+            # that the folder is never left behind
+            with signals_deferred() as received:
+                self.path = Path(tempfile.mkdtemp(prefix=f".{self.real.name}.",
+                                                  suffix=TMP_SUFFIX, dir=self.real.parent))
+                _fault("mkdtemp")
+            for sig in received:
+                signal.raise_signal(sig)
+            _fault("enter")
+        except BaseException as err:
+            if self.path != self.real:
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.path = self.real
+            existed = self.real.exists()
             self._release()
             self._remove_created()
+            if not isinstance(err, OutputFolderError):  # those say what was left already
+                note_outcome(err, f"{self.out} is unchanged (no partial output was written)"
+                             if existed else f"no output was written ({self.out} was not "
+                             "created)")
             raise
         return self
 

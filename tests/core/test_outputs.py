@@ -272,7 +272,8 @@ def test_command_rerun_replaces_its_previous_output(old, capsys):
     _no_leftovers(old.parent)
 
 
-@pytest.mark.parametrize("point,finished", [("file:1", False), ("file:3", False),
+@pytest.mark.parametrize("point,finished", [("mkdtemp", False), ("enter", False),
+                                            ("file:1", False), ("file:3", False),
                                             ("commit", False), ("swap", True),
                                             ("cleanup", True)])
 def test_interrupt_at_every_stage(old, point, finished, monkeypatch, capsys):
