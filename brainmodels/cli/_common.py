@@ -68,11 +68,40 @@ def load_npy(path, what: str):
         raise ValueError(f"{what} {path} is not a readable .npy array: {err}") from err
 
 
+#: Off a terminal (a log file, a batch job, a notebook) a progress bar is one line per this
+#: many seconds, the first after as long: commands shorter than this print nothing.
+LOG_INTERVAL = 60.0
+
+
+class _Lines:
+    """A stream for tqdm off a terminal: each refresh is written as one whole line, so that a
+    log reads ``train: 40%|####      | 1200/3000 [08:00<12:00, 2.50it/s]`` line by line
+    instead of carriage returns; the blank refresh that clears the bar is dropped."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def progress(iterable=None, *, total=None, desc: str = "", disable: bool | None = None):
-    """A tqdm progress bar on stderr (silenced when stderr is not a terminal unless forced)."""
-    if disable is None:
-        disable = not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr,
+    """A tqdm progress bar on stderr.
+
+    On a terminal it is redrawn in place. Off one (``disable=None``: a log file, a batch job)
+    it is a plain line every :data:`LOG_INTERVAL` seconds, the first after that long, so a
+    long run can be followed with ``tail -f`` and a short one stays silent. ``disable=True``
+    silences it; ``disable=False`` forces the redrawn bar.
+    """
+    if disable is None and not sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, file=_Lines(sys.stderr), ascii=True,
+                    ncols=100, mininterval=LOG_INTERVAL, delay=LOG_INTERVAL, leave=False)
+    return tqdm(iterable, total=total, desc=desc, disable=bool(disable), file=sys.stderr,
                 dynamic_ncols=True, leave=False)
 
 
