@@ -19,12 +19,9 @@ to_nifti, save_nifti, plot_brain_map
     Per-voxel results back onto the brain (re-exported from brainmodels.brainmaps).
 """
 
-from brainmodels.encoders.attention import AttentionRoutingEncoder, plot_attention
 from brainmodels.encoders.banded import BandedRidgeEncoder, variance_partitioning
 from brainmodels.encoders.delays import Delayer, reshape_by_delays, zscore_runs
-from brainmodels.encoders.factorized import FactorizedReadout
 from brainmodels.encoders.feature_spaces import band_candidates, stack_feature_spaces
-from brainmodels.encoders.in_context import InContextEncoder
 from brainmodels.encoders.maps import plot_brain_map, save_nifti, to_nifti
 from brainmodels.encoders.ridge import CV_STRATEGIES, SOLVERS, RidgeEncoder, kfold_splits
 from brainmodels.encoders.scoring import (
@@ -41,6 +38,31 @@ from brainmodels.encoders.scoring import (
     repeats_from_trials,
     roi_summary,
 )
+
+#: The gradient-trained encoders need flax and optax, which ridge users need not import: they
+#: are loaded on first use (``from brainmodels.encoders import AttentionRoutingEncoder`` works
+#: as before).
+_LAZY = {
+    "AttentionRoutingEncoder": "brainmodels.encoders.attention",
+    "plot_attention": "brainmodels.encoders.attention",
+    "FactorizedReadout": "brainmodels.encoders.factorized",
+    "InContextEncoder": "brainmodels.encoders.in_context",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AttentionRoutingEncoder",
