@@ -8,8 +8,10 @@ Each profile runs the missed case and splits its time into parts a reader can ch
   sweep's fits;
 * ``rsa``: compare_rdms at 100 and 500 conditions (10 x 10 RDMs): the time of one read of the inputs
   (a sum over them, memory bound) against both sides' warm times, and our time by function;
-* ``snn``: Brunel A at full size (10,000 neurons, 1 s): our run split by removing parts (the
-  recurrent projections; the Poisson drive), brian2 cython's run split by its own profiler;
+* ``snn``: Brunel A at full size (10,000 neurons, 1 s), CUBA and COBA at 4,000: our run
+  split into parts (Brunel: removing the recurrent projections, then the Poisson drive; CUBA,
+  COBA: the spike recording and the loop floor), brian2 cython's run split by its own
+  profiler;
 * ``kuramoto``: N = 10^4 mean field: the sines and cosines alone (four of each per oscillator
   and RK4 step) against the whole run, on both sides, float32.
 
@@ -110,26 +112,45 @@ def rsa(repeats: int = 20) -> list[dict]:
 
 
 def snn(repeats: int = 3) -> list[dict]:
+    """Brunel A at 10,000 neurons and CUBA and COBA at 4,000 (1 s each, dt 0.1 ms): ours
+    split by removing one part at a time, brian2 cython's by its own profiler."""
+    from brainmodels import snn as bsnn
+
+    return [_snn_one("Brunel A 10,000 LIF, 1 s", bsnn.brunel(g=5.0, eta=2.0, seed=0,
+                                                           n_exc=8000), repeats),
+            _snn_one("CUBA 4,000 LIF, 1 s", bsnn.cuba(seed=0, n=4000), repeats),
+            _snn_one("COBA 4,000 LIF, 1 s", bsnn.coba(seed=0, n=4000), repeats)]
+
+
+def _snn_one(label: str, net, repeats: int) -> dict:
     import dataclasses
 
     import jax
 
     from brainmodels import snn as bsnn
 
-    net = bsnn.brunel(g=5.0, eta=2.0, seed=0, n_exc=8000)
     key = jax.random.key(0)
-    parts = {"whole network": net,
-             "without the recurrent projections": dataclasses.replace(net, projections=()),
-             "without projections and drive": dataclasses.replace(net, projections=(),
-                                                                  inputs=())}
+    if net.inputs:  # Brunel: the drive can be removed, and the rest stays quiet
+        parts = {"whole network": (net, None),
+                 "without the recurrent projections": (dataclasses.replace(net, projections=()),
+                                                       None),
+                 "without projections and drive": (dataclasses.replace(net, projections=(),
+                                                                       inputs=()), None)}
+    else:  # CUBA, COBA: self-sustained; without their synapses they fire far more, so the
+        # parts are the spike recording and the loop's floor (a 40-neuron copy, no synapses)
+        small = dataclasses.replace(bsnn.cuba(seed=0, n=40), projections=())
+        parts = {"whole network": (net, None),
+                 "without spike recording": (net, bsnn.Recording(spikes=False)),
+                 "loop floor": (small, bsnn.Recording(spikes=False))}
     ours = {}
-    for name, variant in parts.items():
-        def run(variant=variant):
-            return bsnn.simulate(variant, 1000.0, 0.1, key=key if variant.inputs else None)
+    for name, (variant, recording) in parts.items():
+        def run(variant=variant, recording=recording):
+            return bsnn.simulate(variant, 1000.0, 0.1, key=key if variant.inputs else None,
+                                 recording=recording)
 
         run()
         ours[name] = median_time(run, repeats).median
-        print(f"snn brainmodels float32, Brunel A 10,000, {name}: {ours[name]:.2f} s")
+        print(f"snn brainmodels float32, {label}, {name}: {ours[name]:.2f} s")
     # brian2 cython, its own profiler (time per code object)
     import brian2 as b2
 
@@ -149,10 +170,9 @@ def snn(repeats: int = 3) -> list[dict]:
                 "neuron update, threshold, reset" if name.startswith("pop_") else
                 "spike recording" if name.startswith("spikemonitor") else "other")
         groups[kind] = groups.get(kind, 0.0) + float(t)
-    print("snn brian2 cython, Brunel A 10,000 (profiler): total "
+    print(f"snn brian2 cython, {label} (profiler): total "
           f"{total:.2f} s; " + ", ".join(f"{k} {v:.2f} s" for k, v in groups.items()))
-    return [dict(topic="snn", network="Brunel A 10,000 LIF, 1 s", ours=ours,
-                 brian2_total=total, brian2=groups)]
+    return dict(topic="snn", network=label, ours=ours, brian2_total=total, brian2=groups)
 
 
 def kuramoto(repeats: int = 3) -> list[dict]:
