@@ -94,8 +94,7 @@ def figures(ds, reps, result, out: Path, *, seed: int, small: bool = False,
 
     from brainmodels import brainmaps, kuramoto, rsa, snn, wave_rnn, whitening
     from brainmodels._io import savefig_atomic
-    from brainmodels.representations import best_layer_map, plot_model_brain
-    from brainmodels.representations._plots import layer_colors
+    from brainmodels.representations import best_layer_map, layer_colors, plot_model_brain
 
     files: dict[str, Path] = {}
 

@@ -69,7 +69,7 @@ def write_report(path: Path, ds, result, rows: list[dict], figures: dict[str, Pa
     """Write the report atomically; every figure in ``figures`` must exist."""
     from matplotlib.colors import to_hex
 
-    from brainmodels.representations._plots import layer_colors
+    from brainmodels.representations import layer_colors
 
     layers = [str(x) for x in result["layer"].values]
     rows_html = "".join(

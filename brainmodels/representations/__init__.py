@@ -5,7 +5,8 @@ a whitening circuit, a Kuramoto grid, the Gabor-energy and random-feature baseli
 precomputed arrays) and some images into an xarray Dataset with one variable per layer,
 ``(stimulus, [sample,] [time,] feature_<layer>)``. :func:`compare_to_brain` scores every layer
 against every ROI of an fMRI dataset by voxelwise encoding and by RSA, with noise ceilings, and
-:func:`plot_model_brain` draws the result.
+:func:`plot_model_brain` draws the result (:func:`layer_colors`: its colour of each layer, for
+drawing the same layers elsewhere).
 
 This package is the one place where models meet data (DESIGN.md, layering): it imports the
 model families, the encoders and the datasets; none of them imports it.
@@ -20,10 +21,10 @@ from brainmodels.representations._baselines import (
 )
 from brainmodels.representations._compare import compare_to_brain, stack_layers
 from brainmodels.representations._core import layer_matrix, layers_of, register, representations
-from brainmodels.representations._plots import best_layer_map, plot_model_brain
+from brainmodels.representations._plots import best_layer_map, layer_colors, plot_model_brain
 
 __all__ = [
     "representations", "register", "layer_matrix", "layers_of", "stack_layers",
     "GaborEnergy", "RandomFeatures", "WhiteningCircuit", "KuramotoGrid",
-    "compare_to_brain", "plot_model_brain", "best_layer_map",
+    "compare_to_brain", "plot_model_brain", "best_layer_map", "layer_colors",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_model_brain", "best_layer_map"]
+__all__ = ["plot_model_brain", "best_layer_map", "layer_colors"]
 
 
 def best_layer_map(result: xr.DataArray | xr.Dataset, *, min_r: float = 0.1) -> xr.DataArray:
