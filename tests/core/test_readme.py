@@ -92,6 +92,11 @@ def test_fidelity_verdicts():
     assert fidelity.verdict(np.array([0.10, 0.12, 0.11]), direction=-1)[0] == \
         "not reproduced (reversed)"
     assert fidelity.verdict(np.array([0.1, -0.1, 0.05, -0.02]))[0].startswith("inconclusive")
+    # 3 seeds: the threshold is t(2) = 4.30 SE, not 2 SE; mean 1, SE 1/3 -> 3 SE: inconclusive
+    diffs = np.array([1.0, 1.0 - 1 / np.sqrt(3), 1.0 + 1 / np.sqrt(3)])
+    assert np.isclose(diffs.std(ddof=1) / np.sqrt(3), 1 / 3)
+    assert fidelity.verdict(diffs)[0] == "inconclusive (the 95 % interval, +-4.30 SE, contains zero)"
+    assert fidelity.verdict(diffs / 2 + 1)[0] == "reproduced"  # mean 1.5, SE 1/6: 9 SE
 
 
 def test_readme_benchmark_tables_are_generated_from_the_records():
