@@ -68,8 +68,9 @@ def register(sub) -> None:
                         help="bootstrap samples (default 1000)")
     parser.add_argument("--over", default="auto", choices=["auto", "both", "stimulus", "subject"],
                         help="what the bootstrap resamples: stimuli, folds ('subject') or both "
-                             "with the dual-bootstrap correction (default auto: both where an "
-                             "ROI has >= 2 folds)")
+                             "with the dual-bootstrap correction (default auto: both where the "
+                             "folds are subjects, --folds subject or participant, with >= 2 of "
+                             "them; else stimuli, the folds held fixed)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_out_argument(parser, "rsa_output")
     add_seed_argument(parser)
@@ -113,6 +114,8 @@ def _header(args, data, metrics: dict, result) -> str:
     import numpy as np
     from scipy import stats
 
+    from brainmodels.rsa.roi import default_over
+
     folds = int(data.sizes.get("fold", 1))
     lines = [f"data RDMs: {args.metric} distance per ROI and fold ({folds} folds of "
              f"'{args.folds}')",
@@ -120,7 +123,7 @@ def _header(args, data, metrics: dict, result) -> str:
              + ("  [auto: euclidean where a model has constant rows]"
                 if args.model_metric == "auto" and "euclidean" in metrics.values() else ""),
              f"comparison: {args.method}; {args.n_bootstrap} bootstrap samples"]
-    over = args.over if args.over != "auto" else ("both" if folds >= 2 else "stimulus")
+    over = args.over if args.over != "auto" else default_over(data)
     if over == "both":
         df = min(folds, data.sizes["condition_a"]) - 1
         mult = float(stats.t.ppf(0.975, df))
@@ -129,7 +132,11 @@ def _header(args, data, metrics: dict, result) -> str:
             f"SE (Schuett et al. 2023) with {df} degrees of freedom, i.e. +-{mult:.2f} SE; with "
             f"few folds it is wide: --over stimulus treats the folds as fixed")
     else:
-        lines.append(f"interval: 95 % bootstrap percentile interval over {over}s")
+        what = {"stimulus": "stimuli", "subject": "folds (as subjects)"}[over]
+        lines.append(f"interval: 95 % bootstrap percentile interval over {what}"
+                     + (f" ({folds} folds of '{args.folds}' held fixed; --over both also "
+                        "resamples them as subjects)" if over == "stimulus" and folds >= 2
+                        else ""))
     ceiling = result["noise_ceiling_lower"].values if "noise_ceiling_lower" in result else None
     if ceiling is not None and np.all(np.isfinite(ceiling)):
         lines.append("noise ceiling: each fold's RDM against the pool of the other folds "

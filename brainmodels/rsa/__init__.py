@@ -29,7 +29,7 @@ from brainmodels.rsa.inference import (
 )
 from brainmodels.rsa.plots import mds, plot_mds, plot_model_comparison, plot_rdm
 from brainmodels.rsa.rdm import RDM_METRICS, noise_precision, rdm
-from brainmodels.rsa.roi import compare_models_by_roi, model_rdms, roi_rdms
+from brainmodels.rsa.roi import compare_models_by_roi, default_over, model_rdms, roi_rdms
 from brainmodels.rsa.shape import SHAPE_GROUPS, SHAPE_SCORES, pairwise_distances, shape_distance
 from brainmodels.rsa.stochastic import (
     STOCHASTIC_METHODS,
@@ -46,5 +46,5 @@ __all__ = [
     "bootstrap_compare", "permutation_test", "noise_ceiling", "model_comparison_table",
     "pool_rdms", "BOOTSTRAP_METHODS",
     "plot_rdm", "plot_mds", "plot_model_comparison", "mds",
-    "roi_rdms", "model_rdms", "compare_models_by_roi",
+    "roi_rdms", "model_rdms", "compare_models_by_roi", "default_over",
 ]

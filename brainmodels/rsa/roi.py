@@ -120,6 +120,19 @@ def model_rdms(models: Mapping[str, ArrayLike],
                                          units="dissimilarity"))
 
 
+#: fold coordinates whose values are a sample of a population (resampled by default)
+SUBJECT_FOLDS = ("subject", "participant")
+
+
+def default_over(data_rdms: xr.DataArray) -> str:
+    """What :func:`compare_models_by_roi` resamples by default: ``"both"`` (stimuli and
+    folds) where the data RDMs come from >= 2 folds that are subjects (``roi_rdms``'s
+    ``folds`` named in :data:`SUBJECT_FOLDS`), else ``"stimulus"`` (folds held fixed)."""
+    folds = data_rdms.attrs.get("params", {}).get("folds")
+    n = data_rdms.sizes.get("fold", 1)
+    return "both" if n >= 2 and folds in SUBJECT_FOLDS else "stimulus"
+
+
 def compare_models_by_roi(
     data_rdms: xr.DataArray,
     models: xr.DataArray,
@@ -133,8 +146,13 @@ def compare_models_by_roi(
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Bootstrap comparison of every model with every ROI.
 
-    ``over`` is passed to :func:`~brainmodels.rsa.bootstrap_compare` (default: ``"both"``
-    where an ROI has >= 2 data RDMs, else ``"stimulus"``), as are ``groups`` of conditions.
+    ``over`` is passed to :func:`~brainmodels.rsa.bootstrap_compare`, as are ``groups`` of
+    conditions. By default (:func:`default_over`) the folds are resampled too (``"both"``,
+    the dual bootstrap with its t interval) only when they are subjects (``roi_rdms(...,
+    folds="subject")`` or ``"participant"``), since only then are they a sample of a
+    population; folds that are repeats or runs of one subject are held fixed
+    (``"stimulus"``). Two repeats resampled as if they were subjects give a t interval with
+    one degree of freedom: +-12.7 SE.
     Returns the results (``evaluation (roi, model)``, ``ci_low``, ``ci_high``, ``se``,
     ``noise_ceiling_lower/upper (roi)`` when there are >= 2 folds) and a tidy table.
     """
@@ -146,7 +164,7 @@ def compare_models_by_roi(
     iterator = progress(range(len(rois))) if progress is not None else range(len(rois))
     for r in iterator:
         data = data_rdms.isel(roi=r).values
-        how = over if over is not None else ("both" if data.shape[0] >= 2 else "stimulus")
+        how = over if over is not None else default_over(data_rdms)
         res = bootstrap_compare(models.values, data, method, key=keys[r],
                                 n_bootstrap=n_bootstrap, over=how, groups=groups,
                                 model_names=[str(m) for m in models["model"].values])

@@ -113,16 +113,49 @@ def test_cli_rsa_end_to_end(tmp_path, capsys):
     assert a.loc["true", "ci_low"] > 0
     res = load_netcdf(out / "results.nc")
     assert res["evaluation"].dims == ("roi", "model")
-    assert "true" in capsys.readouterr().out
-    # stimuli only: same evaluations, narrower intervals than the dual bootstrap's t interval
+    header = capsys.readouterr().out
+    assert "true" in header
+    # the folds are repeats of one subject: held fixed by default, and said so
+    assert "percentile interval over stimuli" in header and "held fixed" in header
+    # the dual bootstrap on request: same evaluations, a wider t interval
     code = main(["rsa", "--data", str(tmp_path / "data.nc"), "--models",
                  f"true,{tmp_path / 'noise.npy'}", "--n-bootstrap", "100", "--out",
-                 str(tmp_path / "stim"), "--no-plots", "--over", "stimulus"])
+                 str(tmp_path / "both"), "--no-plots", "--over", "both"])
     assert code == 0
-    stim = pd.read_csv(tmp_path / "stim" / "table.csv").set_index(["roi", "model"])
-    both = table.set_index(["roi", "model"])
+    assert "t interval" in capsys.readouterr().out
+    both = pd.read_csv(tmp_path / "both" / "table.csv").set_index(["roi", "model"])
+    stim = table.set_index(["roi", "model"])
     np.testing.assert_allclose(stim.evaluation, both.evaluation, atol=1e-6)
     assert np.all(stim.ci_high - stim.ci_low <= both.ci_high - both.ci_low + 1e-9)
+    assert np.all(stim.ci_high - stim.ci_low < both.ci_high - both.ci_low)
+
+
+def test_folds_are_resampled_by_default_only_when_they_are_subjects():
+    """Repeats of one subject are held fixed (a percentile interval over stimuli); subjects
+    are a sample of a population, so the default resamples them too (the dual bootstrap),
+    exactly as ``over="both"`` does with the same key."""
+    from brainmodels.rsa import compare_models_by_roi, default_over, model_rdms, roi_rdms
+
+    ds = _tiny_dataset(np.random.default_rng(5))
+    ds = ds.assign_coords(subject=("trial", ds["repeat"].values))
+    models = model_rdms({"true": ds["features_true"].values,
+                         "noise": np.random.default_rng(6).standard_normal((16, 4))})
+    by_repeat, by_subject = roi_rdms(ds, folds="repeat"), roi_rdms(ds, folds="subject")
+    np.testing.assert_array_equal(by_repeat.values, by_subject.values)  # same RDMs
+    assert default_over(by_repeat) == "stimulus" and default_over(by_subject) == "both"
+    assert default_over(roi_rdms(ds.assign_coords(subject=("trial", np.zeros(48, int))),
+                                 folds="subject")) == "stimulus"  # one subject: nothing to draw
+    key = jax.random.key(0)
+    runs = {name: compare_models_by_roi(data, models, key=key, n_bootstrap=100, over=over)[0]
+            for name, data, over in [("repeat", by_repeat, None), ("stimulus", by_repeat,
+                                     "stimulus"), ("subject", by_subject, None),
+                                     ("both", by_repeat, "both")]}
+    for a, b in [("repeat", "stimulus"), ("subject", "both")]:
+        for var in ("evaluation", "ci_low", "ci_high", "se"):
+            np.testing.assert_array_equal(runs[a][var].values, runs[b][var].values)
+    width = {k: (r["ci_high"] - r["ci_low"]).values for k, r in runs.items()}
+    assert np.all(width["repeat"] < width["subject"])  # 2 degrees of freedom: a wide t interval
+    assert np.all(width["repeat"] <= 2)
 
 
 def test_cli_rsa_bad_model_is_a_clean_error(tmp_path, capsys):
@@ -142,7 +175,7 @@ def test_cli_rsa_defaults_find_the_true_model_and_say_what_they_did(tmp_path, ca
     assert code == 0
     out = capsys.readouterr().out
     assert "retinotopic (correlation)" in out and "category (euclidean)" in out
-    assert "2 degrees of freedom, i.e. +-4.30 SE" in out
+    assert "percentile interval over stimuli (3 folds of 'repeat' held fixed" in out
     for png in ("rdms.png", "model_comparison.png"):  # an RDM for every ROI, not only the first
         assert (tmp_path / "o" / png).read_bytes()[:4] == b"\x89PNG"
     table = pd.read_csv(tmp_path / "o" / "table.csv")
