@@ -104,6 +104,11 @@ def _akorn_rows() -> list[str]:
         ours = f"{_pm(model, 100)} vs {_pm(base, 100)} ({seeds})" if recs else "-"
         diff = (f"; difference {_pm(model - base, 100, sign=True)}; patch colour (no model) "
                 f"{_pm(colour, 100)}" if recs else "")
+        if word.startswith(("reproduced", "not reproduced")):  # what was and was not
+            below = 100 * model.mean() < paper_model and 100 * base.mean() < paper_base
+            word += (f": the ordering; margin {100 * mean:+.1f} against the paper's "
+                     f"{paper_model - paper_base:+.1f}"
+                     + (", both models below the paper's values" if below else ""))
         rows.append(f"| {label}: FG-ARI (%) | {paper_model} vs {paper_base} | {ours}{diff} | "
                     f"{setting} | {word} |")
     return rows
