@@ -162,9 +162,9 @@ def compare_models_by_roi(
     rois = list(data_rdms["roi"].values)
     keys = jax.random.split(key, len(rois))
     iterator = progress(range(len(rois))) if progress is not None else range(len(rois))
+    how = over if over is not None else default_over(data_rdms)  # the same for every ROI
     for r in iterator:
         data = data_rdms.isel(roi=r).values
-        how = over if over is not None else default_over(data_rdms)
         res = bootstrap_compare(models.values, data, method, key=keys[r],
                                 n_bootstrap=n_bootstrap, over=how, groups=groups,
                                 model_names=[str(m) for m in models["model"].values])
